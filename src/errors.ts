@@ -1,0 +1,59 @@
+/**
+ * The one error family of the service. Services throw these; `app.ts` maps them to HTTP in one place.
+ * Messages are shown to the client, so they name the problem and never contain a secret.
+ */
+export class ServiceError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** 400: the input is not acceptable (names the field or value at fault). */
+export class InvalidError extends ServiceError {
+  constructor(message: string) {
+    super(400, 'invalid', message);
+  }
+}
+
+/** 401: missing or wrong credentials. Also used for unknown passes on Apple's endpoints, as Apple asks. */
+export class UnauthorizedError extends ServiceError {
+  constructor(message = 'Missing or wrong authorization') {
+    super(401, 'unauthorized', message);
+  }
+}
+
+/** 403: a credential that is present but not valid for this request (e.g. a tampered download link). */
+export class ForbiddenError extends ServiceError {
+  constructor(message: string) {
+    super(403, 'forbidden', message);
+  }
+}
+
+export class NotFoundError extends ServiceError {
+  constructor(message: string) {
+    super(404, 'not_found', message);
+  }
+}
+
+export class ConflictError extends ServiceError {
+  constructor(message: string) {
+    super(409, 'conflict', message);
+  }
+}
+
+/** 410: something that existed and is gone for good (e.g. an expired download link). */
+export class GoneError extends ServiceError {
+  constructor(message: string) {
+    super(410, 'gone', message);
+  }
+}
+
+/** A problem that stops the process from starting (configuration, certificates, templates). */
+export class StartupError extends Error {
+  override name = 'StartupError';
+}
