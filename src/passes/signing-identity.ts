@@ -1,0 +1,269 @@
+import { createPrivateKey, type KeyObject, randomBytes, X509Certificate } from 'node:crypto';
+import { access, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import forge from 'node-forge';
+import { StartupError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import {
+  DEV_PASS_TYPE_IDENTIFIER,
+  DEV_TEAM_IDENTIFIER,
+  generateDevelopmentIdentity,
+} from './dev-identity.js';
+
+/** The identity every pass is signed with: Apple's Pass Type ID certificate, its key and the WWDR intermediate. */
+export interface SigningIdentity {
+  /** PEM of the Pass Type ID certificate. */
+  signerCert: string;
+  /** PEM private key (may be encrypted; then signerKeyPassphrase decrypts it). */
+  signerKey: string;
+  signerKeyPassphrase?: string;
+  /** PEM of Apple's WWDR intermediate (or the development CA). */
+  wwdr: string;
+  /** From the certificate subject's UID. */
+  passTypeIdentifier: string;
+  /** From the certificate subject's OU. */
+  teamIdentifier: string;
+  /** True for the generated development identity, whose passes do not install on real devices. */
+  isDevelopment: boolean;
+  notAfter: Date;
+}
+
+export interface SigningIdentityOptions {
+  /** Holds signerCert.pem, signerKey.pem and wwdr.pem. */
+  certificatesDir: string;
+  /** Where a development identity is generated and kept. */
+  dataDir: string;
+  signerKeyPassphrase?: string;
+  /** Configured PASS_TYPE_IDENTIFIER; must agree with the certificate's UID if given. */
+  passTypeIdentifier?: string;
+  /** Configured TEAM_IDENTIFIER; must agree with the certificate's OU if given. */
+  teamIdentifier?: string;
+  /** NODE_ENV=production: refuse a development identity. */
+  production: boolean;
+  log: Logger;
+}
+
+const FILE_NAMES = ['signerCert.pem', 'signerKey.pem', 'wwdr.pem'] as const;
+/** Apple's certificates last a year; a month's notice leaves time to renew before passes stop updating. */
+const RENEWAL_WARNING_MS = 30 * 24 * 3600 * 1000;
+const HELP = 'See certificates.example/README.md for how to obtain and convert them.';
+
+export async function loadSigningIdentity(o: SigningIdentityOptions): Promise<SigningIdentity> {
+  const present = await presentFiles(o.certificatesDir);
+  if (present.length === FILE_NAMES.length) {
+    const identity = await readIdentity(o.certificatesDir, o.signerKeyPassphrase, false);
+    assertConfiguredIdsAgree(identity, o);
+    o.log.info(
+      {
+        passTypeIdentifier: identity.passTypeIdentifier,
+        teamIdentifier: identity.teamIdentifier,
+        notAfter: identity.notAfter.toISOString(),
+      },
+      'Signing identity loaded',
+    );
+    if (identity.notAfter.getTime() - Date.now() < RENEWAL_WARNING_MS) {
+      o.log.warn(
+        { notAfter: identity.notAfter.toISOString() },
+        'signerCert.pem expires soon: renew it at Apple',
+      );
+    }
+    return identity;
+  }
+  if (present.length > 0) {
+    const missing = FILE_NAMES.filter((name) => !present.includes(name));
+    throw new StartupError(
+      `CERTIFICATES_DIR (${o.certificatesDir}) is incomplete: missing ${missing.join(', ')}. ` +
+        `A signing identity needs signerCert.pem, signerKey.pem and wwdr.pem. ${HELP}`,
+    );
+  }
+  if (o.production) {
+    throw new StartupError(
+      `No signing certificates in CERTIFICATES_DIR (${o.certificatesDir}): expected signerCert.pem, ` +
+        'signerKey.pem and wwdr.pem. NODE_ENV=production refuses the generated development identity, ' +
+        `because passes signed with it do not install on real devices. ${HELP}`,
+    );
+  }
+  return loadDevelopmentIdentity(o);
+}
+
+async function presentFiles(dir: string): Promise<string[]> {
+  const checks = await Promise.all(
+    FILE_NAMES.map((name) =>
+      access(join(dir, name)).then(
+        () => name,
+        () => undefined,
+      ),
+    ),
+  );
+  return checks.filter((name): name is (typeof FILE_NAMES)[number] => name !== undefined);
+}
+
+/** Reads and checks the three PEM files of a folder. Throws StartupError naming the file at fault. */
+async function readIdentity(
+  dir: string,
+  passphrase: string | undefined,
+  isDevelopment: boolean,
+): Promise<SigningIdentity> {
+  const [signerCert, signerKey, wwdr] = await Promise.all([
+    readFile(join(dir, 'signerCert.pem'), 'utf8'),
+    readFile(join(dir, 'signerKey.pem'), 'utf8'),
+    readFile(join(dir, 'wwdr.pem'), 'utf8'),
+  ]);
+  const cert = parseCertificate(signerCert, 'signerCert.pem');
+  const wwdrCert = parseCertificate(wwdr, 'wwdr.pem');
+  const key = parsePrivateKey(signerKey, passphrase);
+
+  if (!cert.checkPrivateKey(key)) {
+    throw new StartupError('signerKey.pem is not the private key of signerCert.pem.');
+  }
+  // Wallet checks the chain signer → WWDR → Apple root: a wrong WWDR generation (e.g. G1 instead of G4) fails.
+  if (!cert.checkIssued(wwdrCert) || !cert.verify(wwdrCert.publicKey)) {
+    throw new StartupError(
+      `signerCert.pem was not issued by wwdr.pem (certificate issuer: ${oneLine(cert.issuer)}; ` +
+        `wwdr.pem subject: ${oneLine(wwdrCert.subject)}). Download the WWDR intermediate that issued it. ${HELP}`,
+    );
+  }
+  const notAfter = new Date(cert.validTo);
+  if (notAfter.getTime() <= Date.now()) {
+    throw new StartupError(
+      `signerCert.pem expired on ${notAfter.toISOString()}: Wallet rejects passes signed with it. ` +
+        `Create a new certificate for the Pass Type ID. ${HELP}`,
+    );
+  }
+  const { passTypeIdentifier, teamIdentifier } = passIdsOf(cert);
+  return {
+    signerCert,
+    signerKey,
+    ...(passphrase === undefined ? {} : { signerKeyPassphrase: passphrase }),
+    wwdr,
+    passTypeIdentifier,
+    teamIdentifier,
+    isDevelopment,
+    notAfter,
+  };
+}
+
+function parseCertificate(pem: string, fileName: string): X509Certificate {
+  try {
+    return new X509Certificate(pem);
+  } catch {
+    throw new StartupError(`${fileName} is not a PEM certificate (-----BEGIN CERTIFICATE-----). ${HELP}`);
+  }
+}
+
+function parsePrivateKey(pem: string, passphrase: string | undefined): KeyObject {
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(passphrase === undefined ? pem : { key: pem, passphrase });
+  } catch {
+    const hint =
+      passphrase === undefined && pem.includes('ENCRYPTED')
+        ? 'it is encrypted: set SIGNER_KEY_PASSPHRASE'
+        : 'wrong SIGNER_KEY_PASSPHRASE, or not a PEM private key';
+    throw new StartupError(`signerKey.pem cannot be read: ${hint}.`);
+  }
+  // passkit-generator signs with node-forge, which reads RSA keys only (Apple issues RSA certificates).
+  if (key.asymmetricKeyType !== 'rsa' || !forgeCanRead(pem, passphrase)) {
+    throw new StartupError(
+      'signerKey.pem must be an RSA key in PEM (PKCS#1 or PKCS#8) that node-forge can read; ' +
+        `re-export it with: openssl pkey -in signerKey.pem -out signerKey.pem -aes256. ${HELP}`,
+    );
+  }
+  return key;
+}
+
+function forgeCanRead(pem: string, passphrase: string | undefined): boolean {
+  try {
+    return forge.pki.decryptRsaPrivateKey(pem, passphrase ?? '') !== null;
+  } catch {
+    return false;
+  }
+}
+
+/** Node prints a subject one attribute per line ("UID=pass.x\nCN=…\nOU=TEAM"). */
+function subjectAttributes(cert: X509Certificate): Map<string, string> {
+  const attributes = new Map<string, string>();
+  for (const line of cert.subject.split('\n')) {
+    const at = line.indexOf('=');
+    if (at > 0) attributes.set(line.slice(0, at), line.slice(at + 1));
+  }
+  return attributes;
+}
+
+/** Apple's Pass Type ID certificates carry the pass type id in the subject's UID and the team id in its OU. */
+function passIdsOf(cert: X509Certificate): { passTypeIdentifier: string; teamIdentifier: string } {
+  const subject = subjectAttributes(cert);
+  const passTypeIdentifier = subject.get('UID');
+  const teamIdentifier = subject.get('OU');
+  if (!passTypeIdentifier || !teamIdentifier) {
+    const missing = [
+      passTypeIdentifier ? '' : 'UID (pass type identifier)',
+      teamIdentifier ? '' : 'OU (team identifier)',
+    ];
+    throw new StartupError(
+      `signerCert.pem has no ${missing.filter(Boolean).join(' and ')} in its subject (${oneLine(cert.subject)}): ` +
+        `it is not a Pass Type ID certificate. ${HELP}`,
+    );
+  }
+  return { passTypeIdentifier, teamIdentifier };
+}
+
+function assertConfiguredIdsAgree(identity: SigningIdentity, o: SigningIdentityOptions): void {
+  // Apple: pass.json's passTypeIdentifier and teamIdentifier must match the signing certificate.
+  const pairs = [
+    ['PASS_TYPE_IDENTIFIER', o.passTypeIdentifier, identity.passTypeIdentifier, 'UID'],
+    ['TEAM_IDENTIFIER', o.teamIdentifier, identity.teamIdentifier, 'OU'],
+  ] as const;
+  for (const [variable, configured, fromCertificate, field] of pairs) {
+    if (configured !== undefined && configured !== fromCertificate) {
+      throw new StartupError(
+        `${variable} is "${configured}" but the signing certificate is for "${fromCertificate}" (its subject ${field}). ` +
+          `Wallet would reject every pass. Unset ${variable} or set it to "${fromCertificate}", or use the matching certificate.`,
+      );
+    }
+  }
+}
+
+async function loadDevelopmentIdentity(o: SigningIdentityOptions): Promise<SigningIdentity> {
+  const dir = join(o.dataDir, 'dev-certificates');
+  const wanted = {
+    passTypeIdentifier: o.passTypeIdentifier ?? DEV_PASS_TYPE_IDENTIFIER,
+    teamIdentifier: o.teamIdentifier ?? DEV_TEAM_IDENTIFIER,
+  };
+  let identity = await readIdentity(dir, undefined, true).catch(() => undefined);
+  if (
+    identity?.passTypeIdentifier !== wanted.passTypeIdentifier ||
+    identity.teamIdentifier !== wanted.teamIdentifier
+  ) {
+    // Missing, unreadable, expired or made for other ids: a development identity is cheap to replace.
+    await writeDevelopmentIdentity(dir, wanted);
+    identity = await readIdentity(dir, undefined, true);
+    o.log.info({ dir }, 'Generated a development signing identity');
+  }
+  o.log.warn(
+    { dir, passTypeIdentifier: identity.passTypeIdentifier, teamIdentifier: identity.teamIdentifier },
+    'Signing passes with a DEVELOPMENT identity: passes signed with it will NOT install on real devices ' +
+      '(iOS only trusts Apple-issued certificates). Put Apple certificates in CERTIFICATES_DIR; ' +
+      'see certificates.example/README.md.',
+  );
+  return identity;
+}
+
+/** Writes into a fresh folder and renames it into place, so a crash never leaves half an identity. */
+async function writeDevelopmentIdentity(
+  dir: string,
+  ids: { passTypeIdentifier: string; teamIdentifier: string },
+): Promise<void> {
+  const pems = generateDevelopmentIdentity(ids, new Date());
+  const staging = `${dir}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  await mkdir(staging, { recursive: true, mode: 0o700 });
+  await writeFile(join(staging, 'signerCert.pem'), pems.signerCert);
+  await writeFile(join(staging, 'signerKey.pem'), pems.signerKey, { mode: 0o600 });
+  await writeFile(join(staging, 'wwdr.pem'), pems.wwdr);
+  await rm(dir, { recursive: true, force: true });
+  await rename(staging, dir);
+}
+
+function oneLine(distinguishedName: string): string {
+  return distinguishedName.split('\n').join(', ');
+}
