@@ -15,7 +15,9 @@ if (commandsThatNeverRunTheEngine.has(process.argv[2] ?? '') && !process.env.PRI
   const stub = join(dir, 'schema-engine-stub');
   if (!existsSync(stub)) {
     mkdirSync(dir, { recursive: true });
-    writeFileSync(stub, '#!/bin/sh\necho "use npm run db:migrate (offline schema engine)" >&2\nexit 1\n', { mode: 0o755 });
+    writeFileSync(stub, '#!/bin/sh\necho "use npm run db:migrate (offline schema engine)" >&2\nexit 1\n', {
+      mode: 0o755,
+    });
   }
   process.env.PRISMA_SCHEMA_ENGINE_BINARY = stub;
 }

@@ -21,13 +21,19 @@ const environmentSchema = z.object({
   DATABASE_URL: optionalText.pipe(
     z
       .string()
-      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL (leave it unset for the embedded database)')
+      .regex(
+        /^postgres(ql)?:\/\//,
+        'must be a postgres:// or postgresql:// URL (leave it unset for the embedded database)',
+      )
       .optional(),
   ),
   DATA_DIR: z.string().min(1).default('./data'),
   PUBLIC_URL: optionalText.pipe(
     z
-      .url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL, e.g. https://passes.example.com' })
+      .url({
+        protocol: /^https?$/,
+        error: 'must be an absolute http(s) URL, e.g. https://passes.example.com',
+      })
       .optional(),
   ),
   ADMIN_TOKEN: optionalText.pipe(z.string().min(16, 'must be at least 16 characters').optional()),
@@ -77,7 +83,9 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
   const publicUrl = (env.PUBLIC_URL ?? `http://localhost:${env.PORT}`).replace(/\/+$/, '');
   // Apple: "Your web service must use an HTTPS connection for production"; Wallet ignores an http webServiceURL.
   if (production && !publicUrl.startsWith('https://')) {
-    throw new ConfigError(`Invalid configuration:\n  PUBLIC_URL: must be https in production (Wallet refuses http), got ${publicUrl}`);
+    throw new ConfigError(
+      `Invalid configuration:\n  PUBLIC_URL: must be https in production (Wallet refuses http), got ${publicUrl}`,
+    );
   }
   if (production && !env.ADMIN_TOKEN) {
     throw new ConfigError('Invalid configuration:\n  ADMIN_TOKEN: required when NODE_ENV=production');

@@ -55,7 +55,8 @@ function timestamp(now = new Date()): string {
 }
 
 async function create(name: string | undefined) {
-  if (!name || !/^[a-z0-9_]+$/.test(name)) throw new Error('usage: npm run db:migration:create -- <name_in_snake_case>');
+  if (!name || !/^[a-z0-9_]+$/.test(name))
+    throw new Error('usage: npm run db:migration:create -- <name_in_snake_case>');
   const sql = await diffSchemaAgainstMigrations();
   if (/^\s*(--.*\s*)*$/.test(sql)) {
     console.log('prisma/schema.prisma matches the migrations: nothing to create.');

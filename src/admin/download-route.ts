@@ -1,0 +1,30 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { ForbiddenError } from '../errors.js';
+import { findPass, getSignedBundle, type PassesDeps } from '../passes/passes.js';
+import { passParams } from '../wallet/schemas.js';
+import { type DownloadLinks, downloadPath } from './download-links.js';
+import { downloadQuery } from './schemas.js';
+
+/** Serves a pass through a signed, expiring downloadUrl: no admin token, nothing but that one pass. */
+export const downloadRoute =
+  (deps: PassesDeps & { links: DownloadLinks }): FastifyPluginAsync =>
+  async (fastify) => {
+    fastify
+      .withTypeProvider<ZodTypeProvider>()
+      .get(
+        downloadPath,
+        { schema: { params: passParams, querystring: downloadQuery } },
+        async (request, reply) => {
+          const { expires, signature } = request.query;
+          deps.links.verify(request.params, expires, signature, deps.clock.now());
+          const pass = await findPass(deps, request.params);
+          if (!pass) throw new ForbiddenError('This download link is not valid');
+          return reply
+            .type('application/vnd.apple.pkpass')
+            .header('content-disposition', `attachment; filename="pass.pkpass"`)
+            .header('cache-control', 'private, no-store')
+            .send(await getSignedBundle(deps, pass));
+        },
+      );
+  };

@@ -1,0 +1,273 @@
+import { randomUUID } from 'node:crypto';
+import type { Clock } from '../clock.js';
+import type { PrismaClient } from '../db/database.js';
+import { Prisma } from '../db/generated/client.js';
+import { ConflictError, InvalidError, NotFoundError } from '../errors.js';
+import { buildSignedBundle, type PassContent } from './bundle.js';
+import { checkFieldKeys } from './pass-content.js';
+import type { SigningIdentity } from './signing-identity.js';
+import type { Template } from './templates.js';
+import { newAuthenticationToken } from './tokens.js';
+import { truncateToSecond } from './versions.js';
+
+export type FieldValues = Record<string, string | number>;
+export type PassOverrides = Record<string, unknown>;
+export type ChangeMessages = Record<string, string>;
+
+/** What the passes service needs from the outside: one database handle, the templates and the signer. */
+export interface PassesDeps {
+  prisma: PrismaClient;
+  templates: ReadonlyMap<string, Template>;
+  identity: SigningIdentity;
+  clock: Clock;
+  /** PUBLIC_URL: becomes webServiceURL in every pass. */
+  webServiceURL: string;
+}
+
+export interface PassKey {
+  passTypeIdentifier: string;
+  serialNumber: string;
+}
+
+export interface StoredPass extends PassKey {
+  id: bigint;
+  authenticationToken: string;
+  template: string;
+  fields: FieldValues;
+  overrides: PassOverrides;
+  changeMessages: ChangeMessages;
+  version: number;
+  lastModified: Date;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface NewPass {
+  template: string;
+  serialNumber?: string | undefined;
+  fields?: FieldValues | undefined;
+  pass?: PassOverrides | undefined;
+}
+
+export interface PassChange {
+  fields?: FieldValues | undefined;
+  pass?: PassOverrides | undefined;
+  changeMessages?: ChangeMessages | undefined;
+}
+
+type PassRow = Prisma.PassGetPayload<object>;
+
+function toStoredPass(row: PassRow): StoredPass {
+  return {
+    ...row,
+    fields: row.fields as FieldValues,
+    overrides: row.overrides as PassOverrides,
+    changeMessages: row.changeMessages as ChangeMessages,
+  };
+}
+
+function findTemplate(deps: PassesDeps, name: string): Template {
+  const template = deps.templates.get(name);
+  if (!template) {
+    const known = [...deps.templates.keys()].join(', ');
+    throw new InvalidError(`Unknown template "${name}"; known templates: ${known || 'none'}`);
+  }
+  return template;
+}
+
+function passContent(
+  deps: PassesDeps,
+  pass: Omit<StoredPass, 'id' | 'version' | 'lastModified' | 'createdAt' | 'updatedAt'>,
+): PassContent {
+  return {
+    template: findTemplate(deps, pass.template),
+    serialNumber: pass.serialNumber,
+    authenticationToken: pass.authenticationToken,
+    webServiceURL: deps.webServiceURL,
+    fields: pass.fields,
+    overrides: pass.overrides,
+    changeMessages: pass.changeMessages,
+  };
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  return error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002';
+}
+
+export async function createPass(deps: PassesDeps, input: NewPass): Promise<StoredPass> {
+  const template = findTemplate(deps, input.template);
+  const fields = input.fields ?? {};
+  checkFieldKeys(template, Object.keys(fields));
+  const identity = {
+    passTypeIdentifier: deps.identity.passTypeIdentifier,
+    serialNumber: input.serialNumber ?? randomUUID(),
+    authenticationToken: newAuthenticationToken(),
+    template: template.name,
+    fields,
+    overrides: input.pass ?? {},
+    changeMessages: {},
+  };
+  // Signed before it is stored: a pass that cannot be signed is refused (400), and the first download is a hit.
+  const bytes = await buildSignedBundle(passContent(deps, identity), deps.identity);
+  try {
+    const row = await deps.prisma.pass.create({
+      data: {
+        ...identity,
+        fields: identity.fields,
+        overrides: identity.overrides as Prisma.InputJsonObject,
+        lastModified: truncateToSecond(deps.clock.now()),
+        bundle: { create: { version: 1, bytes: new Uint8Array(bytes) } },
+      },
+    });
+    return toStoredPass(row);
+  } catch (error) {
+    if (isUniqueViolation(error)) {
+      throw new ConflictError(`A pass with serialNumber "${identity.serialNumber}" already exists`);
+    }
+    throw error;
+  }
+}
+
+export async function findPass(
+  deps: Pick<PassesDeps, 'prisma'>,
+  key: PassKey,
+): Promise<StoredPass | undefined> {
+  const row = await deps.prisma.pass.findUnique({ where: { passTypeIdentifier_serialNumber: key } });
+  return row ? toStoredPass(row) : undefined;
+}
+
+export async function getPass(deps: Pick<PassesDeps, 'prisma'>, key: PassKey): Promise<StoredPass> {
+  const pass = await findPass(deps, key);
+  if (!pass) throw new NotFoundError(`No pass ${key.passTypeIdentifier}/${key.serialNumber}`);
+  return pass;
+}
+
+export async function countRegistrations(deps: Pick<PassesDeps, 'prisma'>, passId: bigint): Promise<number> {
+  return deps.prisma.registration.count({ where: { passId } });
+}
+
+/**
+ * Applies a change as a new version. In ONE transaction: the new version (fields, overrides, version, Last-Modified,
+ * update_xid for lastUpdated tags), its signed bundle, and one outbox row per push token registered for the pass,
+ * which the push worker delivers after commit. A change that rolls back leaves no outbox row.
+ */
+export async function updatePass(deps: PassesDeps, key: PassKey, change: PassChange): Promise<StoredPass> {
+  return deps.prisma.$transaction(async (tx) => {
+    const locked = await tx.$queryRaw<PassRow[]>`
+      SELECT id FROM passes
+      WHERE pass_type_identifier = ${key.passTypeIdentifier} AND serial_number = ${key.serialNumber}
+      FOR UPDATE`;
+    const id = locked[0]?.id;
+    const current = id === undefined ? undefined : await tx.pass.findUnique({ where: { id } });
+    if (!current) throw new NotFoundError(`No pass ${key.passTypeIdentifier}/${key.serialNumber}`);
+    const pass = toStoredPass(current);
+    const template = findTemplate(deps, pass.template);
+    checkFieldKeys(template, [
+      ...Object.keys(change.fields ?? {}),
+      ...Object.keys(change.changeMessages ?? {}),
+    ]);
+    const next = {
+      ...pass,
+      fields: { ...pass.fields, ...change.fields },
+      overrides: { ...pass.overrides, ...change.pass },
+      changeMessages: { ...pass.changeMessages, ...change.changeMessages },
+    };
+    const bytes = await buildSignedBundle(passContent(deps, next), deps.identity);
+    const now = deps.clock.now();
+    const [updated] = await tx.$queryRaw<Array<{ version: number }>>`
+      UPDATE passes SET
+        fields = ${JSON.stringify(next.fields)}::jsonb,
+        overrides = ${JSON.stringify(next.overrides)}::jsonb,
+        change_messages = ${JSON.stringify(next.changeMessages)}::jsonb,
+        version = version + 1,
+        last_modified = GREATEST(date_trunc('second', ${now}::timestamptz), last_modified + interval '1 second'),
+        update_xid = pg_current_xact_id()::text::bigint,
+        updated_at = ${now}::timestamptz
+      WHERE id = ${pass.id}
+      RETURNING version`;
+    if (!updated) throw new NotFoundError(`No pass ${key.passTypeIdentifier}/${key.serialNumber}`);
+    await storeBundle(tx, pass.id, updated.version, bytes, now);
+    await enqueuePushes(tx, pass.id, key.passTypeIdentifier, now);
+    return toStoredPass(await tx.pass.findUniqueOrThrow({ where: { id: pass.id } }));
+  });
+}
+
+/** The change record for the push step: one row per push token registered for the pass. */
+async function enqueuePushes(
+  tx: Prisma.TransactionClient,
+  passId: bigint,
+  passTypeIdentifier: string,
+  now: Date,
+) {
+  await tx.$executeRaw`
+    INSERT INTO push_outbox (push_token, pass_type_identifier, enqueued_at, due_at)
+    SELECT DISTINCT d.push_token, ${passTypeIdentifier}, ${now}::timestamptz, ${now}::timestamptz
+    FROM registrations r JOIN devices d ON d.id = r.device_id
+    WHERE r.pass_id = ${passId}`;
+}
+
+export async function deletePass(deps: Pick<PassesDeps, 'prisma'>, key: PassKey): Promise<void> {
+  const { count } = await deps.prisma.pass.deleteMany({ where: key });
+  if (count === 0) throw new NotFoundError(`No pass ${key.passTypeIdentifier}/${key.serialNumber}`);
+}
+
+export interface PassPage {
+  passes: StoredPass[];
+  nextCursor: string | undefined;
+}
+
+/** A page of passes in creation order; the cursor is opaque to clients (the last id, base64url). */
+export async function listPasses(
+  deps: Pick<PassesDeps, 'prisma'>,
+  query: { template?: string | undefined; limit: number; cursor?: string | undefined },
+): Promise<PassPage> {
+  const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+  const rows = await deps.prisma.pass.findMany({
+    where: {
+      ...(query.template ? { template: query.template } : {}),
+      ...(after ? { id: { gt: after } } : {}),
+    },
+    orderBy: { id: 'asc' },
+    take: query.limit + 1,
+  });
+  const page = rows.slice(0, query.limit).map(toStoredPass);
+  const last = page.at(-1);
+  return { passes: page, nextCursor: rows.length > query.limit && last ? encodeCursor(last.id) : undefined };
+}
+
+function encodeCursor(id: bigint): string {
+  return Buffer.from(id.toString()).toString('base64url');
+}
+
+function decodeCursor(cursor: string): bigint {
+  const text = Buffer.from(cursor, 'base64url').toString();
+  if (!/^\d{1,19}$/.test(text)) throw new InvalidError('cursor: not a cursor returned by this API');
+  return BigInt(text);
+}
+
+/**
+ * The signed bundle of the pass's current version: built once per version and shared by every server instance
+ * through the database; built again only when the stored one is older than the pass.
+ */
+export async function getSignedBundle(deps: PassesDeps, pass: StoredPass): Promise<Buffer> {
+  const cached = await deps.prisma.passBundle.findUnique({ where: { passId: pass.id } });
+  if (cached && cached.version === pass.version) return Buffer.from(cached.bytes);
+  const bytes = await buildSignedBundle(passContent(deps, pass), deps.identity);
+  await storeBundle(deps.prisma, pass.id, pass.version, bytes, deps.clock.now());
+  return bytes;
+}
+
+/** Keeps the newest version's bundle: an older one never replaces a newer one signed concurrently. */
+async function storeBundle(
+  db: Prisma.TransactionClient,
+  passId: bigint,
+  version: number,
+  bytes: Buffer,
+  now: Date,
+) {
+  await db.$executeRaw`
+    INSERT INTO pass_bundles (pass_id, version, bytes, signed_at)
+    VALUES (${passId}, ${version}, ${new Uint8Array(bytes)}, ${now}::timestamptz)
+    ON CONFLICT (pass_id) DO UPDATE SET version = EXCLUDED.version, bytes = EXCLUDED.bytes, signed_at = EXCLUDED.signed_at
+    WHERE pass_bundles.version < EXCLUDED.version`;
+}

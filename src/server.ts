@@ -1,0 +1,101 @@
+/*
+ * Process entry: config → signing identity → templates → database (migrations applied) → app → listen.
+ * SIGTERM / SIGINT close the HTTP server (in-flight requests finish), then the database.
+ */
+import { resolveAdminToken } from './admin/admin-token.js';
+import { buildApp } from './app.js';
+import { systemClock } from './clock.js';
+import { type Config, loadConfig } from './config.js';
+import { openDatabase } from './db/database.js';
+import { StartupError } from './errors.js';
+import { createLogger, type Logger } from './logger.js';
+import { loadSigningIdentity } from './passes/signing-identity.js';
+import { loadTemplates, type Template } from './passes/templates.js';
+
+async function loadTemplatesReportingProblems(config: Config, log: Logger) {
+  const { templates, problems } = await loadTemplates(config.modelsDir);
+  for (const problem of problems)
+    log.error({ path: problem.path }, `template not loaded: ${problem.message}`);
+  if (templates.size === 0)
+    log.warn({ modelsDir: config.modelsDir }, 'no templates: passes cannot be created');
+  return templates;
+}
+
+/** What a developer sees after the first `npm start`: the admin token and a request that creates a pass. */
+function welcome(config: Config, adminToken: string, templates: ReadonlyMap<string, Template>): string {
+  const template = templates.get('loyalty') ?? [...templates.values()][0];
+  const body = JSON.stringify({ template: template?.name ?? 'loyalty', fields: {} });
+  return [
+    '',
+    `Pass server listening on ${config.publicUrl}`,
+    `Admin token (kept in ${config.dataDir}/admin-token; set ADMIN_TOKEN to choose your own):`,
+    `  ${adminToken}`,
+    'Create a pass:',
+    `  curl -s -X POST ${config.publicUrl}/admin/passes -H 'Authorization: Bearer ${adminToken}' \\`,
+    `    -H 'Content-Type: application/json' -d '${body}'`,
+    'then open its downloadUrl. Templates and their field keys: GET /admin/templates',
+    '',
+  ].join('\n');
+}
+
+async function main() {
+  const config = loadConfig();
+  const log = createLogger({ level: config.logLevel });
+  const identity = await loadSigningIdentity({
+    certificatesDir: config.certificatesDir,
+    dataDir: config.dataDir,
+    signerKeyPassphrase: config.signerKeyPassphrase,
+    passTypeIdentifier: config.passTypeIdentifier,
+    teamIdentifier: config.teamIdentifier,
+    production: config.production,
+    log,
+  });
+  const templates = await loadTemplatesReportingProblems(config, log);
+  const admin = resolveAdminToken(config.adminToken, config.dataDir);
+  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, log });
+  const app = await buildApp({
+    prisma: database.prisma,
+    templates,
+    identity,
+    clock: systemClock,
+    webServiceURL: config.publicUrl,
+    log,
+    adminToken: admin.token,
+    publicUrl: config.publicUrl,
+    downloadLinkTtlSeconds: config.downloadLinkTtlSeconds,
+  });
+  await app.listen({ port: config.port, host: config.host });
+  log.info(
+    {
+      database: database.kind,
+      passTypeIdentifier: identity.passTypeIdentifier,
+      templates: [...templates.keys()],
+    },
+    'pass server ready',
+  );
+  // Printed, not logged: the generated development token is for the developer's eyes, not for log storage.
+  if (admin.generated) process.stdout.write(welcome(config, admin.token, templates));
+
+  let closing = false;
+  const shutdown = async (signal: string) => {
+    if (closing) return;
+    closing = true;
+    log.info({ signal }, 'shutting down');
+    await app.close();
+    await database.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  if (error instanceof StartupError) {
+    process.stderr.write(`Cannot start: ${error.message}\n`);
+  } else {
+    process.stderr.write(
+      `Cannot start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
+  }
+  process.exit(1);
+});

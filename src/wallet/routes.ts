@@ -1,0 +1,89 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { getSignedBundle, type PassesDeps } from '../passes/passes.js';
+import { parseHttpDate, parseUpdateTag } from '../passes/versions.js';
+import { authenticatePass } from './authentication.js';
+import { listUpdatablePasses, registerDevice, storeDeviceLogs, unregisterDevice } from './registrations.js';
+import {
+  deviceParams,
+  logEntriesBody,
+  passParams,
+  pushTokenBody,
+  registrationParams,
+  updatableQuery,
+} from './schemas.js';
+
+const registrationPath =
+  '/v1/devices/:deviceLibraryIdentifier/registrations/:passTypeIdentifier/:serialNumber';
+const smallBody = 16 * 1024;
+
+/** Apple's PassKit web service: the five endpoints Wallet calls at the pass's webServiceURL. */
+export const walletRoutes =
+  (deps: PassesDeps): FastifyPluginAsync =>
+  async (fastify) => {
+    const app = fastify.withTypeProvider<ZodTypeProvider>();
+
+    // Register a pass for update notifications: 201 new, 200 already registered.
+    app.post(
+      registrationPath,
+      { bodyLimit: smallBody, schema: { params: registrationParams, body: pushTokenBody } },
+      async (request, reply) => {
+        const { deviceLibraryIdentifier, ...key } = request.params;
+        const pass = await authenticatePass(deps.prisma, key, request.headers.authorization);
+        const { created } = await registerDevice(deps, deviceLibraryIdentifier, request.body.pushToken, pass);
+        return reply.code(created ? 201 : 200).send({});
+      },
+    );
+
+    // Unregister: 200 also when nothing was registered (Apple asks for 200 on success).
+    app.delete(registrationPath, { schema: { params: registrationParams } }, async (request, reply) => {
+      const { deviceLibraryIdentifier, ...key } = request.params;
+      const pass = await authenticatePass(deps.prisma, key, request.headers.authorization);
+      await unregisterDevice(deps, deviceLibraryIdentifier, pass);
+      return reply.code(200).send({});
+    });
+
+    // The serial numbers of updatable passes. No Authorization header: Apple makes the device library
+    // identifier the shared secret here. 204 when there is nothing (also for an unknown device).
+    app.get(
+      '/v1/devices/:deviceLibraryIdentifier/registrations/:passTypeIdentifier',
+      { schema: { params: deviceParams, querystring: updatableQuery } },
+      async (request, reply) => {
+        const { deviceLibraryIdentifier, passTypeIdentifier } = request.params;
+        const since = request.query.passesUpdatedSince
+          ? parseUpdateTag(request.query.passesUpdatedSince)
+          : undefined;
+        const updatable = await listUpdatablePasses(deps, deviceLibraryIdentifier, passTypeIdentifier, since);
+        if (!updatable) return reply.code(204).send();
+        return reply.code(200).send(updatable);
+      },
+    );
+
+    // The latest version of a pass. 304 when If-Modified-Since is at or after the current version.
+    app.get(
+      '/v1/passes/:passTypeIdentifier/:serialNumber',
+      { schema: { params: passParams } },
+      async (request, reply) => {
+        const pass = await authenticatePass(deps.prisma, request.params, request.headers.authorization);
+        const lastModified = pass.lastModified.toUTCString();
+        // Devices must always revalidate: the pass may change at any time.
+        reply.header('last-modified', lastModified).header('cache-control', 'no-cache');
+        const since = parseHttpDate(request.headers['if-modified-since']);
+        if (since && pass.lastModified.getTime() <= since.getTime()) return reply.code(304).send();
+        const bundle = await getSignedBundle(deps, pass);
+        return reply.code(200).type('application/vnd.apple.pkpass').send(bundle);
+      },
+    );
+
+    // Log messages from devices: logged and stored, readable through GET /admin/logs.
+    app.post(
+      '/v1/log',
+      { bodyLimit: 256 * 1024, schema: { body: logEntriesBody } },
+      async (request, reply) => {
+        const { logs } = request.body;
+        for (const message of logs) request.log.warn({ deviceLog: message }, 'Wallet device log');
+        await storeDeviceLogs(deps, logs);
+        return reply.code(200).send({});
+      },
+    );
+  };

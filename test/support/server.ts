@@ -1,0 +1,98 @@
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import pino from 'pino';
+import { type App, buildApp } from '../../src/app.js';
+import type { Clock } from '../../src/clock.js';
+import type { Database } from '../../src/db/database.js';
+import { loadSigningIdentity, type SigningIdentity } from '../../src/passes/signing-identity.js';
+import { loadTemplates, type Template } from '../../src/passes/templates.js';
+import { projectRoot } from '../../src/paths.js';
+import { openTestDatabase } from './database.js';
+import { createTestPki, type TestPki } from './pki.js';
+
+export const adminToken = 'test-admin-token-0123456789abcdef';
+
+export interface TestServer {
+  baseUrl: string;
+  app: App;
+  database: Database;
+  pki: TestPki;
+  identity: SigningIdentity;
+  templates: ReadonlyMap<string, Template>;
+  /** Calls the admin API with the admin token; JSON in, parsed JSON out. */
+  admin(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: Record<string, unknown> }>;
+  close(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
+    });
+  });
+}
+
+let sharedPki: Promise<TestPki> | undefined;
+
+/** The server as `npm start` builds it, on the test database, with the test PKI and the shipped templates. */
+export async function startTestServer(
+  options: { clock?: Clock; modelsDir?: string } = {},
+): Promise<TestServer> {
+  sharedPki ??= createTestPki();
+  const pki = await sharedPki;
+  const log = pino({ level: 'silent' });
+  const identity = await loadSigningIdentity({
+    certificatesDir: pki.certificatesDir,
+    dataDir: pki.dir,
+    production: false,
+    log,
+  });
+  const { templates } = await loadTemplates(options.modelsDir ?? join(projectRoot, 'models'));
+  const database = await openTestDatabase();
+  const port = await freePort();
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const app = await buildApp({
+    prisma: database.prisma,
+    templates,
+    identity,
+    clock: options.clock ?? { now: () => new Date() },
+    webServiceURL: baseUrl,
+    log,
+    adminToken,
+    publicUrl: baseUrl,
+    downloadLinkTtlSeconds: 3600,
+  });
+  await app.listen({ port, host: '127.0.0.1' });
+  return {
+    baseUrl,
+    app,
+    database,
+    pki,
+    identity,
+    templates,
+    async admin(method, path, body) {
+      const response = await fetch(`${baseUrl}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${adminToken}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await response.text();
+      return { status: response.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+    },
+    async close() {
+      await app.close();
+      await database.close();
+    },
+  };
+}
