@@ -1,0 +1,193 @@
+import { z } from 'zod';
+import { InvalidError } from '../errors.js';
+import type { Template } from './templates.js';
+
+/*
+ * What an admin may put into a pass, as zod schemas: the admin routes validate with them and OpenAPI is
+ * generated from them. Types follow Apple's pass.json reference (developer.apple.com/documentation/walletpasses/pass).
+ */
+
+const FIELD_KEY_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+export const fieldKeySchema = z
+  .string()
+  .regex(FIELD_KEY_PATTERN, 'a field key is 1-64 letters, digits, "_", "-" or "."');
+
+/** Apple: a field value is a localizable string, an ISO 8601 date (as a string), or a number. */
+export const fieldValueSchema = z.union([z.string().max(2000), z.number()]);
+
+export const fieldValuesSchema = z
+  .record(fieldKeySchema, fieldValueSchema)
+  .refine((values) => Object.keys(values).length <= 64, 'at most 64 field values');
+
+/** Apple: changeMessage "must contain the escape %@, which is replaced with the field's new value". */
+export const changeMessagesSchema = z
+  .record(
+    fieldKeySchema,
+    z
+      .string()
+      .min(1)
+      .max(256)
+      .refine((message) => message.includes('%@'), 'must contain %@ (Wallet replaces it with the new value)'),
+  )
+  .refine((messages) => Object.keys(messages).length <= 64, 'at most 64 change messages');
+
+/** Apple: colors are "specified as a CSS-style RGB triple, such as rgb(23, 187, 82)". Wallet ignores other notations. */
+const RGB_PATTERN = /^rgb\(\s*(\d{1,3})\s*,\s*(\d{1,3})\s*,\s*(\d{1,3})\s*\)$/;
+export const colorSchema = z.string().refine((color) => {
+  const match = RGB_PATTERN.exec(color);
+  return match?.slice(1).every((channel) => Number(channel) <= 255) === true;
+}, 'must be a CSS-style RGB triple such as rgb(23, 187, 82)');
+
+/**
+ * Apple: dates are W3C (ISO 8601) date-times with a time zone, e.g. 2026-07-22T14:25-08:00. Without a time zone the
+ * instant depends on whoever reads it, so it is refused.
+ */
+const W3C_DATE_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2})$/;
+export function isW3cDate(value: string): boolean {
+  return W3C_DATE_PATTERN.test(value) && !Number.isNaN(Date.parse(value));
+}
+export const dateSchema = z
+  .string()
+  .refine(isW3cDate, 'must be an ISO 8601 date-time with a time zone, e.g. 2026-07-22T14:25:00+02:00');
+
+const text = (max: number) => z.string().min(1).max(max);
+
+/** Apple's barcode dictionary. Code128 is not shown on Apple Watch; Wallet still accepts it. */
+export const barcodeSchema = z.strictObject({
+  format: z.enum([
+    'PKBarcodeFormatQR',
+    'PKBarcodeFormatPDF417',
+    'PKBarcodeFormatAztec',
+    'PKBarcodeFormatCode128',
+  ]),
+  message: text(2000),
+  // Apple: messageEncoding is required; iso-8859-1 is the usual choice.
+  messageEncoding: text(64).default('iso-8859-1'),
+  altText: text(256).optional(),
+});
+
+export const locationSchema = z.strictObject({
+  latitude: z.number().min(-90).max(90),
+  longitude: z.number().min(-180).max(180),
+  altitude: z.number().optional(),
+  relevantText: text(256).optional(),
+});
+
+export const beaconSchema = z.strictObject({
+  proximityUUID: z.uuid(),
+  major: z.number().int().min(0).max(65535).optional(),
+  minor: z.number().int().min(0).max(65535).optional(),
+  relevantText: text(256).optional(),
+});
+
+/**
+ * Apple (iOS 18+): relevantDates entries are an interval (startDate + endDate) or a single date. iOS 18 spelled
+ * the single date `relevantDate`, iOS 26 `date`; both are written so every version understands it.
+ */
+export const relevantDateEntrySchema = z.union([
+  z.strictObject({ startDate: dateSchema, endDate: dateSchema }),
+  z.strictObject({ relevantDate: dateSchema, date: dateSchema.optional() }),
+  z.strictObject({ date: dateSchema }).transform(({ date }) => ({ date, relevantDate: date })),
+]);
+
+export const nfcSchema = z.strictObject({
+  // Apple: "The payload … up to 64 bytes".
+  message: z.string().min(1).max(64),
+  encryptionPublicKey: z.string().min(1),
+  requiresAuthentication: z.boolean().optional(),
+});
+
+const jsonObject = z.record(z.string(), z.json());
+
+/** Keys the server sets in every pass, whatever the template or the admin says. */
+export const IDENTITY_KEYS = [
+  'serialNumber',
+  'authenticationToken',
+  'webServiceURL',
+  'passTypeIdentifier',
+  'teamIdentifier',
+  'formatVersion',
+] as const;
+
+const setByServer = (key: string) =>
+  z.never({ error: `${key} is set by the server for every pass; remove it from the overrides` }).optional();
+
+const overrideShape = {
+  description: text(256).optional(),
+  organizationName: text(128).optional(),
+  logoText: text(128).optional(),
+  backgroundColor: colorSchema.optional(),
+  foregroundColor: colorSchema.optional(),
+  labelColor: colorSchema.optional(),
+  barcodes: z.array(barcodeSchema).max(10).optional(),
+  // Apple: relevantDate is deprecated since iOS 18 in favour of relevantDates; both are accepted.
+  relevantDate: dateSchema.optional(),
+  relevantDates: z.array(relevantDateEntrySchema).max(10).optional(),
+  expirationDate: dateSchema.optional(),
+  voided: z.boolean().optional(),
+  // Apple: Wallet uses at most 10 locations and 10 beacons.
+  locations: z.array(locationSchema).max(10).optional(),
+  beacons: z.array(beaconSchema).max(10).optional(),
+  maxDistance: z.number().positive().optional(),
+  groupingIdentifier: text(128).optional(),
+  sharingProhibited: z.boolean().optional(),
+  suppressStripShine: z.boolean().optional(),
+  userInfo: jsonObject.optional(),
+  nfc: nfcSchema.optional(),
+  semantics: jsonObject.optional(),
+  appLaunchURL: z.url().max(2048).optional(),
+  associatedStoreIdentifiers: z.array(z.number().int().positive()).max(10).optional(),
+  // Listed so that the error says why they are refused (a strict object would only say "unrecognized key").
+  serialNumber: setByServer('serialNumber'),
+  authenticationToken: setByServer('authenticationToken'),
+  webServiceURL: setByServer('webServiceURL'),
+  passTypeIdentifier: setByServer('passTypeIdentifier'),
+  teamIdentifier: setByServer('teamIdentifier'),
+  formatVersion: setByServer('formatVersion'),
+} satisfies Record<(typeof IDENTITY_KEYS)[number], unknown> & Record<string, z.ZodType>;
+
+export const OVERRIDE_KEYS = Object.keys(overrideShape).filter(
+  (key) => !(IDENTITY_KEYS as readonly string[]).includes(key),
+);
+
+export const passOverridesSchema = z
+  .strictObject(overrideShape, {
+    error: (issue) =>
+      issue.code === 'unrecognized_keys'
+        ? `unknown key ${issue.keys.map((key) => `"${key}"`).join(', ')}; allowed keys are ${OVERRIDE_KEYS.join(', ')}`
+        : undefined,
+  })
+  // Apple: "If [appLaunchURL] is present, the associatedStoreIdentifiers key must also be present."
+  .refine(
+    (overrides) => overrides.appLaunchURL === undefined || overrides.associatedStoreIdentifiers !== undefined,
+    {
+      message: 'appLaunchURL needs associatedStoreIdentifiers (Apple: the app to launch must be named)',
+      path: ['appLaunchURL'],
+    },
+  );
+
+export type FieldValues = z.infer<typeof fieldValuesSchema>;
+export type PassOverrides = z.infer<typeof passOverridesSchema>;
+export type ChangeMessages = z.infer<typeof changeMessagesSchema>;
+
+/** Parses with a schema or throws an InvalidError whose message names each offending key under `label`. */
+export function parseOrInvalid<S extends z.ZodType>(schema: S, value: unknown, label: string): z.output<S> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    const path = [label, ...issue.path.map(String)].join('.');
+    return `${path}: ${issue.message}`;
+  });
+  throw new InvalidError(problems.join('; '));
+}
+
+export function checkFieldKeys(template: Template, keys: Iterable<string>): void {
+  const known = new Set(template.fieldKeys);
+  for (const key of keys) {
+    if (!known.has(key)) {
+      throw new InvalidError(
+        `unknown field key "${key}" for template "${template.name}"; its field keys are ${template.fieldKeys.join(', ')}`,
+      );
+    }
+  }
+}

@@ -1,0 +1,182 @@
+import type { Dirent } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/*
+ * Templates are folders `MODELS_DIR/<name>.pass` in passkit-generator's model format: pass.json, images, and
+ * optional `<lang>.lproj/` folders. They are read once at start and kept in memory, so signing never touches
+ * the disk. A folder that cannot be used is reported as a problem (with its path) and skipped, so one broken
+ * template does not stop the others.
+ */
+
+export type PassStyle = 'boardingPass' | 'coupon' | 'eventTicket' | 'generic' | 'storeCard';
+
+export const PASS_STYLES: readonly PassStyle[] = [
+  'boardingPass',
+  'coupon',
+  'eventTicket',
+  'generic',
+  'storeCard',
+];
+
+/** The field arrays of a style dictionary whose fields a pass may fill (Apple's five, plus iOS 18's additionalInfoFields). */
+export const FIELD_ARRAYS = [
+  'headerFields',
+  'primaryFields',
+  'secondaryFields',
+  'auxiliaryFields',
+  'backFields',
+  'additionalInfoFields',
+] as const;
+
+export interface Template {
+  name: string;
+  dir: string;
+  style: PassStyle;
+  /** Every field key of the style, in the order they appear. */
+  fieldKeys: string[];
+  /** The template's pass.json as parsed (never mutated; bundle.ts clones it). */
+  passJson: Record<string, unknown>;
+  /** Every other file of the model by bundle path (`icon.png`, `de.lproj/logo@2x.png`, `en.lproj/pass.strings`). */
+  files: Readonly<Record<string, Buffer>>;
+}
+
+export interface TemplateProblem {
+  path: string;
+  message: string;
+}
+
+const TEMPLATE_SUFFIX = '.pass';
+/** Files a model must not carry: passkit-generator creates them when signing. */
+const GENERATED_FILES = new Set(['manifest.json', 'signature', 'pass.json']);
+
+class TemplateReadError extends Error {}
+
+export async function loadTemplates(
+  modelsDir: string,
+): Promise<{ templates: Map<string, Template>; problems: TemplateProblem[] }> {
+  const templates = new Map<string, Template>();
+  const problems: TemplateProblem[] = [];
+  let entries: Dirent[];
+  try {
+    entries = await readdir(modelsDir, { withFileTypes: true });
+  } catch (error) {
+    return {
+      templates,
+      problems: [{ path: modelsDir, message: `cannot read the models folder: ${describe(error)}` }],
+    };
+  }
+  const folders = entries.filter((entry) => entry.isDirectory() && entry.name.endsWith(TEMPLATE_SUFFIX));
+  for (const folder of folders.sort((a, b) => a.name.localeCompare(b.name))) {
+    const dir = join(modelsDir, folder.name);
+    try {
+      const template = await loadTemplate(folder.name.slice(0, -TEMPLATE_SUFFIX.length), dir);
+      templates.set(template.name, template);
+    } catch (error) {
+      if (!(error instanceof TemplateReadError)) throw error;
+      problems.push({ path: dir, message: error.message });
+    }
+  }
+  return { templates, problems };
+}
+
+async function loadTemplate(name: string, dir: string): Promise<Template> {
+  const files = await readModelFiles(dir);
+  const passJson = parsePassJson(files.get('pass.json'));
+  // Apple: the icon is required; Wallet does not install a pass without icon.png.
+  if (!files.has('icon.png')) throw new TemplateReadError('icon.png is missing (Wallet requires an icon)');
+  const style = findStyle(passJson);
+  const fieldKeys = collectFieldKeys(passJson, style);
+  const otherFiles: Record<string, Buffer> = {};
+  for (const [path, content] of files) {
+    if (!GENERATED_FILES.has(path)) otherFiles[path] = content;
+  }
+  return { name, dir, style, fieldKeys, passJson, files: Object.freeze(otherFiles) };
+}
+
+/** Root files and files one level down in `<lang>.lproj/` folders, the only places Wallet looks. Hidden files are skipped. */
+async function readModelFiles(dir: string): Promise<Map<string, Buffer>> {
+  const files = new Map<string, Buffer>();
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    if (entry.name.startsWith('.')) continue;
+    if (entry.isFile()) {
+      files.set(entry.name, await readFile(join(dir, entry.name)));
+    } else if (entry.isDirectory() && entry.name.endsWith('.lproj')) {
+      for (const inner of await readdir(join(dir, entry.name), { withFileTypes: true })) {
+        if (inner.isFile() && !inner.name.startsWith('.')) {
+          files.set(`${entry.name}/${inner.name}`, await readFile(join(dir, entry.name, inner.name)));
+        }
+      }
+    }
+  }
+  return files;
+}
+
+function parsePassJson(content: Buffer | undefined): Record<string, unknown> {
+  if (content === undefined) throw new TemplateReadError('pass.json is missing');
+  let value: unknown;
+  try {
+    value = JSON.parse(content.toString('utf8'));
+  } catch (error) {
+    throw new TemplateReadError(`pass.json is not valid JSON: ${describe(error)}`);
+  }
+  if (!isRecord(value)) throw new TemplateReadError('pass.json is not a JSON object');
+  return value;
+}
+
+/** Apple: a pass has exactly one style key, whose dictionary holds the fields. */
+function findStyle(passJson: Record<string, unknown>): PassStyle {
+  const styles = PASS_STYLES.filter((style) => style in passJson);
+  if (styles.length !== 1) {
+    const found = styles.length === 0 ? 'none' : styles.join(' and ');
+    throw new TemplateReadError(
+      `pass.json must have exactly one style key of ${PASS_STYLES.join(', ')}; found ${found}`,
+    );
+  }
+  const style = styles[0] as PassStyle;
+  if (!isRecord(passJson[style])) throw new TemplateReadError(`pass.json ${style} must be an object`);
+  return style;
+}
+
+/** Apple: field keys must be unique within the pass, as changes and localization address fields by key. */
+function collectFieldKeys(passJson: Record<string, unknown>, style: PassStyle): string[] {
+  const keys: string[] = [];
+  for (const { arrayName, index, field } of styleFields(passJson, style)) {
+    const where = `${style}.${arrayName}[${index}]`;
+    if (!isRecord(field) || typeof field.key !== 'string' || field.key === '') {
+      throw new TemplateReadError(`pass.json ${where} must be an object with a non-empty string key`);
+    }
+    if (keys.includes(field.key))
+      throw new TemplateReadError(`pass.json field key "${field.key}" is used twice`);
+    keys.push(field.key);
+  }
+  return keys;
+}
+
+/** Every field of the style dictionary with where it sits; throws if a field array is not an array. */
+export function styleFields(
+  passJson: Record<string, unknown>,
+  style: PassStyle,
+): { arrayName: (typeof FIELD_ARRAYS)[number]; index: number; field: unknown }[] {
+  const dictionary = passJson[style];
+  if (!isRecord(dictionary)) return [];
+  const result: { arrayName: (typeof FIELD_ARRAYS)[number]; index: number; field: unknown }[] = [];
+  for (const arrayName of FIELD_ARRAYS) {
+    const fields = dictionary[arrayName];
+    if (fields === undefined) continue;
+    if (!Array.isArray(fields))
+      throw new TemplateReadError(`pass.json ${style}.${arrayName} must be an array`);
+    fields.forEach((field: unknown, index) => {
+      result.push({ arrayName, index, field });
+    });
+  }
+  return result;
+}
+
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
