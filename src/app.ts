@@ -64,6 +64,8 @@ export async function buildApp(deps: AppDeps) {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   await app.register(sensible);
+  // Every body this API takes is JSON: anything else is 415, not a string handed to validation.
+  app.removeContentTypeParser('text/plain');
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const body = errorBody(error);
@@ -71,13 +73,11 @@ export async function buildApp(deps: AppDeps) {
     return reply.code(body.statusCode).send(body);
   });
   app.setNotFoundHandler((request, reply) =>
-    reply
-      .code(404)
-      .send({
-        statusCode: 404,
-        error: 'not_found',
-        message: `No route ${request.method} ${request.url.split('?')[0]}`,
-      }),
+    reply.code(404).send({
+      statusCode: 404,
+      error: 'not_found',
+      message: `No route ${request.method} ${request.url.split('?')[0]}`,
+    }),
   );
 
   const links = downloadLinks({

@@ -23,8 +23,11 @@ async function loadTemplatesReportingProblems(config: Config, log: Logger) {
 
 /** What a developer sees after the first `npm start`: the admin token and a request that creates a pass. */
 function welcome(config: Config, adminToken: string, templates: ReadonlyMap<string, Template>): string {
-  const template = templates.get('loyalty') ?? [...templates.values()][0];
-  const body = JSON.stringify({ template: template?.name ?? 'loyalty', fields: {} });
+  const loyalty = templates.get('loyalty');
+  const example = loyalty?.fieldKeys.includes('points')
+    ? { template: 'loyalty', fields: { points: 120 } }
+    : { template: [...templates.keys()][0] ?? 'loyalty' };
+  const body = JSON.stringify(example);
   return [
     '',
     `Pass server listening on ${config.publicUrl}`,

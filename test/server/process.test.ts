@@ -1,0 +1,120 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createFreshPostgresDatabase, testDatabaseUrl } from '../support/database.js';
+import { verifyPkpass } from '../support/pkpass-verifier.js';
+import { freePort, type ServerProcess, startServerProcess } from '../support/process.js';
+
+const cleanups: Array<() => Promise<void>> = [];
+afterAll(async () => {
+  for (const cleanup of cleanups) await cleanup();
+});
+
+async function databaseEnv(): Promise<Record<string, string>> {
+  if (!testDatabaseUrl) return {};
+  const database = await createFreshPostgresDatabase(testDatabaseUrl);
+  cleanups.push(database.drop);
+  return { DATABASE_URL: database.url };
+}
+
+function admin(server: ServerProcess, token: string, method: string, path: string, body?: unknown) {
+  return fetch(`${server.baseUrl}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+}
+
+describe('the server process', () => {
+  it('starts with no configuration: development identity, printed admin token and curl, signed passes', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'pks-start-'));
+    const server = await startServerProcess({ DATA_DIR: dataDir, ...(await databaseEnv()) });
+    try {
+      const token = /Admin token[^\n]*\n\s+(\S+)/.exec(server.output())?.[1];
+      expect(token).toBeDefined();
+      expect(server.output()).toMatch(/will not install on real devices/i);
+      expect(server.output()).toContain(
+        `curl -s -X POST ${server.baseUrl.replace('127.0.0.1', 'localhost')}/admin/passes`,
+      );
+      const created = await admin(server, String(token), 'POST', '/admin/passes', { template: 'loyalty' });
+      expect(created.status).toBe(201);
+      const { downloadUrl } = (await created.json()) as { downloadUrl: string };
+      // PUBLIC_URL defaults to http://localhost:$PORT; fetch it on the loopback address it listens on.
+      const bundle = Buffer.from(
+        await (await fetch(downloadUrl.replace('localhost', '127.0.0.1'))).arrayBuffer(),
+      );
+      const wwdr = await import('node:fs/promises').then((fs) =>
+        fs.readFile(join(dataDir, 'dev-certificates', 'wwdr.pem'), 'utf8'),
+      );
+      await verifyPkpass(bundle, wwdr);
+    } finally {
+      server.child.kill('SIGTERM');
+      expect(await server.exited).toBe(0);
+    }
+  });
+
+  it('keeps every committed change across kill -9', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'pks-kill-'));
+    const env = {
+      DATA_DIR: dataDir,
+      ADMIN_TOKEN: 'kill-test-admin-token-0123456789',
+      ...(await databaseEnv()),
+    };
+    const port = await freePort();
+    const first = await startServerProcess(env, port);
+    const serials: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const created = await admin(first, env.ADMIN_TOKEN, 'POST', '/admin/passes', { template: 'coupon' });
+      expect(created.status).toBe(201);
+      serials.push(((await created.json()) as { serialNumber: string }).serialNumber);
+    }
+    const type = 'pass.dev.passkit-server';
+    const changed = await admin(first, env.ADMIN_TOKEN, 'PATCH', `/admin/passes/${type}/${serials[4]}`, {
+      pass: { voided: true },
+    });
+    expect(changed.status).toBe(200);
+    first.child.kill('SIGKILL');
+    await first.exited;
+
+    const second = await startServerProcess(env, port);
+    try {
+      for (const serial of serials) {
+        expect((await admin(second, env.ADMIN_TOKEN, 'GET', `/admin/passes/${type}/${serial}`)).status).toBe(
+          200,
+        );
+      }
+      const last = (await (
+        await admin(second, env.ADMIN_TOKEN, 'GET', `/admin/passes/${type}/${serials[4]}`)
+      ).json()) as {
+        version: number;
+        pass: { voided?: boolean };
+      };
+      expect(last.version).toBe(2);
+      expect(last.pass.voided).toBe(true);
+    } finally {
+      second.child.kill('SIGTERM');
+      await second.exited;
+    }
+  });
+
+  it('refuses to start in production without certificates or with an invalid variable, naming it', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'pks-prod-'));
+    const run = (env: Record<string, string>) =>
+      startServerProcess({ DATA_DIR: dataDir, ...env }).then(
+        () => 'started',
+        (error: Error) => error.message,
+      );
+    expect(
+      await run({
+        NODE_ENV: 'production',
+        PUBLIC_URL: 'https://passes.example.com',
+        ADMIN_TOKEN: 'x'.repeat(32),
+      }),
+    ).toMatch(/certificates/i);
+    expect(await run({ NODE_ENV: 'production', PUBLIC_URL: 'https://passes.example.com' })).toMatch(
+      /ADMIN_TOKEN/,
+    );
+    expect(await run({ PORT: 'eighty' })).toMatch(/PORT/);
+  });
+});
