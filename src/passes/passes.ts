@@ -4,15 +4,12 @@ import type { PrismaClient } from '../db/database.js';
 import { Prisma } from '../db/generated/client.js';
 import { ConflictError, InvalidError, NotFoundError } from '../errors.js';
 import { buildSignedBundle, type PassContent } from './bundle.js';
-import { checkFieldKeys } from './pass-content.js';
+import { type ChangeMessages, checkFieldKeys, type FieldValues, type PassOverrides } from './pass-content.js';
 import type { SigningIdentity } from './signing-identity.js';
 import type { Template } from './templates.js';
 import { newAuthenticationToken } from './tokens.js';
 import { truncateToSecond } from './versions.js';
 
-export type FieldValues = Record<string, string | number>;
-export type PassOverrides = Record<string, unknown>;
-export type ChangeMessages = Record<string, string>;
 
 /** What the passes service needs from the outside: one database handle, the templates and the signer. */
 export interface PassesDeps {
