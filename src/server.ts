@@ -9,13 +9,25 @@ import { type Config, loadConfig } from './config.js';
 import { openDatabase } from './db/database.js';
 import { StartupError } from './errors.js';
 import { createLogger, type Logger } from './logger.js';
-import { loadSigningIdentity } from './passes/signing-identity.js';
+import { checkWalletAcceptsTemplate } from './passes/bundle.js';
+import { loadSigningIdentity, type SigningIdentity } from './passes/signing-identity.js';
 import { loadTemplates, type Template } from './passes/templates.js';
 
-async function loadTemplatesReportingProblems(config: Config, log: Logger) {
+/** Templates that cannot be read, or that Wallet would refuse, are reported at start with their path. */
+async function loadTemplatesReportingProblems(config: Config, identity: SigningIdentity, log: Logger) {
   const { templates, problems } = await loadTemplates(config.modelsDir);
   for (const problem of problems)
     log.error({ path: problem.path }, `template not loaded: ${problem.message}`);
+  for (const template of templates.values()) {
+    try {
+      checkWalletAcceptsTemplate(template, identity);
+    } catch (error) {
+      log.error(
+        { path: template.dir },
+        `template "${template.name}" makes passes Wallet refuses: ${(error as Error).message}`,
+      );
+    }
+  }
   if (templates.size === 0)
     log.warn({ modelsDir: config.modelsDir }, 'no templates: passes cannot be created');
   return templates;
@@ -53,7 +65,7 @@ async function main() {
     production: config.production,
     log,
   });
-  const templates = await loadTemplatesReportingProblems(config, log);
+  const templates = await loadTemplatesReportingProblems(config, identity, log);
   const admin = resolveAdminToken(config.adminToken, config.dataDir);
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, log });
   const app = await buildApp({

@@ -1,4 +1,6 @@
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { projectRoot } from '../../src/paths.js';
 import { verifyPkpass } from '../support/pkpass-verifier.js';
 import { adminToken, startTestServer, type TestServer } from '../support/server.js';
 
@@ -90,5 +92,41 @@ describe('admin API', () => {
       headers: { authorization: 'ApplePass whatever-whatever-whatever' },
     });
     expect(wallet.status).toBe(401);
+  });
+});
+
+describe('templates written by others (the passkit-generator corpus)', () => {
+  let corpus: TestServer;
+  beforeAll(async () => {
+    corpus = await startTestServer({
+      modelsDir: join(projectRoot, '..', 'shared', 'corpus', 'passkit-generator-models'),
+    });
+  });
+  afterAll(async () => {
+    await corpus?.close();
+  });
+
+  it('each becomes a signed pass Wallet accepts, or a 400 naming what Wallet would reject', async () => {
+    expect(corpus.templates.size).toBe(7);
+    for (const name of corpus.templates.keys()) {
+      const { status, body } = await corpus.admin('POST', '/admin/passes', { template: name });
+      if (status === 201) {
+        const bundle = await (await fetch(String(body.downloadUrl))).arrayBuffer();
+        await verifyPkpass(Buffer.from(bundle), corpus.pki.wwdrPem);
+      } else {
+        expect(status, name).toBe(400);
+        expect(String(body.message), name).toMatch(/\w+/);
+      }
+    }
+    // examplePass is refused only for appLaunchURL without associatedStoreIdentifiers: supplying it makes it valid.
+    const fixed = await corpus.admin('POST', '/admin/passes', {
+      template: 'examplePass',
+      pass: { associatedStoreIdentifiers: [375380948] },
+    });
+    expect(fixed.status).toBe(201);
+    await verifyPkpass(
+      Buffer.from(await (await fetch(String(fixed.body.downloadUrl))).arrayBuffer()),
+      corpus.pki.wwdrPem,
+    );
   });
 });

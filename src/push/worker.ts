@@ -1,0 +1,317 @@
+/*
+ * The push worker: claims due outbox rows, sends Wallet's update notification for each, and stores what APNs
+ * answered. Every server instance runs one; the outbox's SKIP LOCKED claims share the work between them.
+ * Delivery is at least once: a row is deleted only after APNs accepted the push (an extra empty push is
+ * harmless, since Wallet then only asks which passes changed).
+ */
+import type { Clock } from '../clock.js';
+import type { PrismaClient } from '../db/database.js';
+import { fingerprint, type Logger } from '../logger.js';
+import type { ApnsOutcome } from './apns/response.js';
+import {
+  type ClaimedPush,
+  claimDuePushes,
+  completePush,
+  outboxStats,
+  recordPushFailure,
+  releasePushes,
+  removeUnregisteredToken,
+  schedulePushRetry,
+} from './outbox.js';
+
+/** The APNs boundary: sends `{}` to one push token with the pass type identifier as topic. Never rejects. */
+export type SendPush = (pushToken: string, topic: string) => Promise<ApnsOutcome>;
+
+export interface BackoffOptions {
+  /** Delay before the first retry, before jitter. */
+  baseMs: number;
+  /** The delay never grows beyond this. */
+  capMs: number;
+  /** Full jitter (a uniform delay in [0, exponential delay)): instances that failed together retry apart. */
+  jitter: boolean;
+}
+
+export interface PushWorkerOptions {
+  prisma: PrismaClient;
+  send: SendPush;
+  clock: Clock;
+  log: Logger;
+  /** Sends in flight at most (APNs multiplexes them over HTTP/2 streams). */
+  concurrency?: number;
+  /** Rows claimed per query. */
+  batchSize?: number;
+  /** How often to look for due rows when not woken (retries, other instances' rows, lost leases). */
+  pollIntervalMs?: number;
+  /** How long a claim holds; a row whose worker died is sent again after this. Longer than a send can take. */
+  leaseMs?: number;
+  /** Sends of one row before it is recorded as failed. */
+  maxAttempts?: number;
+  backoff?: Partial<BackoffOptions>;
+  /** How long stop() waits for sends in flight before giving their rows back. */
+  stopTimeoutMs?: number;
+  /** [0, 1); for tests of the jitter. */
+  random?: () => number;
+}
+
+export interface PushWorker {
+  /** A change committed: look for due rows now instead of at the next poll. */
+  wake(): void;
+  /** For tests: resolves when no row is due and no send is in flight. */
+  drain(): Promise<void>;
+  /** SIGTERM: stop claiming, let sends in flight finish (bounded), give back the rows still held. */
+  stop(): Promise<void>;
+}
+
+const defaultBackoff: BackoffOptions = { baseMs: 1_000, capMs: 10 * 60_000, jitter: true };
+
+/**
+ * The delay before retry number `attempt` (1-based): exponential, capped, with full jitter. Apple asks to retry
+ * 429 TooManyRequests, 500 and 503 "with a delay", and to back off rather than hammer a shutting-down server.
+ */
+export function backoffDelay(attempt: number, backoff: BackoffOptions, random: () => number = Math.random) {
+  const exponential = Math.min(backoff.capMs, backoff.baseMs * 2 ** Math.max(0, attempt - 1));
+  return backoff.jitter ? Math.floor(random() * exponential) : exponential;
+}
+
+/** Wakes one waiter early; a notification with nobody waiting is kept for the next wait. */
+class Signal {
+  #pending = false;
+  #wake: (() => void) | undefined;
+
+  notify(): void {
+    if (this.#wake) this.#wake();
+    else this.#pending = true;
+  }
+
+  wait(ms: number): Promise<void> {
+    if (this.#pending) {
+      this.#pending = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#wake = done;
+    });
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+export function startPushWorker(options: PushWorkerOptions): PushWorker {
+  const worker = new Worker(options);
+  return { wake: () => worker.wake(), drain: () => worker.drain(), stop: () => worker.stop() };
+}
+
+class Worker {
+  readonly #o: Required<Omit<PushWorkerOptions, 'backoff'>> & { backoff: BackoffOptions };
+  readonly #signal = new Signal();
+  readonly #inFlight = new Map<ClaimedPush, Promise<void>>();
+  /** Rows stop() gave back while their send was still running: their result must not touch the row. */
+  readonly #released = new Set<ClaimedPush>();
+  #stopping = false;
+  #claiming = false;
+  #claimRounds = 0;
+  readonly #loop: Promise<void>;
+  #stopped: Promise<void> | undefined;
+
+  constructor(options: PushWorkerOptions) {
+    this.#o = {
+      concurrency: 1000,
+      batchSize: 100,
+      pollIntervalMs: 1_000,
+      leaseMs: 60_000,
+      maxAttempts: 10,
+      stopTimeoutMs: 10_000,
+      random: Math.random,
+      ...options,
+      backoff: { ...defaultBackoff, ...options.backoff },
+    };
+    this.#loop = this.#run();
+  }
+
+  wake(): void {
+    if (!this.#stopping) this.#signal.notify();
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#stopping) {
+      const capacity = this.#o.concurrency - this.#inFlight.size;
+      if (capacity <= 0) {
+        await this.#signal.wait(this.#o.pollIntervalMs);
+        continue;
+      }
+      const limit = Math.min(this.#o.batchSize, capacity);
+      const claimed = await this.#claim(limit);
+      for (const push of claimed) this.#track(push);
+      // A full batch means more may be due: claim again at once.
+      if (claimed.length < limit) await this.#signal.wait(this.#o.pollIntervalMs);
+    }
+  }
+
+  async #claim(limit: number): Promise<ClaimedPush[]> {
+    this.#claiming = true;
+    this.#claimRounds += 1;
+    try {
+      const { prisma, leaseMs, clock } = this.#o;
+      return await claimDuePushes(prisma, { limit, leaseMs, now: clock.now() });
+    } catch (error) {
+      this.#o.log.warn(
+        { err: describe(error) },
+        'push outbox: claiming failed; trying again at the next poll',
+      );
+      return [];
+    } finally {
+      this.#claiming = false;
+    }
+  }
+
+  #track(push: ClaimedPush): void {
+    const done = this.#handle(push).finally(() => {
+      this.#inFlight.delete(push);
+      this.#released.delete(push);
+      // Claim again once a good part of a batch is free, not once per finished send.
+      const worthClaiming = Math.min(Math.ceil(this.#o.batchSize / 2), this.#o.concurrency);
+      if (this.#o.concurrency - this.#inFlight.size >= worthClaiming) this.#signal.notify();
+    });
+    this.#inFlight.set(push, done);
+  }
+
+  async #handle(push: ClaimedPush): Promise<void> {
+    const sentAt = this.#o.clock.now();
+    const outcome = await this.#send(push);
+    if (this.#released.has(push)) return;
+    try {
+      await this.#apply(push, outcome, sentAt);
+    } catch (error) {
+      // The row stays claimed: when the lease runs out it is due again and sent again (at least once).
+      this.#o.log.warn(
+        { push: fingerprint(push.pushToken), outcome: outcome.kind, err: describe(error) },
+        'push outbox: storing the outcome failed; the push is sent again after its lease',
+      );
+    }
+  }
+
+  async #send(push: ClaimedPush): Promise<ApnsOutcome> {
+    try {
+      // Apple: the topic of a pass's update notification is its pass type identifier.
+      return await this.#o.send(push.pushToken, push.passTypeIdentifier);
+    } catch (error) {
+      return { kind: 'retry', reason: `send error: ${describe(error)}` };
+    }
+  }
+
+  async #apply(push: ClaimedPush, outcome: ApnsOutcome, sentAt: Date): Promise<void> {
+    switch (outcome.kind) {
+      case 'delivered':
+        await completePush(this.#o.prisma, push);
+        this.#logOutcome('debug', push, 'delivered');
+        return;
+      case 'unregistered':
+        return this.#unregister(push, outcome.reason, outcome.unregisteredAt ?? sentAt);
+      case 'retry':
+        return this.#retryOrGiveUp(push, outcome.reason, outcome.retryAfterMs);
+      case 'renew-token':
+        // The client already renewed the provider token and resent once: try again later.
+        return this.#retryOrGiveUp(push, outcome.reason, undefined);
+      case 'failed':
+        return this.#giveUp(push, outcome.reason, push.attempts + 1);
+    }
+  }
+
+  /**
+   * Apple: stop sending to a token APNs reports as no longer active for the topic (410), and Wallet's guide
+   * removes the registrations. Without APNs's timestamp (400 BadDeviceToken), the time of the send stands in.
+   */
+  async #unregister(push: ClaimedPush, reason: string, unregisteredAt: Date): Promise<void> {
+    const { prisma } = this.#o;
+    const removed = await removeUnregisteredToken(
+      prisma,
+      push.pushToken,
+      push.passTypeIdentifier,
+      unregisteredAt,
+    );
+    await completePush(prisma, push);
+    this.#logOutcome('info', push, 'unregistered', { reason, removed });
+  }
+
+  async #retryOrGiveUp(push: ClaimedPush, reason: string, retryAfterMs: number | undefined): Promise<void> {
+    const attempts = push.attempts + 1;
+    if (attempts >= this.#o.maxAttempts) return this.#giveUp(push, reason, attempts);
+    const delayMs = Math.max(backoffDelay(attempts, this.#o.backoff, this.#o.random), retryAfterMs ?? 0);
+    const dueAt = new Date(this.#o.clock.now().getTime() + delayMs);
+    await schedulePushRetry(this.#o.prisma, push, { attempts, dueAt, reason });
+    this.#logOutcome('warn', push, 'retry', { reason, attempts, delayMs });
+  }
+
+  async #giveUp(push: ClaimedPush, reason: string, attempts: number): Promise<void> {
+    const failedAt = this.#o.clock.now();
+    await recordPushFailure(this.#o.prisma, push, { reason, attempts, failedAt });
+    this.#logOutcome('error', push, 'failed', { reason, attempts });
+  }
+
+  #logOutcome(level: 'debug' | 'info' | 'warn' | 'error', push: ClaimedPush, outcome: string, extra = {}) {
+    // Push tokens are the device's secret: logs carry a short hash only.
+    const fields = {
+      push: fingerprint(push.pushToken),
+      passTypeIdentifier: push.passTypeIdentifier,
+      outcome,
+    };
+    this.#o.log[level]({ ...fields, ...extra }, `push ${outcome}`);
+  }
+
+  async drain(): Promise<void> {
+    while (!this.#stopping) {
+      await Promise.allSettled([...this.#inFlight.values()]);
+      const rounds = this.#claimRounds;
+      if (this.#inFlight.size === 0 && !this.#claiming) {
+        const { due } = await outboxStats(this.#o.prisma, this.#o.clock.now());
+        const quiet = this.#inFlight.size === 0 && !this.#claiming && rounds === this.#claimRounds;
+        if (due === 0 && quiet) return;
+      }
+      this.wake();
+      await sleep(5);
+    }
+  }
+
+  stop(): Promise<void> {
+    this.#stopped ??= this.#shutdown();
+    return this.#stopped;
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#stopping = true;
+    this.#signal.notify();
+    await this.#loop;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.#o.stopTimeoutMs);
+    });
+    await Promise.race([Promise.allSettled([...this.#inFlight.values()]), timeout]);
+    clearTimeout(timer);
+    await this.#releaseUnfinished();
+  }
+
+  /** Rows whose send did not finish in time go back to the queue, due now, for this or another instance. */
+  async #releaseUnfinished(): Promise<void> {
+    const unfinished = [...this.#inFlight.keys()];
+    if (unfinished.length === 0) return;
+    for (const push of unfinished) this.#released.add(push);
+    try {
+      await releasePushes(this.#o.prisma, unfinished, this.#o.clock.now());
+      this.#o.log.info({ released: unfinished.length }, 'push worker stopped; unfinished pushes given back');
+    } catch (error) {
+      this.#o.log.warn({ err: describe(error) }, 'push worker: releasing failed; the leases will run out');
+    }
+  }
+}

@@ -1,0 +1,83 @@
+import { createHash } from 'node:crypto';
+import type { PrismaClient } from '../../src/db/database.js';
+
+/** Passes, devices and registrations as the wallet routes store them, with raw SQL (no pass signing needed). */
+export async function insertPass(prisma: PrismaClient, passTypeIdentifier: string, serialNumber: string) {
+  const [row] = await prisma.$queryRaw<Array<{ id: bigint }>>`
+    INSERT INTO passes (pass_type_identifier, serial_number, authentication_token, template, last_modified)
+    VALUES (${passTypeIdentifier}, ${serialNumber}, 'secret-token-0123456789', 'loyalty', now())
+    RETURNING id`;
+  if (!row) throw new Error('no pass inserted');
+  return row.id;
+}
+
+export async function insertDevice(prisma: PrismaClient, deviceLibraryIdentifier: string, pushToken: string) {
+  const [row] = await prisma.$queryRaw<Array<{ id: bigint }>>`
+    INSERT INTO devices (device_library_identifier, push_token) VALUES (${deviceLibraryIdentifier}, ${pushToken})
+    RETURNING id`;
+  if (!row) throw new Error('no device inserted');
+  return row.id;
+}
+
+export async function register(prisma: PrismaClient, deviceId: bigint, passId: bigint, registeredAt: Date) {
+  await prisma.$executeRaw`
+    INSERT INTO registrations (device_id, pass_id, registered_at) VALUES (${deviceId}, ${passId}, ${registeredAt}::timestamptz)`;
+}
+
+/** What enqueuePushes in passes.ts does in a change's transaction, with coalescing (the proposed statement). */
+export async function enqueuePushes(
+  prisma: PrismaClient,
+  passId: bigint,
+  passTypeIdentifier: string,
+  now: Date,
+) {
+  return prisma.$executeRaw`
+    INSERT INTO push_outbox (push_token, pass_type_identifier, enqueued_at, due_at)
+    SELECT DISTINCT d.push_token, ${passTypeIdentifier}, ${now}::timestamptz, ${now}::timestamptz
+    FROM registrations r JOIN devices d ON d.id = r.device_id
+    WHERE r.pass_id = ${passId}
+    ON CONFLICT (push_token, pass_type_identifier) WHERE claimed_until IS NULL DO NOTHING`;
+}
+
+/** A pass of `passTypeIdentifier` with `count` devices registered, and one change enqueued for it. */
+export async function passWithDevices(
+  prisma: PrismaClient,
+  options: { passTypeIdentifier: string; serialNumber: string; count: number; now: Date },
+) {
+  const passId = await insertPass(prisma, options.passTypeIdentifier, options.serialNumber);
+  const pushTokens: string[] = [];
+  for (let i = 0; i < options.count; i += 1) {
+    // APNs push tokens are 64 hexadecimal digits (or more).
+    const pushToken = createHash('sha256').update(`${options.serialNumber}/${i}`).digest('hex');
+    const deviceId = await insertDevice(prisma, `${options.serialNumber}-device-${i}`, pushToken);
+    await register(prisma, deviceId, passId, options.now);
+    pushTokens.push(pushToken);
+  }
+  await enqueuePushes(prisma, passId, options.passTypeIdentifier, options.now);
+  return { passId, pushTokens };
+}
+
+export interface OutboxRow {
+  id: bigint;
+  push_token: string;
+  attempts: number;
+  due_at: Date;
+  claimed_until: Date | null;
+  last_error: string | null;
+}
+
+export async function outboxRows(prisma: PrismaClient): Promise<OutboxRow[]> {
+  return prisma.$queryRaw<OutboxRow[]>`
+    SELECT id, push_token, attempts, due_at, claimed_until, last_error FROM push_outbox ORDER BY id`;
+}
+
+/** A clock the test moves by hand. */
+export function manualClock(start = new Date('2026-03-01T12:00:00.000Z')) {
+  let now = start;
+  return {
+    now: () => now,
+    advance(ms: number) {
+      now = new Date(now.getTime() + ms);
+    },
+  };
+}

@@ -1,0 +1,311 @@
+import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { Database } from '../../src/db/database.js';
+import { PrismaClient } from '../../src/db/generated/client.js';
+import {
+  claimDuePushes,
+  completePush,
+  outboxStats,
+  pushFailureCounts,
+  pushTokenHash,
+  recordPushFailure,
+  releasePush,
+  removeUnregisteredToken,
+  schedulePushRetry,
+} from '../../src/push/outbox.js';
+import { openTestDatabase, testDatabaseKind } from '../support/database.js';
+import {
+  enqueuePushes,
+  insertDevice,
+  insertPass,
+  outboxRows,
+  passWithDevices,
+  register,
+} from './outbox-fixtures.js';
+
+const passType = 'pass.com.example.loyalty';
+const t0 = new Date('2026-03-01T12:00:00.000Z');
+const at = (ms: number) => new Date(t0.getTime() + ms);
+
+let database: Database & { url?: string };
+
+beforeAll(async () => {
+  database = await openTestDatabase();
+});
+
+afterAll(async () => {
+  await database?.close();
+});
+
+beforeEach(async () => {
+  await database.prisma
+    .$executeRaw`TRUNCATE push_outbox, push_failures, registrations, devices, passes CASCADE`;
+});
+
+describe('coalescing in push_outbox', () => {
+  it('keeps one unclaimed row per push token and pass type, however many changes come first', async () => {
+    const { prisma } = database;
+    const { passId } = await passWithDevices(prisma, {
+      passTypeIdentifier: passType,
+      serialNumber: 'a',
+      count: 3,
+      now: t0,
+    });
+    expect(await enqueuePushes(prisma, passId, passType, at(1))).toBe(0);
+    expect(await outboxRows(prisma)).toHaveLength(3);
+  });
+
+  it('adds a new row for a change that arrives while the push for that token is in flight', async () => {
+    const { prisma } = database;
+    const { passId } = await passWithDevices(prisma, {
+      passTypeIdentifier: passType,
+      serialNumber: 'a',
+      count: 1,
+      now: t0,
+    });
+    const [claim] = await claimDuePushes(prisma, { limit: 10, leaseMs: 30_000, now: t0 });
+    expect(await enqueuePushes(prisma, passId, passType, at(1))).toBe(1);
+    const rows = await outboxRows(prisma);
+    expect(rows.map((row) => row.claimed_until === null)).toEqual([false, true]);
+    // The claimed row is done; the new one still tells the device about the later change.
+    expect(claim && (await completePush(prisma, claim))).toBe(true);
+    expect(await outboxRows(prisma)).toHaveLength(1);
+  });
+
+  it('a retry of the in-flight row merges into the newer row instead of breaking the unique index', async () => {
+    const { prisma } = database;
+    const { passId } = await passWithDevices(prisma, {
+      passTypeIdentifier: passType,
+      serialNumber: 'a',
+      count: 1,
+      now: t0,
+    });
+    const [claim] = await claimDuePushes(prisma, { limit: 10, leaseMs: 30_000, now: t0 });
+    if (!claim) throw new Error('nothing claimed');
+    await enqueuePushes(prisma, passId, passType, at(1));
+    await schedulePushRetry(prisma, claim, { attempts: 1, dueAt: at(60_000), reason: 'ServiceUnavailable' });
+    const rows = await outboxRows(prisma);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ attempts: 0, claimed_until: null, due_at: at(1) });
+  });
+});
+
+describe('claimDuePushes', () => {
+  it('claims due rows oldest first, up to the limit, and not the ones due later', async () => {
+    const { prisma } = database;
+    await passWithDevices(prisma, {
+      passTypeIdentifier: passType,
+      serialNumber: 'late',
+      count: 2,
+      now: at(5_000),
+    });
+    await passWithDevices(prisma, { passTypeIdentifier: passType, serialNumber: 'early', count: 3, now: t0 });
+    const claimed = await claimDuePushes(prisma, { limit: 2, leaseMs: 30_000, now: at(1_000) });
+    expect(claimed.map((push) => push.dueAt)).toEqual([t0, t0]);
+    expect(claimed[0]).toMatchObject({ passTypeIdentifier: passType, attempts: 0, claimedUntil: at(31_000) });
+    const rest = await claimDuePushes(prisma, { limit: 10, leaseMs: 30_000, now: at(1_000) });
+    expect(rest).toHaveLength(1);
+  });
+
+  it('makes a row due again when its lease runs out (its worker died), and the old lease can no longer act', async () => {
+    const { prisma } = database;
+    await passWithDevices(prisma, { passTypeIdentifier: passType, serialNumber: 'a', count: 1, now: t0 });
+    const [first] = await claimDuePushes(prisma, { limit: 10, leaseMs: 30_000, now: t0 });
+    expect(await claimDuePushes(prisma, { limit: 10, leaseMs: 30_000, now: at(30_000) })).toEqual([]);
+    const [second] = await claimDuePushes(prisma, { limit: 10, leaseMs: 30_000, now: at(30_001) });
+    expect(second?.id).toBe(first?.id);
+    if (!first || !second) throw new Error('nothing claimed');
+    expect(await completePush(prisma, first)).toBe(false);
+    expect(await completePush(prisma, second)).toBe(true);
+    expect(await outboxRows(prisma)).toEqual([]);
+  });
+
+  it.skipIf(testDatabaseKind !== 'postgresql')(
+    'never hands one row to two instances claiming at once (FOR UPDATE SKIP LOCKED)',
+    async () => {
+      const { prisma } = database;
+      for (let i = 0; i < 8; i += 1) {
+        await passWithDevices(prisma, {
+          passTypeIdentifier: passType,
+          serialNumber: `p${i}`,
+          count: 50,
+          now: t0,
+        });
+      }
+      const instances = [1, 2, 3].map(
+        () => new PrismaClient({ adapter: new PrismaPg({ connectionString: database.url }) }),
+      );
+      try {
+        const claimedBy = await Promise.all(instances.map((instance) => claimUntilEmpty(instance)));
+        const ids = claimedBy.flat().map(String);
+        expect(ids).toHaveLength(400);
+        expect(new Set(ids).size).toBe(400);
+        expect(claimedBy.filter((claimed) => claimed.length > 0).length).toBeGreaterThan(1);
+      } finally {
+        await Promise.all(instances.map((instance) => instance.$disconnect()));
+      }
+    },
+  );
+});
+
+async function claimUntilEmpty(prisma: PrismaClient): Promise<bigint[]> {
+  const ids: bigint[] = [];
+  for (;;) {
+    const claimed = await claimDuePushes(prisma, { limit: 7, leaseMs: 30_000, now: at(1) });
+    if (claimed.length === 0) return ids;
+    ids.push(...claimed.map((push) => push.id));
+  }
+}
+
+describe('releasing a claim', () => {
+  it('schedulePushRetry gives the row back with its attempts, due date and reason', async () => {
+    const { prisma } = database;
+    await passWithDevices(prisma, { passTypeIdentifier: passType, serialNumber: 'a', count: 1, now: t0 });
+    const [claim] = await claimDuePushes(prisma, { limit: 1, leaseMs: 30_000, now: t0 });
+    if (!claim) throw new Error('nothing claimed');
+    await schedulePushRetry(prisma, claim, { attempts: 1, dueAt: at(2_000), reason: 'TooManyRequests' });
+    expect(await outboxRows(prisma)).toEqual([
+      expect.objectContaining({
+        attempts: 1,
+        due_at: at(2_000),
+        claimed_until: null,
+        last_error: 'TooManyRequests',
+      }),
+    ]);
+    expect(await claimDuePushes(prisma, { limit: 1, leaseMs: 30_000, now: at(1_999) })).toEqual([]);
+    expect(await claimDuePushes(prisma, { limit: 1, leaseMs: 30_000, now: at(2_000) })).toHaveLength(1);
+  });
+
+  it.skipIf(testDatabaseKind !== 'postgresql')(
+    'deletes the row when a change commits a newer unclaimed row during the release (unique violation)',
+    async () => {
+      const { prisma } = database;
+      const { pushTokens } = await passWithDevices(prisma, {
+        passTypeIdentifier: passType,
+        serialNumber: 'a',
+        count: 1,
+        now: t0,
+      });
+      const [claim] = await claimDuePushes(prisma, { limit: 1, leaseMs: 30_000, now: t0 });
+      if (!claim) throw new Error('nothing claimed');
+      const change = new pg.Client({ connectionString: database.url });
+      await change.connect();
+      try {
+        await change.query('BEGIN');
+        await change.query('INSERT INTO push_outbox (push_token, pass_type_identifier) VALUES ($1, $2)', [
+          pushTokens[0],
+          passType,
+        ]);
+        // The release's update waits on the change's uncommitted index entry, then sees it committed.
+        const release = releasePush(prisma, claim, { attempts: 0, dueAt: t0 });
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        await change.query('COMMIT');
+        await release;
+      } finally {
+        await change.end();
+      }
+      const rows = await outboxRows(prisma);
+      expect(rows).toHaveLength(1);
+      expect(rows[0]?.id).not.toBe(claim.id);
+    },
+  );
+});
+
+describe('recordPushFailure and pushFailureCounts', () => {
+  it('moves the row to push_failures with a hash of the token, and counts failures by reason', async () => {
+    const { prisma } = database;
+    const { pushTokens } = await passWithDevices(prisma, {
+      passTypeIdentifier: passType,
+      serialNumber: 'a',
+      count: 3,
+      now: t0,
+    });
+    const claimed = await claimDuePushes(prisma, { limit: 10, leaseMs: 30_000, now: t0 });
+    const reasons = ['PayloadTooLarge', 'ServiceUnavailable', 'ServiceUnavailable'];
+    for (const [i, push] of claimed.entries()) {
+      expect(
+        await recordPushFailure(prisma, push, { reason: reasons[i] ?? '', attempts: i + 1, failedAt: at(1) }),
+      ).toBe(true);
+    }
+    expect(await outboxRows(prisma)).toEqual([]);
+    expect(await pushFailureCounts(prisma)).toEqual({ PayloadTooLarge: 1, ServiceUnavailable: 2 });
+    const stored = await prisma.$queryRaw<Array<{ push_token_hash: string; pass_type_identifier: string }>>`
+      SELECT push_token_hash, pass_type_identifier FROM push_failures ORDER BY push_token_hash`;
+    const hashes = pushTokens.map(pushTokenHash).sort();
+    expect(stored).toEqual(hashes.map((hash) => ({ push_token_hash: hash, pass_type_identifier: passType })));
+  });
+});
+
+describe('removeUnregisteredToken (APNs 410)', () => {
+  async function registrationsOf(deviceId: bigint) {
+    const { prisma } = database;
+    return prisma.registration.findMany({ where: { deviceId }, select: { passId: true } });
+  }
+
+  it('removes the token’s registrations for that pass type, and the device when it has none left', async () => {
+    const { prisma } = database;
+    const loyalty = await insertPass(prisma, passType, 'l1');
+    const loyalty2 = await insertPass(prisma, passType, 'l2');
+    const event = await insertPass(prisma, 'pass.com.example.event', 'e1');
+    const both = await insertDevice(prisma, 'device-both', 'token-1');
+    const onlyLoyalty = await insertDevice(prisma, 'device-loyalty', 'token-1');
+    const other = await insertDevice(prisma, 'device-other', 'token-2');
+    await register(prisma, both, loyalty, t0);
+    await register(prisma, both, event, t0);
+    await register(prisma, onlyLoyalty, loyalty2, t0);
+    await register(prisma, other, loyalty, t0);
+
+    expect(await removeUnregisteredToken(prisma, 'token-1', passType, at(1_000))).toEqual({
+      registrations: 2,
+      devices: 1,
+    });
+    expect(await registrationsOf(both)).toEqual([{ passId: event }]);
+    expect(await prisma.device.findUnique({ where: { id: onlyLoyalty } })).toBeNull();
+    expect(await registrationsOf(other)).toEqual([{ passId: loyalty }]);
+  });
+
+  it('keeps a registration made after the time APNs gave for the token becoming invalid', async () => {
+    const { prisma } = database;
+    const pass = await insertPass(prisma, passType, 'l1');
+    const device = await insertDevice(prisma, 'device', 'token-1');
+    await register(prisma, device, pass, at(5_000));
+
+    expect(await removeUnregisteredToken(prisma, 'token-1', passType, at(4_999))).toEqual({
+      registrations: 0,
+      devices: 0,
+    });
+    expect(await registrationsOf(device)).toEqual([{ passId: pass }]);
+    expect(await removeUnregisteredToken(prisma, 'token-1', passType, at(5_000))).toEqual({
+      registrations: 1,
+      devices: 1,
+    });
+  });
+});
+
+describe('outboxStats', () => {
+  it('reports depth, due, claimed and the age of the oldest due row', async () => {
+    const { prisma } = database;
+    await passWithDevices(prisma, { passTypeIdentifier: passType, serialNumber: 'a', count: 2, now: t0 });
+    await passWithDevices(prisma, {
+      passTypeIdentifier: passType,
+      serialNumber: 'b',
+      count: 1,
+      now: at(60_000),
+    });
+    expect(await outboxStats(prisma, at(10_000))).toEqual({
+      depth: 3,
+      due: 2,
+      claimed: 0,
+      oldestDueAgeMs: 10_000,
+    });
+    await claimDuePushes(prisma, { limit: 1, leaseMs: 30_000, now: at(10_000) });
+    expect(await outboxStats(prisma, at(10_000))).toEqual({
+      depth: 3,
+      due: 1,
+      claimed: 1,
+      oldestDueAgeMs: 10_000,
+    });
+    expect(await outboxStats(prisma, at(40_001))).toMatchObject({ due: 2, claimed: 0 });
+  });
+});
