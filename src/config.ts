@@ -43,6 +43,19 @@ const environmentSchema = z.object({
   TEAM_IDENTIFIER: optionalText,
   MODELS_DIR: z.string().min(1).default('./models'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  // Pass update pushes work only in APNs' production environment (Apple's Wallet documentation).
+  APNS_ORIGIN: z
+    .url({ protocol: /^https$/, error: 'must be an https URL' })
+    .default('https://api.push.apple.com'),
+  APNS_AUTH: z.enum(['token', 'certificate']).optional(),
+  APNS_KEY_FILE: optionalText,
+  APNS_KEY_ID: optionalText,
+  APNS_TEAM_ID: optionalText,
+  APNS_PUSH_TYPE: z.enum(['background', 'alert']).default('background'),
+  APNS_PRIORITY: optionalText.pipe(z.enum(['5', '10']).optional()),
+  APNS_MAX_CONCURRENT_STREAMS: z.coerce.number().int().min(1).max(10_000).default(1000),
+  PUSH_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(10),
+  PUSH_LEASE_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
   DOWNLOAD_LINK_TTL_SECONDS: z.coerce
     .number()
     .int()
@@ -66,6 +79,23 @@ export interface Config {
   modelsDir: string;
   logLevel: string;
   downloadLinkTtlSeconds: number;
+  apns: ApnsConfig;
+}
+
+export interface ApnsConfig {
+  origin: string;
+  /** token: a .p8 key (APNS_KEY_FILE, APNS_KEY_ID); certificate: the Pass Type ID certificate that signs passes. */
+  auth: 'token' | 'certificate';
+  keyFile: string | undefined;
+  keyId: string | undefined;
+  /** Defaults to the team identifier of the signing certificate. */
+  teamId: string | undefined;
+  pushType: string;
+  priority: number | undefined;
+  maxConcurrentStreams: number;
+  maxAttempts: number;
+  /** How long a worker holds claimed pushes; those of a process that died are sent again after it. */
+  leaseMs: number;
 }
 
 export class ConfigError extends StartupError {
@@ -87,6 +117,13 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
       `Invalid configuration:\n  PUBLIC_URL: must be https in production (Wallet refuses http), got ${publicUrl}`,
     );
   }
+  // Certificate auth needs nothing more (Apple's Wallet documentation describes it), so it is the default.
+  const apnsAuth = env.APNS_AUTH ?? (env.APNS_KEY_FILE ? 'token' : 'certificate');
+  if (apnsAuth === 'token' && !(env.APNS_KEY_FILE && env.APNS_KEY_ID)) {
+    throw new ConfigError(
+      'Invalid configuration:\n  APNS_KEY_FILE, APNS_KEY_ID: both required when APNS_AUTH=token',
+    );
+  }
   if (production && !env.ADMIN_TOKEN) {
     throw new ConfigError('Invalid configuration:\n  ADMIN_TOKEN: required when NODE_ENV=production');
   }
@@ -105,5 +142,17 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     modelsDir: resolve(env.MODELS_DIR),
     logLevel: env.LOG_LEVEL,
     downloadLinkTtlSeconds: env.DOWNLOAD_LINK_TTL_SECONDS,
+    apns: {
+      origin: env.APNS_ORIGIN.replace(/\/+$/, ''),
+      auth: apnsAuth,
+      keyFile: env.APNS_KEY_FILE ? resolve(env.APNS_KEY_FILE) : undefined,
+      keyId: env.APNS_KEY_ID,
+      teamId: env.APNS_TEAM_ID,
+      pushType: env.APNS_PUSH_TYPE,
+      priority: env.APNS_PRIORITY ? Number(env.APNS_PRIORITY) : undefined,
+      maxConcurrentStreams: env.APNS_MAX_CONCURRENT_STREAMS,
+      maxAttempts: env.PUSH_MAX_ATTEMPTS,
+      leaseMs: env.PUSH_LEASE_SECONDS * 1000,
+    },
   };
 }

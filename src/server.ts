@@ -1,6 +1,7 @@
 /*
- * Process entry: config → signing identity → templates → database (migrations applied) → app → listen.
- * SIGTERM / SIGINT close the HTTP server (in-flight requests finish), then the database.
+ * Process entry: config → signing identity → templates → database (migrations applied) → push worker → app →
+ * listen. SIGTERM / SIGINT close the HTTP server (in-flight requests finish), then the push worker (sends in
+ * flight finish, claimed rows are given back), then the database.
  */
 import { resolveAdminToken } from './admin/admin-token.js';
 import { buildApp } from './app.js';
@@ -12,6 +13,7 @@ import { createLogger, type Logger } from './logger.js';
 import { checkWalletAcceptsTemplate } from './passes/bundle.js';
 import { loadSigningIdentity, type SigningIdentity } from './passes/signing-identity.js';
 import { loadTemplates, type Template } from './passes/templates.js';
+import { startPushes } from './push/pushes.js';
 
 /** Templates that cannot be read, or that Wallet would refuse, are reported at start with their path. */
 async function loadTemplatesReportingProblems(config: Config, identity: SigningIdentity, log: Logger) {
@@ -68,6 +70,13 @@ async function main() {
   const templates = await loadTemplatesReportingProblems(config, identity, log);
   const admin = resolveAdminToken(config.adminToken, config.dataDir);
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, log });
+  const pushes = startPushes({
+    config: config.apns,
+    identity,
+    prisma: database.prisma,
+    clock: systemClock,
+    log,
+  });
   const app = await buildApp({
     prisma: database.prisma,
     templates,
@@ -78,6 +87,7 @@ async function main() {
     adminToken: admin.token,
     publicUrl: config.publicUrl,
     downloadLinkTtlSeconds: config.downloadLinkTtlSeconds,
+    afterChange: () => pushes.worker.wake(),
   });
   await app.listen({ port: config.port, host: config.host });
   log.info(
@@ -97,6 +107,7 @@ async function main() {
     closing = true;
     log.info({ signal }, 'shutting down');
     await app.close();
+    await pushes.close();
     await database.close();
     process.exit(0);
   };

@@ -13,6 +13,7 @@ import {
   updatePass,
 } from '../passes/passes.js';
 import { secretsEqual } from '../passes/tokens.js';
+import { outboxStats, pushFailureCounts } from '../push/outbox.js';
 import { passParams } from '../wallet/schemas.js';
 import type { DownloadLinks } from './download-links.js';
 import { listPassesQuery, logsQuery, newPassBody, passChangeBody } from './schemas.js';
@@ -98,6 +99,12 @@ export const adminRoutes =
         style: template.style,
         fieldKeys: template.fieldKeys,
       })),
+    }));
+
+    // Push delivery: what waits in the outbox, and the pushes given up on, counted by APNs reason.
+    app.get('/admin/pushes', async () => ({
+      outbox: await outboxStats(deps.prisma, deps.clock.now()),
+      failures: await pushFailureCounts(deps.prisma),
     }));
 
     app.get('/admin/logs', { schema: { querystring: logsQuery } }, async (request) => {

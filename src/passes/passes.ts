@@ -10,7 +10,6 @@ import type { Template } from './templates.js';
 import { newAuthenticationToken } from './tokens.js';
 import { truncateToSecond } from './versions.js';
 
-
 /** What the passes service needs from the outside: one database handle, the templates and the signer. */
 export interface PassesDeps {
   prisma: PrismaClient;
@@ -19,6 +18,8 @@ export interface PassesDeps {
   clock: Clock;
   /** PUBLIC_URL: becomes webServiceURL in every pass. */
   webServiceURL: string;
+  /** Called after a change has committed its outbox rows, so the push worker sends them at once. */
+  afterChange?: () => void;
 }
 
 export interface PassKey {
@@ -149,6 +150,16 @@ export async function countRegistrations(deps: Pick<PassesDeps, 'prisma'>, passI
  * which the push worker delivers after commit. A change that rolls back leaves no outbox row.
  */
 export async function updatePass(deps: PassesDeps, key: PassKey, change: PassChange): Promise<StoredPass> {
+  const updated = await updatePassInTransaction(deps, key, change);
+  deps.afterChange?.();
+  return updated;
+}
+
+async function updatePassInTransaction(
+  deps: PassesDeps,
+  key: PassKey,
+  change: PassChange,
+): Promise<StoredPass> {
   return deps.prisma.$transaction(async (tx) => {
     const locked = await tx.$queryRaw<PassRow[]>`
       SELECT id FROM passes
@@ -189,7 +200,11 @@ export async function updatePass(deps: PassesDeps, key: PassKey, change: PassCha
   });
 }
 
-/** The change record for the push step: one row per push token registered for the pass. */
+/**
+ * The change record for the push step: one row per push token registered for the pass. A token that already
+ * waits for a push of this pass type keeps its one row (changes coalesce); one whose push is in flight gets a new
+ * row, since that push may reach the device before this change commits.
+ */
 async function enqueuePushes(
   tx: Prisma.TransactionClient,
   passId: bigint,
@@ -200,7 +215,8 @@ async function enqueuePushes(
     INSERT INTO push_outbox (push_token, pass_type_identifier, enqueued_at, due_at)
     SELECT DISTINCT d.push_token, ${passTypeIdentifier}, ${now}::timestamptz, ${now}::timestamptz
     FROM registrations r JOIN devices d ON d.id = r.device_id
-    WHERE r.pass_id = ${passId}`;
+    WHERE r.pass_id = ${passId}
+    ON CONFLICT (push_token, pass_type_identifier) WHERE claimed_until IS NULL DO NOTHING`;
 }
 
 export async function deletePass(deps: Pick<PassesDeps, 'prisma'>, key: PassKey): Promise<void> {

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { projectRoot } from '../../src/paths.js';
@@ -95,12 +96,13 @@ describe('admin API', () => {
   });
 });
 
-describe('templates written by others (the passkit-generator corpus)', () => {
+const corpusDir = join(projectRoot, '..', 'shared', 'corpus', 'passkit-generator-models');
+
+// Outside this repository (beside it, as in CI); .ci/run fails when it is missing, so CI never skips this.
+describe.skipIf(!existsSync(corpusDir))('templates written by others (the passkit-generator corpus)', () => {
   let corpus: TestServer;
   beforeAll(async () => {
-    corpus = await startTestServer({
-      modelsDir: join(projectRoot, '..', 'shared', 'corpus', 'passkit-generator-models'),
-    });
+    corpus = await startTestServer({ modelsDir: corpusDir });
   });
   afterAll(async () => {
     await corpus?.close();

@@ -1,0 +1,74 @@
+import { readFileSync } from 'node:fs';
+import type { Clock } from '../clock.js';
+import type { ApnsConfig } from '../config.js';
+import type { PrismaClient } from '../db/database.js';
+import { StartupError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { SigningIdentity } from '../passes/signing-identity.js';
+import { type ApnsAuth, createApnsClient } from './apns/client.js';
+import { type PushWorker, startPushWorker } from './worker.js';
+
+export interface Pushes {
+  worker: PushWorker;
+  /** Stops claiming, lets sends in flight finish or gives their rows back, then closes the APNs connections. */
+  close(): Promise<void>;
+}
+
+/**
+ * Token auth with a .p8 key, or (the default) TLS client auth with the Pass Type ID certificate that signs the
+ * passes: Apple's Wallet documentation says the push uses "the same certificate and private key" as the pass.
+ */
+function apnsAuth(config: ApnsConfig, identity: SigningIdentity): ApnsAuth {
+  if (config.auth === 'certificate') {
+    return {
+      kind: 'certificate',
+      certPem: identity.signerCert,
+      keyPem: identity.signerKey,
+      ...(identity.signerKeyPassphrase ? { passphrase: identity.signerKeyPassphrase } : {}),
+    };
+  }
+  if (!config.keyFile || !config.keyId)
+    throw new StartupError('APNS_KEY_FILE and APNS_KEY_ID are required for token auth');
+  let keyPem: string;
+  try {
+    keyPem = readFileSync(config.keyFile, 'utf8');
+  } catch {
+    throw new StartupError(`APNS_KEY_FILE: cannot read ${config.keyFile}`);
+  }
+  return { kind: 'token', keyPem, keyId: config.keyId, teamId: config.teamId ?? identity.teamIdentifier };
+}
+
+export function startPushes(options: {
+  config: ApnsConfig;
+  identity: SigningIdentity;
+  prisma: PrismaClient;
+  clock: Clock;
+  log: Logger;
+}): Pushes {
+  const log = options.log.child({ component: 'push' });
+  const client = createApnsClient({
+    origin: options.config.origin,
+    auth: apnsAuth(options.config, options.identity),
+    pushType: options.config.pushType,
+    ...(options.config.priority ? { priority: options.config.priority } : {}),
+    maxConcurrentStreams: options.config.maxConcurrentStreams,
+    clock: options.clock,
+    log,
+  });
+  const worker = startPushWorker({
+    prisma: options.prisma,
+    send: (pushToken, topic) => client.send(pushToken, topic),
+    clock: options.clock,
+    log,
+    concurrency: options.config.maxConcurrentStreams,
+    maxAttempts: options.config.maxAttempts,
+    leaseMs: options.config.leaseMs,
+  });
+  return {
+    worker,
+    async close() {
+      await worker.stop();
+      await client.close();
+    },
+  };
+}
