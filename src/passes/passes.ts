@@ -205,13 +205,13 @@ async function updatePassInTransaction(
  * waits for a push of this pass type keeps its one row (changes coalesce); one whose push is in flight gets a new
  * row, since that push may reach the device before this change commits.
  */
-async function enqueuePushes(
+export async function enqueuePushes(
   tx: Prisma.TransactionClient,
   passId: bigint,
   passTypeIdentifier: string,
   now: Date,
-) {
-  await tx.$executeRaw`
+): Promise<number> {
+  return tx.$executeRaw`
     INSERT INTO push_outbox (push_token, pass_type_identifier, enqueued_at, due_at)
     SELECT DISTINCT d.push_token, ${passTypeIdentifier}, ${now}::timestamptz, ${now}::timestamptz
     FROM registrations r JOIN devices d ON d.id = r.device_id

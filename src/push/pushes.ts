@@ -44,6 +44,8 @@ export function startPushes(options: {
   prisma: PrismaClient;
   clock: Clock;
   log: Logger;
+  /** An extra CA for the APNs connection (benchmarks against a local mock); NODE_EXTRA_CA_CERTS also works. */
+  ca?: string;
 }): Pushes {
   const log = options.log.child({ component: 'push' });
   const client = createApnsClient({
@@ -54,6 +56,7 @@ export function startPushes(options: {
     maxConcurrentStreams: options.config.maxConcurrentStreams,
     clock: options.clock,
     log,
+    ...(options.ca ? { ca: options.ca } : {}),
   });
   const worker = startPushWorker({
     prisma: options.prisma,

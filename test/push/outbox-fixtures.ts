@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { PrismaClient } from '../../src/db/database.js';
+import { enqueuePushes } from '../../src/passes/passes.js';
 
 /** Passes, devices and registrations as the wallet routes store them, with raw SQL (no pass signing needed). */
 export async function insertPass(prisma: PrismaClient, passTypeIdentifier: string, serialNumber: string) {
@@ -19,24 +20,12 @@ export async function insertDevice(prisma: PrismaClient, deviceLibraryIdentifier
   return row.id;
 }
 
+// The statement a change runs in its transaction (one outbox row per push token, coalesced).
+export { enqueuePushes };
+
 export async function register(prisma: PrismaClient, deviceId: bigint, passId: bigint, registeredAt: Date) {
   await prisma.$executeRaw`
     INSERT INTO registrations (device_id, pass_id, registered_at) VALUES (${deviceId}, ${passId}, ${registeredAt}::timestamptz)`;
-}
-
-/** What enqueuePushes in passes.ts does in a change's transaction, with coalescing (the proposed statement). */
-export async function enqueuePushes(
-  prisma: PrismaClient,
-  passId: bigint,
-  passTypeIdentifier: string,
-  now: Date,
-) {
-  return prisma.$executeRaw`
-    INSERT INTO push_outbox (push_token, pass_type_identifier, enqueued_at, due_at)
-    SELECT DISTINCT d.push_token, ${passTypeIdentifier}, ${now}::timestamptz, ${now}::timestamptz
-    FROM registrations r JOIN devices d ON d.id = r.device_id
-    WHERE r.pass_id = ${passId}
-    ON CONFLICT (push_token, pass_type_identifier) WHERE claimed_until IS NULL DO NOTHING`;
 }
 
 /** A pass of `passTypeIdentifier` with `count` devices registered, and one change enqueued for it. */

@@ -1,4 +1,3 @@
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import pino from 'pino';
 import { type App, buildApp } from '../../src/app.js';
@@ -9,6 +8,7 @@ import { loadTemplates, type Template } from '../../src/passes/templates.js';
 import { projectRoot } from '../../src/paths.js';
 import { openTestDatabase } from './database.js';
 import { createTestPki, type TestPki } from './pki.js';
+import { freePort } from './process.js';
 
 export const adminToken = 'test-admin-token-0123456789abcdef';
 
@@ -26,18 +26,6 @@ export interface TestServer {
     body?: unknown,
   ): Promise<{ status: number; body: Record<string, unknown> }>;
   close(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
 }
 
 let sharedPki: Promise<TestPki> | undefined;
