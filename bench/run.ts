@@ -1,0 +1,6 @@
+/** `npm run bench`: every benchmark, one after the other (not part of the tests). */
+import { benchApns } from './apns.js';
+import { benchFanout } from './fanout.js';
+
+await benchApns();
+await benchFanout();
