@@ -16,6 +16,21 @@ const WORKER_CONCURRENCY = 1000;
 const BACKOFF = { baseMs: 10, capMs: 1_000, jitter: true };
 const MAX_ATTEMPTS = 50;
 
+function tally(reasons: string[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const reason of reasons) counts[reason] = (counts[reason] ?? 0) + 1;
+  return counts;
+}
+
+function describe(error: unknown): string {
+  if (typeof error !== 'object' || error === null) return String(error);
+  const status = Reflect.get(error, 'status') ?? Reflect.get(error, 'statusCode');
+  const reason =
+    Reflect.get(error, 'reason') ?? Reflect.get(error, 'response') ?? Reflect.get(error, 'error');
+  const text = reason instanceof Error ? reason.message : JSON.stringify(reason);
+  return `${status ?? ''} ${text ?? ''}`.trim().slice(0, 80);
+}
+
 function tokens(count: number): string[] {
   return Array.from({ length: count }, (_, i) => pushTokenFor(i));
 }
@@ -31,13 +46,17 @@ async function runOurs(job: LoadJob, list: string[]): Promise<LoadResult> {
   let next = 0;
   let reportedOk = 0;
   let resends = 0;
+  const failed: string[] = [];
   const lane = async (): Promise<void> => {
     for (let i = next++; i < list.length; i = next++) {
       const token = list[i] ?? '';
       for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
         const outcome = await client.send(token, job.topic);
         if (outcome.kind === 'delivered') reportedOk++;
-        if (outcome.kind !== 'retry' || !job.retry) break;
+        if (outcome.kind !== 'retry' || !job.retry || attempt === MAX_ATTEMPTS) {
+          if (outcome.kind !== 'delivered') failed.push(`${outcome.kind} ${outcome.reason}`);
+          break;
+        }
         resends++;
         await sleep(Math.max(backoffDelay(attempt, BACKOFF), outcome.retryAfterMs ?? 0));
       }
@@ -47,7 +66,7 @@ async function runOurs(job: LoadJob, list: string[]): Promise<LoadResult> {
   await Promise.all(Array.from({ length: Math.min(WORKER_CONCURRENCY, list.length) }, lane));
   const wallMs = performance.now() - start;
   await client.close();
-  return { wallMs, reportedOk, resends };
+  return { wallMs, reportedOk, resends, failures: tally(failed) };
 }
 
 /** Wallet's notification is exactly `{}`; apns2 always adds `"aps": {}`, which the mock rejects (BadPayload). */
@@ -89,8 +108,8 @@ async function runApns2(job: LoadJob, list: string[]): Promise<LoadResult> {
   const results = await client.sendMany(notifications);
   const wallMs = performance.now() - start;
   await client.close();
-  const reportedOk = results.filter((r) => !('error' in r)).length;
-  return { wallMs, reportedOk, resends: 0 };
+  const failed = results.flatMap((r) => ('error' in r ? [describe(r.error)] : []));
+  return { wallMs, reportedOk: results.length - failed.length, resends: 0, failures: tally(failed) };
 }
 
 /** @parse/node-apn as documented: one `provider.send(notification, tokens)`. */
@@ -115,7 +134,8 @@ async function runNodeApn(job: LoadJob, list: string[]): Promise<LoadResult> {
   const result = await provider.send(note, list);
   const wallMs = performance.now() - start;
   await provider.shutdown();
-  return { wallMs, reportedOk: result.sent.length, resends: 0 };
+  const failures = tally(result.failed.map(describe));
+  return { wallMs, reportedOk: result.sent.length, resends: 0, failures };
 }
 
 async function main(): Promise<void> {

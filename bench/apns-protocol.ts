@@ -55,4 +55,6 @@ export interface LoadResult {
   reportedOk: number;
   /** Ours only: resends after a `retry` outcome. */
   resends: number;
+  /** Failures the client reported, by reason. */
+  failures: Record<string, number>;
 }

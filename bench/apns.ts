@@ -26,7 +26,11 @@ const RUN_LIMIT_MS = Number(process.env.BENCH_APNS_RUN_LIMIT_MS ?? 30_000);
 const TOPIC = 'pass.bench.example';
 const KEY_ID = 'BENCHKEY01';
 const TEAM_ID = 'BENCHTEAM1';
-const CLIENTS: ClientName[] = ['ours', 'apns2', '@parse/node-apn'];
+const ALL_CLIENTS: ClientName[] = ['ours', 'apns2', '@parse/node-apn'];
+/** BENCH_APNS_CLIENTS=ours,apns2 runs a subset (ours is always run: the ratios are against it). */
+const CLIENTS = ALL_CLIENTS.filter(
+  (c) => c === 'ours' || (process.env.BENCH_APNS_CLIENTS ?? c).split(',').includes(c),
+);
 const SCENARIOS: Scenario[] = [
   { name: 'plain', latencyMs: 0, goawayAfterStreams: undefined, internalServerError: 0, tooManyRequests: 0 },
   {
@@ -174,7 +178,8 @@ export async function benchApns(): Promise<void> {
             `  ${scenario.name} | ${client} | run ${r + 1}: ${rateText({ result, stats })}/s, ` +
               `lost ${lost}, client reported ok ${result?.reportedOk ?? '-'}, mock 200s ${stats.ok} ` +
               `errors ${JSON.stringify(stats.errors)} sessions ${stats.sessions} goaways ${stats.goaways} ` +
-              `refused ${stats.refused}${client === 'ours' ? ` resends ${result?.resends ?? '-'}` : ''}`,
+              `refused ${stats.refused}${client === 'ours' ? ` resends ${result?.resends ?? '-'}` : ''} ` +
+              `client failures ${JSON.stringify(result?.failures ?? {})}`,
           );
         }
         medians.set(client, medianRun(runs));
