@@ -18,7 +18,10 @@ const MAX_ATTEMPTS = 50;
 
 function tally(reasons: string[]): Record<string, number> {
   const counts: Record<string, number> = {};
-  for (const reason of reasons) counts[reason] = (counts[reason] ?? 0) + 1;
+  for (const reason of reasons) {
+    const key = reason.replace(/streamId: \d+/, 'streamId: N');
+    counts[key] = (counts[key] ?? 0) + 1;
+  }
   return counts;
 }
 

@@ -126,6 +126,11 @@ function rate(m: Measurement): number {
   return m.result ? COUNT / (m.result.wallMs / 1000) : m.stats.acked / (RUN_LIMIT_MS / 1000);
 }
 
+/** Pushes the mock acknowledged per second of the run. */
+function deliveredRate(m: Measurement): number {
+  return m.stats.acked / ((m.result?.wallMs ?? RUN_LIMIT_MS) / 1000);
+}
+
 function rateText(m: Measurement): string {
   return m.result ? rate(m).toFixed(0) : `${rate(m).toFixed(0)} (timed out)`;
 }
@@ -193,6 +198,7 @@ export async function benchApns(): Promise<void> {
           scenario.name,
           client,
           rateText(m),
+          deliveredRate(m).toFixed(0),
           String(COUNT - m.stats.acked),
           m.result ? String(COUNT - m.result.reportedOk) : '-',
           ratio,
@@ -202,7 +208,15 @@ export async function benchApns(): Promise<void> {
   } finally {
     mock.stop();
   }
-  const header = ['scenario', 'client', 'pushes/s', 'lost', 'reported failed', 'ours ÷ client'];
+  const header = [
+    'scenario',
+    'client',
+    'pushes/s',
+    'delivered/s',
+    'lost',
+    'reported failed',
+    'ours ÷ client',
+  ];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]): string =>
     `| ${cells.map((c, i) => pad(c, widths[i] ?? 0, i >= 2)).join(' | ')} |`;
