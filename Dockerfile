@@ -1,27 +1,42 @@
 # syntax=docker/dockerfile:1
 
-# Build stage: install exactly from the lockfile. npm's postinstall runs `prisma generate`, which writes the
-# Prisma client into src/db/generated. Dev dependencies are then pruned; the generated client stays in src/.
+# Build stage: install exactly from the lockfile (npm's postinstall runs `prisma generate` into
+# src/db/generated; src/ is copied later so that source changes keep the install layer), then compile src/
+# and the generated Prisma client to dist/.
 FROM node:20-slim AS build
 WORKDIR /app
-COPY package.json package-lock.json prisma.config.ts ./
+COPY package.json package-lock.json prisma.config.ts tsconfig.json tsconfig.build.json ./
+COPY scripts ./scripts
 COPY prisma ./prisma
 RUN npm ci --no-audit --no-fund
 COPY src ./src
-COPY models ./models
-COPY certificates.example ./certificates.example
-RUN npm prune --omit=dev --no-audit --no-fund
+RUN npm run build
 
-# Runtime stage: the sources run through tsx, which is a runtime dependency (`npm start` is `tsx src/server.ts`).
+# Production dependencies only, from a fresh install rather than a prune, so the image gets exactly what
+# scripts/production-start-check.sh installs and starts in CI. --omit=optional because npm keeps dev
+# dependencies that are also optional peers (prisma and typescript, via @prisma/client: ~170 MB) under
+# --omit=dev alone; no optional package is used at run time. The postinstall skips `prisma generate` here:
+# the client is already compiled into dist/.
+FROM node:20-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+COPY scripts/postinstall.mjs ./scripts/postinstall.mjs
+RUN npm ci --omit=dev --omit=optional --no-audit --no-fund
+
+# Runtime stage: compiled JavaScript only; no compiler, no sources, no dev dependencies.
 FROM node:20-slim
 WORKDIR /app
-COPY --from=build /app/package.json ./package.json
-COPY --from=build /app/node_modules ./node_modules
-COPY --from=build /app/src ./src
-COPY --from=build /app/prisma ./prisma
-COPY --from=build /app/models ./models
-COPY --from=build /app/certificates.example ./certificates.example
-# /data holds the embedded database (when DATABASE_URL is unset); mount the certificates at /certificates.
+COPY package.json ./
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+# Read at run time: the migrations applied at start, and the bundled templates (MODELS_DIR).
+COPY prisma ./prisma
+COPY models ./models
+COPY certificates.example ./certificates.example
+# The command-line tools (doctor, validate, simulate): docker exec <container> node bin/passkit-server.mjs doctor
+COPY bin ./bin
+# /data holds the embedded database (used when DATABASE_URL is unset);
+# mount Apple's certificates at /certificates, or pass them as SIGNER_CERT_PEM, SIGNER_KEY_PEM, WWDR_CERT_PEM.
 RUN mkdir -p /data /certificates && chown node:node /data
 
 ENV NODE_ENV=production \
@@ -32,6 +47,8 @@ ENV NODE_ENV=production \
 USER node
 VOLUME /data
 EXPOSE 3000
+# Node's own fetch: the slim image has no curl. /readyz is 503 while the database does not answer.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/readyz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-CMD ["node", "--import", "tsx", "src/server.ts"]
+# Pending migrations are applied at start, before the server listens.
+CMD ["node", "dist/src/server.js"]

@@ -8,17 +8,28 @@ import {
 import { downloadLinks } from './admin/download-links.js';
 import { downloadRoute } from './admin/download-route.js';
 import { adminRoutes } from './admin/routes.js';
+import type { TrustProxy } from './config.js';
+import { registerDocs } from './docs/openapi.js';
 import { ServiceError } from './errors.js';
 import type { Logger } from './logger.js';
-import { healthRoutes } from './ops/health.js';
+import { type OpsDeps, registerOps, withOps } from './ops/ops.js';
+import { defaultRateLimits, type RateLimitSettings, registerRateLimits } from './ops/rate-limits.js';
+import { requestIdFor } from './ops/request-id.js';
+import { addSecurityHeaders } from './ops/security-headers.js';
 import type { PassesDeps } from './passes/passes.js';
 import { walletRoutes } from './wallet/routes.js';
 
 export interface AppDeps extends PassesDeps {
   log: Logger;
+  /** Metrics, readiness parts, METRICS_PORT (src/ops/ops.ts). */
+  ops?: OpsDeps;
   adminToken: string;
   publicUrl: string;
   downloadLinkTtlSeconds: number;
+  /** TRUST_PROXY: whose X-Forwarded-For gives the client address (rate limits, logs). Unset: nobody's. */
+  trustProxy?: TrustProxy;
+  /** Per-address request and failed-authentication limits; unset, the production defaults. */
+  rateLimits?: RateLimitSettings;
 }
 
 /** The JSON body of every error answer: a stable code and a message that names the problem. */
@@ -53,14 +64,35 @@ function errorBody(error: FastifyError): ErrorBody {
   return { statusCode: 500, error: 'internal', message: 'Internal server error' };
 }
 
-export async function buildApp(deps: AppDeps) {
+export async function buildApp(appDeps: AppDeps) {
+  // This app's metrics registry, and the passes service's signing and bundle cache observers feeding it.
+  const deps = withOps(appDeps);
   const app = Fastify({
     loggerInstance: deps.log,
     // Identifiers may be up to 256 characters each; the default 100-character limit on params is too short.
     routerOptions: { maxParamLength: 1024 },
     bodyLimit: 64 * 1024,
-    requestIdHeader: 'x-request-id',
+    trustProxy: deps.trustProxy ?? false,
+    // x-request-id when the client sent a sane one, else a UUID (src/ops/request-id.ts); echoed by src/ops.
+    requestIdHeader: false,
+    genReqId: requestIdFor,
+    // close() (SIGTERM): the listener stops accepting, idle keep-alive connections are closed, requests in
+    // flight finish; a request that still arrives on an open connection is answered 503 without running its
+    // handler. Not forceCloseConnections: true, which would cut requests in flight.
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
   });
+  // Node's server.close() closes the connections idle at that moment only: one serving a request keeps its
+  // keep-alive after the answer, and close() would wait keepAliveTimeout (72 s), past any shutdown deadline.
+  // So while closing, answers say `Connection: close`, and connections that went idle are closed as they appear.
+  let idleReaper: NodeJS.Timeout | undefined;
+  app.addHook('preClose', async () => {
+    idleReaper = setInterval(() => app.server.closeIdleConnections(), 50);
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    if (idleReaper) reply.header('connection', 'close');
+  });
+  app.addHook('onClose', async () => clearInterval(idleReaper));
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   await app.register(sensible);
@@ -85,7 +117,11 @@ export async function buildApp(deps: AppDeps) {
     adminToken: deps.adminToken,
     ttlSeconds: deps.downloadLinkTtlSeconds,
   });
-  await app.register(healthRoutes(deps));
+  // Before every route: these hooks and the OpenAPI collector only apply to routes registered after them.
+  addSecurityHeaders(app);
+  await registerRateLimits(app, deps.rateLimits ?? defaultRateLimits, deps.clock);
+  await registerDocs(app, { publicUrl: deps.publicUrl });
+  await registerOps(app, deps);
   await app.register(walletRoutes(deps));
   await app.register(adminRoutes({ ...deps, links }));
   await app.register(downloadRoute({ ...deps, links }));

@@ -1,6 +1,9 @@
-import { resolve } from 'node:path';
+import { isIP } from 'node:net';
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { StartupError } from './errors.js';
+import { defaultRateLimits } from './ops/rate-limits.js';
+import { projectRoot } from './paths.js';
 
 /*
  * The only reader of process.env. Every variable is documented in .env.example; an invalid value stops the
@@ -14,10 +17,49 @@ const optionalText = z
 
 const port = z.coerce.number().int().min(0).max(65535);
 
+/*
+ * PEM contents from a secret store. Some stores and .env files keep a value on one line with literal "\n";
+ * a PEM without any real line break is unreadable, so those are turned back into line breaks.
+ */
+const pemText = optionalText.transform((value) =>
+  value !== undefined && !value.includes('\n') ? value.replaceAll('\\n', '\n') : value,
+);
+
+/** Fastify's trustProxy: believe X-Forwarded-For from any peer (true), from none (false), or from these proxies. */
+export type TrustProxy = boolean | string[];
+
+// proxy-addr's names for address ranges, an address, or an address with a prefix length (CIDR).
+function isProxyAddress(entry: string): boolean {
+  if (['loopback', 'linklocal', 'uniquelocal'].includes(entry)) return true;
+  const [address = '', prefix, ...rest] = entry.split('/');
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128));
+}
+
+const trustProxySchema = optionalText.transform((value, context): TrustProxy => {
+  if (value === undefined || /^(false|no|off|0)$/i.test(value)) return false;
+  if (/^(true|yes|on)$/i.test(value)) return true;
+  // Fastify ignores a hop count (it cannot tell a proxy from a client that adds headers), so it is refused here.
+  const entries = value.split(',').map((entry) => entry.trim());
+  const wrong = entries.filter((entry) => !isProxyAddress(entry));
+  if (wrong.length > 0) {
+    context.addIssue({
+      code: 'custom',
+      message: `must be true, false, or a comma-separated list of the proxies' addresses or CIDRs (or loopback, linklocal, uniquelocal); not ${wrong.map((entry) => JSON.stringify(entry)).join(', ')}`,
+    });
+    return z.NEVER;
+  }
+  return entries;
+});
+
 const environmentSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   PORT: port.default(3000),
   HOST: z.string().min(1).default('0.0.0.0'),
+  TRUST_PROXY: trustProxySchema,
+  RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(defaultRateLimits.perMinute),
+  AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(1).default(defaultRateLimits.authFailuresPerMinute),
   DATABASE_URL: optionalText.pipe(
     z
       .string()
@@ -38,17 +80,24 @@ const environmentSchema = z.object({
   ),
   ADMIN_TOKEN: optionalText.pipe(z.string().min(16, 'must be at least 16 characters').optional()),
   CERTIFICATES_DIR: z.string().min(1).default('./certificates'),
+  SIGNER_CERT_PEM: pemText,
+  SIGNER_KEY_PEM: pemText,
+  WWDR_CERT_PEM: pemText,
   SIGNER_KEY_PASSPHRASE: optionalText,
   PASS_TYPE_IDENTIFIER: optionalText,
   TEAM_IDENTIFIER: optionalText,
-  MODELS_DIR: z.string().min(1).default('./models'),
+  // Unset: the templates shipped in models/ beside package.json, wherever the process was started from.
+  MODELS_DIR: optionalText,
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  // Unset: /metrics is served on PORT. Set: only on this port (keep it inside the cluster).
+  METRICS_PORT: optionalText.pipe(z.coerce.number<string | undefined>().int().min(1).max(65535).optional()),
   // Pass update pushes work only in APNs' production environment (Apple's Wallet documentation).
   APNS_ORIGIN: z
     .url({ protocol: /^https$/, error: 'must be an https URL' })
     .default('https://api.push.apple.com'),
   APNS_AUTH: z.enum(['token', 'certificate']).optional(),
   APNS_KEY_FILE: optionalText,
+  APNS_KEY_PEM: pemText,
   APNS_KEY_ID: optionalText,
   APNS_TEAM_ID: optionalText,
   APNS_PUSH_TYPE: z.enum(['background', 'alert']).default('background'),
@@ -61,24 +110,36 @@ const environmentSchema = z.object({
     .int()
     .min(60)
     .default(7 * 24 * 3600),
+  // Under the 30 s that Docker (stop) and Kubernetes (terminationGracePeriodSeconds) wait before SIGKILL.
+  SHUTDOWN_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(25),
 });
 
 export interface Config {
   production: boolean;
   port: number;
   host: string;
+  /** TRUST_PROXY: whose X-Forwarded-For names the client (for rate limits and logs). */
+  trustProxy: TrustProxy;
+  /** RATE_LIMIT_PER_MINUTE and AUTH_FAILURES_PER_MINUTE, per client address (src/ops/rate-limits.ts). */
+  rateLimits: { perMinute: number; authFailuresPerMinute: number };
   databaseUrl: string | undefined;
   dataDir: string;
   /** The base URL devices reach; without a trailing slash. Becomes webServiceURL in every pass. */
   publicUrl: string;
   adminToken: string | undefined;
   certificatesDir: string;
+  /** SIGNER_CERT_PEM, SIGNER_KEY_PEM and WWDR_CERT_PEM (all three or none): used instead of CERTIFICATES_DIR. */
+  signingPems: { signerCert: string; signerKey: string; wwdr: string } | undefined;
   signerKeyPassphrase: string | undefined;
   passTypeIdentifier: string | undefined;
   teamIdentifier: string | undefined;
   modelsDir: string;
   logLevel: string;
+  /** METRICS_PORT: /metrics on its own port instead of PORT. */
+  metricsPort: number | undefined;
   downloadLinkTtlSeconds: number;
+  /** SIGTERM / SIGINT: how long the orderly shutdown may take before the process exits with 1. */
+  shutdownTimeoutSeconds: number;
   apns: ApnsConfig;
 }
 
@@ -87,6 +148,8 @@ export interface ApnsConfig {
   /** token: a .p8 key (APNS_KEY_FILE, APNS_KEY_ID); certificate: the Pass Type ID certificate that signs passes. */
   auth: 'token' | 'certificate';
   keyFile: string | undefined;
+  /** The .p8 key's contents (APNS_KEY_PEM), instead of keyFile. */
+  keyPem?: string | undefined;
   keyId: string | undefined;
   /** Defaults to the team identifier of the signing certificate. */
   teamId: string | undefined;
@@ -118,10 +181,34 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     );
   }
   // Certificate auth needs nothing more (Apple's Wallet documentation describes it), so it is the default.
-  const apnsAuth = env.APNS_AUTH ?? (env.APNS_KEY_FILE ? 'token' : 'certificate');
-  if (apnsAuth === 'token' && !(env.APNS_KEY_FILE && env.APNS_KEY_ID)) {
+  const apnsKey = env.APNS_KEY_FILE ?? env.APNS_KEY_PEM;
+  if (env.APNS_KEY_FILE && env.APNS_KEY_PEM) {
+    throw new ConfigError('Invalid configuration:\n  APNS_KEY_FILE, APNS_KEY_PEM: set one of them, not both');
+  }
+  const apnsAuth = env.APNS_AUTH ?? (apnsKey ? 'token' : 'certificate');
+  if (apnsAuth === 'token' && !(apnsKey && env.APNS_KEY_ID)) {
     throw new ConfigError(
-      'Invalid configuration:\n  APNS_KEY_FILE, APNS_KEY_ID: both required when APNS_AUTH=token',
+      'Invalid configuration:\n  APNS_KEY_FILE (or APNS_KEY_PEM), APNS_KEY_ID: both required when APNS_AUTH=token',
+    );
+  }
+  const signingPems = {
+    SIGNER_CERT_PEM: env.SIGNER_CERT_PEM,
+    SIGNER_KEY_PEM: env.SIGNER_KEY_PEM,
+    WWDR_CERT_PEM: env.WWDR_CERT_PEM,
+  };
+  const missingPems = Object.keys(signingPems).filter(
+    (name) => signingPems[name as keyof typeof signingPems] === undefined,
+  );
+  // A partial set would silently fall back to CERTIFICATES_DIR (or a development identity): refuse it instead.
+  if (missingPems.length > 0 && missingPems.length < Object.keys(signingPems).length) {
+    throw new ConfigError(
+      `Invalid configuration:\n  ${missingPems.join(', ')}: missing; SIGNER_CERT_PEM, SIGNER_KEY_PEM and ` +
+        'WWDR_CERT_PEM are used together (or none of them, for the files in CERTIFICATES_DIR)',
+    );
+  }
+  if (env.METRICS_PORT !== undefined && env.METRICS_PORT === env.PORT) {
+    throw new ConfigError(
+      'Invalid configuration:\n  METRICS_PORT: must differ from PORT (leave it unset for /metrics on PORT)',
     );
   }
   if (production && !env.ADMIN_TOKEN) {
@@ -131,21 +218,34 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     production,
     port: env.PORT,
     host: env.HOST,
+    trustProxy: env.TRUST_PROXY,
+    rateLimits: { perMinute: env.RATE_LIMIT_PER_MINUTE, authFailuresPerMinute: env.AUTH_FAILURES_PER_MINUTE },
     databaseUrl: env.DATABASE_URL,
     dataDir: resolve(env.DATA_DIR),
     publicUrl,
     adminToken: env.ADMIN_TOKEN,
     certificatesDir: resolve(env.CERTIFICATES_DIR),
+    signingPems:
+      signingPems.SIGNER_CERT_PEM && signingPems.SIGNER_KEY_PEM && signingPems.WWDR_CERT_PEM
+        ? {
+            signerCert: signingPems.SIGNER_CERT_PEM,
+            signerKey: signingPems.SIGNER_KEY_PEM,
+            wwdr: signingPems.WWDR_CERT_PEM,
+          }
+        : undefined,
     signerKeyPassphrase: env.SIGNER_KEY_PASSPHRASE,
     passTypeIdentifier: env.PASS_TYPE_IDENTIFIER,
     teamIdentifier: env.TEAM_IDENTIFIER,
-    modelsDir: resolve(env.MODELS_DIR),
+    modelsDir: env.MODELS_DIR ? resolve(env.MODELS_DIR) : join(projectRoot, 'models'),
     logLevel: env.LOG_LEVEL,
+    metricsPort: env.METRICS_PORT,
     downloadLinkTtlSeconds: env.DOWNLOAD_LINK_TTL_SECONDS,
+    shutdownTimeoutSeconds: env.SHUTDOWN_TIMEOUT_SECONDS,
     apns: {
       origin: env.APNS_ORIGIN.replace(/\/+$/, ''),
       auth: apnsAuth,
       keyFile: env.APNS_KEY_FILE ? resolve(env.APNS_KEY_FILE) : undefined,
+      keyPem: env.APNS_KEY_PEM,
       keyId: env.APNS_KEY_ID,
       teamId: env.APNS_TEAM_ID,
       pushType: env.APNS_PUSH_TYPE,

@@ -53,6 +53,16 @@ export class GoneError extends ServiceError {
   }
 }
 
+/** 429: the client sent too many requests, or failed authentication too often; Retry-After says when to return. */
+export class TooManyRequestsError extends ServiceError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(429, 'too_many_requests', message);
+  }
+}
+
 /** A problem that stops the process from starting (configuration, certificates, templates). */
 export class StartupError extends Error {
   override name = 'StartupError';

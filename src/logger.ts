@@ -24,24 +24,62 @@ export function fingerprint(secret: string): string {
   return createHash('sha256').update(secret).digest('hex').slice(0, 8);
 }
 
-/** The request URL without secrets: device library identifiers fingerprinted, link signatures dropped. */
+/**
+ * The request URL without secrets: device library identifiers fingerprinted, link signatures dropped. Matched
+ * segment by segment on the decoded text, because the router also serves an absolute-form target
+ * (`GET http://host/v1/devices/…`), percent-encoded letters (`/v1/%64evices/…`, `?%73ignature=`) and repeated
+ * parameters, which a match on the raw `/v1/devices/` prefix and the first `signature=` let through.
+ */
 export function redactUrl(url: string): string {
-  return url
-    .replace(/^(\/v1\/devices\/)([^/?]+)/, (_, prefix: string, id: string) => `${prefix}~${fingerprint(id)}`)
-    .replace(/([?&]signature=)[^&]*/, '$1[redacted]');
+  const queryStart = url.indexOf('?');
+  const segments = (queryStart === -1 ? url : url.slice(0, queryStart)).split('/');
+  const path = segments
+    .map((segment, i) =>
+      i > 0 && isNamed(segments[i - 1], 'devices') ? `~${fingerprint(segment)}` : segment,
+    )
+    .join('/');
+  if (queryStart === -1) return path;
+  const query = url
+    .slice(queryStart + 1)
+    .split('&')
+    .map((pair) => {
+      const key = pair.split('=', 1)[0] ?? '';
+      return isNamed(key, 'signature') ? `${key}=[redacted]` : pair;
+    })
+    .join('&');
+  return `${path}?${query}`;
 }
 
-export function createLogger(options: { level: string; pretty?: boolean }): Logger {
-  return pino({
+function isNamed(text: string | undefined, name: string): boolean {
+  if (text === undefined) return false;
+  try {
+    return decodeURIComponent(text).toLowerCase() === name;
+  } catch {
+    return text.toLowerCase() === name;
+  }
+}
+
+/*
+ * Always JSON lines, also in development on a terminal: pino-pretty is not a dependency, and one format is what
+ * log collectors parse. `destination` is for tests (stdout otherwise).
+ */
+export function createLogger(options: {
+  level: string;
+  pretty?: boolean;
+  destination?: pino.DestinationStream;
+}): Logger {
+  const pinoOptions: pino.LoggerOptions = {
     level: options.level,
     redact: { paths: redactedPaths, censor: '[redacted]' },
     serializers: {
-      req: (request: IncomingMessage & { id?: string }) => ({
+      // Fastify passes its request: `ip` is the client's address (X-Forwarded-For's when TRUST_PROXY trusts the peer).
+      req: (request: IncomingMessage & { id?: string; ip?: string }) => ({
         id: request.id,
         method: request.method,
         url: redactUrl(request.url ?? ''),
-        remoteAddress: request.socket?.remoteAddress,
+        remoteAddress: request.ip ?? request.socket?.remoteAddress,
       }),
     },
-  });
+  };
+  return options.destination ? pino(pinoOptions, options.destination) : pino(pinoOptions);
 }

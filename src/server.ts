@@ -8,8 +8,11 @@ import { buildApp } from './app.js';
 import { systemClock } from './clock.js';
 import { type Config, loadConfig } from './config.js';
 import { openDatabase } from './db/database.js';
+import { migrationStatus } from './db/migrations.js';
 import { StartupError } from './errors.js';
 import { createLogger, type Logger } from './logger.js';
+import { createMetrics } from './ops/metrics.js';
+import { startMetricsServer } from './ops/metrics-server.js';
 import { checkWalletAcceptsTemplate } from './passes/bundle.js';
 import { loadSigningIdentity, type SigningIdentity } from './passes/signing-identity.js';
 import { loadTemplates, type Template } from './passes/templates.js';
@@ -60,6 +63,7 @@ async function main() {
   const log = createLogger({ level: config.logLevel });
   const identity = await loadSigningIdentity({
     certificatesDir: config.certificatesDir,
+    pems: config.signingPems,
     dataDir: config.dataDir,
     signerKeyPassphrase: config.signerKeyPassphrase,
     passTypeIdentifier: config.passTypeIdentifier,
@@ -70,13 +74,21 @@ async function main() {
   const templates = await loadTemplatesReportingProblems(config, identity, log);
   const admin = resolveAdminToken(config.adminToken, config.dataDir);
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, log });
+  // Made before the push worker, which reports each send to them; the app (or METRICS_PORT) serves them.
+  const metrics = createMetrics({ prisma: database.prisma, clock: systemClock, log });
   const pushes = startPushes({
     config: config.apns,
     identity,
     prisma: database.prisma,
     clock: systemClock,
     log,
+    onOutcome: (outcome) => metrics.observePush(outcome),
   });
+  // In production TLS ends at a proxy (PUBLIC_URL is https, this server speaks http): without TRUST_PROXY every
+  // client has the proxy's address, so all of them share one rate limit and one failed-authentication count.
+  if (config.production && config.trustProxy === false) {
+    log.warn('TRUST_PROXY is unset: behind a proxy, all clients share its address for rate limits and logs');
+  }
   const app = await buildApp({
     prisma: database.prisma,
     templates,
@@ -87,9 +99,21 @@ async function main() {
     adminToken: admin.token,
     publicUrl: config.publicUrl,
     downloadLinkTtlSeconds: config.downloadLinkTtlSeconds,
+    trustProxy: config.trustProxy,
+    rateLimits: config.rateLimits,
     afterChange: () => pushes.worker.wake(),
+    ops: {
+      metrics,
+      metricsOnMainPort: config.metricsPort === undefined,
+      checkMigrations: () => migrationStatus(database.adapterFactory),
+      pushWorker: pushes.worker,
+    },
   });
   await app.listen({ port: config.port, host: config.host });
+  const metricsServer =
+    config.metricsPort === undefined
+      ? undefined
+      : await startMetricsServer({ metrics, port: config.metricsPort, host: config.host, log });
   log.info(
     {
       database: database.kind,
@@ -105,10 +129,27 @@ async function main() {
   const shutdown = async (signal: string) => {
     if (closing) return;
     closing = true;
-    log.info({ signal }, 'shutting down');
-    await app.close();
-    await pushes.close();
-    await database.close();
+    const timeoutSeconds = config.shutdownTimeoutSeconds;
+    log.info({ signal, timeoutSeconds }, 'shutting down');
+    // Exit before the orchestrator's SIGKILL, saying why. Nothing is lost: pushes still claimed become due
+    // again when their lease runs out, and a request not yet answered was not acknowledged to anyone.
+    const deadline = setTimeout(() => {
+      log.error({ timeoutSeconds }, 'shutdown not finished within SHUTDOWN_TIMEOUT_SECONDS; exiting');
+      process.exit(1);
+    }, timeoutSeconds * 1000);
+    try {
+      // In order: no new requests, answered ones done (their changes and outbox rows committed); then no new
+      // claims, sends finished or given back; then the database they all used.
+      await app.close();
+      await pushes.close();
+      await metricsServer?.close();
+      await database.close();
+    } catch (error) {
+      log.error({ err: error }, 'shutdown failed');
+      process.exit(1);
+    }
+    clearTimeout(deadline);
+    log.info('shut down');
     process.exit(0);
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));

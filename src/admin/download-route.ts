@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { errorResponses, pkpassResponse } from '../docs/route-docs.js';
 import { ForbiddenError } from '../errors.js';
 import { findPass, getSignedBundle, type PassesDeps } from '../passes/passes.js';
 import { passParams } from '../wallet/schemas.js';
@@ -10,21 +11,28 @@ import { downloadQuery } from './schemas.js';
 export const downloadRoute =
   (deps: PassesDeps & { links: DownloadLinks }): FastifyPluginAsync =>
   async (fastify) => {
-    fastify
-      .withTypeProvider<ZodTypeProvider>()
-      .get(
-        downloadPath,
-        { schema: { params: passParams, querystring: downloadQuery } },
-        async (request, reply) => {
-          const { expires, signature } = request.query;
-          deps.links.verify(request.params, expires, signature, deps.clock.now());
-          const pass = await findPass(deps, request.params);
-          if (!pass) throw new ForbiddenError('This download link is not valid');
-          return reply
-            .type('application/vnd.apple.pkpass')
-            .header('content-disposition', `attachment; filename="pass.pkpass"`)
-            .header('cache-control', 'private, no-store')
-            .send(await getSignedBundle(deps, pass));
+    fastify.withTypeProvider<ZodTypeProvider>().get(
+      downloadPath,
+      {
+        schema: {
+          tags: ['Admin'],
+          summary:
+            "Download a pass through its downloadUrl (no token: the link's signature is the credential)",
+          params: passParams,
+          querystring: downloadQuery,
+          response: { 200: pkpassResponse, ...errorResponses(400, 403, 410, 429) },
         },
-      );
+      },
+      async (request, reply) => {
+        const { expires, signature } = request.query;
+        deps.links.verify(request.params, expires, signature, deps.clock.now());
+        const pass = await findPass(deps, request.params);
+        if (!pass) throw new ForbiddenError('This download link is not valid');
+        return reply
+          .type('application/vnd.apple.pkpass')
+          .header('content-disposition', `attachment; filename="pass.pkpass"`)
+          .header('cache-control', 'private, no-store')
+          .send(await getSignedBundle(deps, pass));
+      },
+    );
   };

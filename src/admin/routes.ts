@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { adminDoc, errorResponses, noBody, pkpassResponse } from '../docs/route-docs.js';
 import { UnauthorizedError } from '../errors.js';
 import {
   countRegistrations,
@@ -16,7 +17,17 @@ import { secretsEqual } from '../passes/tokens.js';
 import { outboxStats, pushFailureCounts } from '../push/outbox.js';
 import { passParams } from '../wallet/schemas.js';
 import type { DownloadLinks } from './download-links.js';
-import { listPassesQuery, logsQuery, newPassBody, passChangeBody } from './schemas.js';
+import {
+  listPassesQuery,
+  logsAnswer,
+  logsQuery,
+  newPassBody,
+  passChangeBody,
+  passPage,
+  passView,
+  pushesAnswer,
+  templatesAnswer,
+} from './schemas.js';
 
 export interface AdminDeps extends PassesDeps {
   adminToken: string;
@@ -56,62 +67,151 @@ export const adminRoutes =
 
     app.post(
       '/admin/passes',
-      { bodyLimit: 256 * 1024, schema: { body: newPassBody } },
+      {
+        bodyLimit: 256 * 1024,
+        schema: {
+          ...adminDoc(
+            'Create a pass',
+            'Unknown template, field key or override: 400. Existing serial number: 409.',
+          ),
+          body: newPassBody,
+          response: { 201: passView, ...errorResponses(400, 401, 409, 429) },
+        },
+      },
       async (request, reply) => {
         const pass = await createPass(deps, request.body);
         return reply.code(201).send(await view(pass));
       },
     );
 
-    app.get('/admin/passes', { schema: { querystring: listPassesQuery } }, async (request) => {
-      const page = await listPasses(deps, request.query);
-      return { passes: await Promise.all(page.passes.map(view)), nextCursor: page.nextCursor ?? null };
-    });
+    app.get(
+      '/admin/passes',
+      {
+        schema: {
+          ...adminDoc('List passes', 'In creation order; pass nextCursor back as cursor for the next page.'),
+          querystring: listPassesQuery,
+          response: { 200: passPage, ...errorResponses(400, 401, 429) },
+        },
+      },
+      async (request) => {
+        const page = await listPasses(deps, request.query);
+        return { passes: await Promise.all(page.passes.map(view)), nextCursor: page.nextCursor ?? null };
+      },
+    );
 
     const passPath = '/admin/passes/:passTypeIdentifier/:serialNumber';
 
-    app.get(passPath, { schema: { params: passParams } }, async (request) =>
-      view(await getPass(deps, request.params)),
+    app.get(
+      passPath,
+      {
+        schema: {
+          ...adminDoc('Read a pass'),
+          params: passParams,
+          response: { 200: passView, ...errorResponses(400, 401, 404, 429) },
+        },
+      },
+      async (request) => view(await getPass(deps, request.params)),
     );
 
     app.patch(
       passPath,
-      { bodyLimit: 256 * 1024, schema: { params: passParams, body: passChangeBody } },
+      {
+        bodyLimit: 256 * 1024,
+        schema: {
+          ...adminDoc(
+            'Change a pass',
+            'fields, pass and changeMessages are merged key by key; makes a new version and pushes it to devices.',
+          ),
+          params: passParams,
+          body: passChangeBody,
+          response: { 200: passView, ...errorResponses(400, 401, 404, 429) },
+        },
+      },
       async (request) => view(await updatePass(deps, request.params, request.body)),
     );
 
-    app.delete(passPath, { schema: { params: passParams } }, async (request, reply) => {
-      await deletePass(deps, request.params);
-      return reply.code(204).send();
-    });
+    app.delete(
+      passPath,
+      {
+        schema: {
+          ...adminDoc('Delete a pass and its registrations'),
+          params: passParams,
+          response: { 204: noBody('Deleted'), ...errorResponses(400, 401, 404, 429) },
+        },
+      },
+      async (request, reply) => {
+        await deletePass(deps, request.params);
+        return reply.code(204).send();
+      },
+    );
 
-    app.get(`${passPath}/pkpass`, { schema: { params: passParams } }, async (request, reply) => {
-      const pass = await getPass(deps, request.params);
-      return reply
-        .type('application/vnd.apple.pkpass')
-        .header('last-modified', pass.lastModified.toUTCString())
-        .send(await getSignedBundle(deps, pass));
-    });
+    app.get(
+      `${passPath}/pkpass`,
+      {
+        schema: {
+          ...adminDoc('Download the signed .pkpass'),
+          params: passParams,
+          response: { 200: pkpassResponse, ...errorResponses(400, 401, 404, 429) },
+        },
+      },
+      async (request, reply) => {
+        const pass = await getPass(deps, request.params);
+        return reply
+          .type('application/vnd.apple.pkpass')
+          .header('last-modified', pass.lastModified.toUTCString())
+          .send(await getSignedBundle(deps, pass));
+      },
+    );
 
-    app.get('/admin/templates', async () => ({
-      templates: [...deps.templates.values()].map((template) => ({
-        name: template.name,
-        style: template.style,
-        fieldKeys: template.fieldKeys,
-      })),
-    }));
+    app.get(
+      '/admin/templates',
+      {
+        schema: {
+          ...adminDoc('List templates and their field keys'),
+          response: { 200: templatesAnswer, ...errorResponses(401, 429) },
+        },
+      },
+      async () => ({
+        templates: [...deps.templates.values()].map((template) => ({
+          name: template.name,
+          style: template.style,
+          fieldKeys: template.fieldKeys,
+        })),
+      }),
+    );
 
     // Push delivery: what waits in the outbox, and the pushes given up on, counted by APNs reason.
-    app.get('/admin/pushes', async () => ({
-      outbox: await outboxStats(deps.prisma, deps.clock.now()),
-      failures: await pushFailureCounts(deps.prisma),
-    }));
+    app.get(
+      '/admin/pushes',
+      {
+        schema: {
+          ...adminDoc('Push outbox depth and failed pushes by APNs reason'),
+          response: { 200: pushesAnswer, ...errorResponses(401, 429) },
+        },
+      },
+      async () => ({
+        outbox: await outboxStats(deps.prisma, deps.clock.now()),
+        failures: await pushFailureCounts(deps.prisma),
+      }),
+    );
 
-    app.get('/admin/logs', { schema: { querystring: logsQuery } }, async (request) => {
-      const logs = await deps.prisma.deviceLog.findMany({
-        orderBy: { id: 'desc' },
-        take: request.query.limit,
-      });
-      return { logs: logs.map((log) => ({ message: log.message, createdAt: log.createdAt.toISOString() })) };
-    });
+    app.get(
+      '/admin/logs',
+      {
+        schema: {
+          ...adminDoc('The latest device log messages (POST /v1/log)'),
+          querystring: logsQuery,
+          response: { 200: logsAnswer, ...errorResponses(400, 401, 429) },
+        },
+      },
+      async (request) => {
+        const logs = await deps.prisma.deviceLog.findMany({
+          orderBy: { id: 'desc' },
+          take: request.query.limit,
+        });
+        return {
+          logs: logs.map((log) => ({ message: log.message, createdAt: log.createdAt.toISOString() })),
+        };
+      },
+    );
   };

@@ -9,7 +9,25 @@ export const newPassBody = z
     fields: fieldValuesSchema.optional(),
     pass: passOverridesSchema.optional(),
   })
-  .strict();
+  .strict()
+  // x-examples, not examples: zod drops `examples` from the input schema of a schema with transforms inside.
+  .meta({
+    'x-examples': {
+      ticket: {
+        summary: 'An event ticket with a QR code',
+        value: {
+          template: 'event',
+          serialNumber: 'ticket-0001',
+          fields: { event: 'Concert', seat: '12' },
+          pass: { barcodes: [{ format: 'PKBarcodeFormatQR', message: 'ticket-0001' }] },
+        },
+      },
+      loyalty: {
+        summary: 'A loyalty card; the serial number is generated',
+        value: { template: 'loyalty', fields: { points: 120 } },
+      },
+    },
+  });
 
 export const passChangeBody = z
   .object({
@@ -20,6 +38,15 @@ export const passChangeBody = z
   .strict()
   .refine((change) => change.fields || change.pass || change.changeMessages, {
     message: 'nothing to change: give fields, pass or changeMessages',
+  })
+  .meta({
+    'x-examples': {
+      seat: {
+        summary: 'A new seat, announced on the lock screen',
+        value: { fields: { seat: '14' }, changeMessages: { seat: 'Your seat is now %@' } },
+      },
+      voided: { summary: 'Void the pass', value: { pass: { voided: true } } },
+    },
   });
 
 export const listPassesQuery = z
@@ -35,4 +62,47 @@ export const logsQuery = z.object({ limit: z.coerce.number().int().min(1).max(10
 export const downloadQuery = z.object({
   expires: z.string().regex(/^\d{1,12}$/, 'expires must be a Unix time'),
   signature: z.string().min(1).max(100),
+});
+
+/*
+ * Answers of the admin API, for the OpenAPI document; they also serialize the answers. Loose objects: a key added
+ * to an answer is passed through rather than silently dropped.
+ */
+export const passView = z.looseObject({
+  passTypeIdentifier: z.string(),
+  serialNumber: z.string(),
+  template: z.string(),
+  fields: z.record(z.string(), z.unknown()),
+  pass: z.record(z.string(), z.unknown()).meta({ description: 'The top-level pass.json overrides' }),
+  changeMessages: z.record(z.string(), z.string()),
+  version: z.number().int(),
+  lastModified: z.string().meta({ format: 'date-time' }),
+  createdAt: z.string().meta({ format: 'date-time' }),
+  updatedAt: z.string().meta({ format: 'date-time' }),
+  registeredDevices: z.number().int(),
+  downloadUrl: z.string().meta({ description: 'Signed, expiring link to the .pkpass; needs no admin token' }),
+});
+
+export const passPage = z.looseObject({
+  passes: z.array(passView),
+  nextCursor: z.string().nullable().meta({ description: 'Pass it back as cursor; null on the last page' }),
+});
+
+export const templatesAnswer = z.looseObject({
+  templates: z.array(z.looseObject({ name: z.string(), style: z.string(), fieldKeys: z.array(z.string()) })),
+});
+
+export const logsAnswer = z.looseObject({
+  logs: z.array(z.looseObject({ message: z.string(), createdAt: z.string().meta({ format: 'date-time' }) })),
+});
+
+export const pushesAnswer = z.looseObject({
+  // A plain object: OutboxStats is an interface, which a loose object's index signature does not accept.
+  outbox: z.object({
+    depth: z.number().int(),
+    due: z.number().int(),
+    claimed: z.number().int(),
+    oldestDueAgeMs: z.number().nullable(),
+  }),
+  failures: z.record(z.string(), z.number().int()).meta({ description: 'Failed pushes by APNs reason' }),
 });

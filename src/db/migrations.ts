@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
-import type { SqlMigrationAwareDriverAdapterFactory } from '@prisma/driver-adapter-utils';
+import type { SqlDriverAdapter, SqlMigrationAwareDriverAdapterFactory } from '@prisma/driver-adapter-utils';
 import type { MigrationList } from '@prisma/schema-engine-wasm/schema_engine_bg';
 import { migrationsDir, prismaSchemaPath } from '../paths.js';
 import { PGliteAdapterFactory } from './pglite.js';
@@ -42,15 +42,34 @@ function readSchema() {
   return { path: prismaSchemaPath, content: readFileSync(prismaSchemaPath, 'utf8') };
 }
 
+/*
+ * The schema engine takes `pg_advisory_lock(72707369)` before applying migrations (as `prisma migrate deploy`
+ * does, so instances starting together apply each migration once), but it never unlocks, nor closes the
+ * connections it opened: the lock would stay with an idle pool connection until pg drops it after 10 s, just
+ * when a second instance waiting for the lock gives up (the engine's timeout is 10 s too). Disposing the
+ * adapters it opened closes their connections, which releases the lock at once.
+ */
 async function withEngine<T>(
   factory: SqlMigrationAwareDriverAdapterFactory,
   run: (engine: SchemaEngine) => Promise<T>,
 ) {
-  const engine = await openSchemaEngine(readSchema(), factory);
+  const opened: SqlDriverAdapter[] = [];
+  const tracked = async (connect: () => Promise<SqlDriverAdapter>) => {
+    const adapter = await connect();
+    opened.push(adapter);
+    return adapter;
+  };
+  const engine = await openSchemaEngine(readSchema(), {
+    provider: factory.provider,
+    adapterName: factory.adapterName,
+    connect: () => tracked(() => factory.connect()),
+    connectToShadowDb: () => tracked(() => factory.connectToShadowDb()),
+  });
   try {
     return await run(engine);
   } finally {
     engine.free();
+    await Promise.all(opened.map((adapter) => adapter.dispose()));
   }
 }
 

@@ -97,7 +97,24 @@ export const nfcSchema = z.strictObject({
   requiresAuthentication: z.boolean().optional(),
 });
 
-const jsonObject = z.record(z.string(), z.json());
+/*
+ * Any JSON value (what z.json() accepts), spelled out so that it can carry an id: OpenAPI needs a named component
+ * for a recursive schema, and z.json()'s inner recursion could not be named.
+ */
+type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+const jsonValue: z.ZodType<JsonValue> = z
+  .lazy(() =>
+    z.union([
+      z.string(),
+      z.number(),
+      z.boolean(),
+      z.null(),
+      z.array(jsonValue),
+      z.record(z.string(), jsonValue),
+    ]),
+  )
+  .meta({ id: 'JsonValue', description: 'Any JSON value' });
+const jsonObject = z.record(z.string(), jsonValue);
 
 /** Keys the server sets in every pass, whatever the template or the admin says. */
 export const IDENTITY_KEYS = [

@@ -20,6 +20,10 @@ export interface PassesDeps {
   webServiceURL: string;
   /** Called after a change has committed its outbox rows, so the push worker sends them at once. */
   afterChange?: () => void;
+  /** Told how long each signing took, in seconds (the metrics' signing histogram). */
+  observeSigning?: (seconds: number) => void;
+  /** Told whether getSignedBundle found the current version stored (the metrics' cache hits and misses). */
+  observeBundleCache?: (result: 'hit' | 'miss') => void;
 }
 
 export interface PassKey {
@@ -92,6 +96,14 @@ function isUniqueViolation(error: unknown): boolean {
   return error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002';
 }
 
+/** buildSignedBundle, timed for the metrics: signing is the costly step of every create, change and cache miss. */
+async function signBundle(deps: PassesDeps, content: PassContent): Promise<Buffer> {
+  const started = performance.now();
+  const bytes = await buildSignedBundle(content, deps.identity);
+  deps.observeSigning?.((performance.now() - started) / 1000);
+  return bytes;
+}
+
 export async function createPass(deps: PassesDeps, input: NewPass): Promise<StoredPass> {
   const template = findTemplate(deps, input.template);
   const fields = input.fields ?? {};
@@ -106,7 +118,7 @@ export async function createPass(deps: PassesDeps, input: NewPass): Promise<Stor
     changeMessages: {},
   };
   // Signed before it is stored: a pass that cannot be signed is refused (400), and the first download is a hit.
-  const bytes = await buildSignedBundle(passContent(deps, identity), deps.identity);
+  const bytes = await signBundle(deps, passContent(deps, identity));
   try {
     const row = await deps.prisma.pass.create({
       data: {
@@ -180,7 +192,7 @@ async function updatePassInTransaction(
       overrides: { ...pass.overrides, ...change.pass },
       changeMessages: { ...pass.changeMessages, ...change.changeMessages },
     };
-    const bytes = await buildSignedBundle(passContent(deps, next), deps.identity);
+    const bytes = await signBundle(deps, passContent(deps, next));
     const now = deps.clock.now();
     const [updated] = await tx.$queryRaw<Array<{ version: number }>>`
       UPDATE passes SET
@@ -203,7 +215,9 @@ async function updatePassInTransaction(
 /**
  * The change record for the push step: one row per push token registered for the pass. A token that already
  * waits for a push of this pass type keeps its one row (changes coalesce); one whose push is in flight gets a new
- * row, since that push may reach the device before this change commits.
+ * row, since that push may reach the device before this change commits. The no-op DO UPDATE (not DO NOTHING)
+ * locks the waiting row until this transaction commits: otherwise a worker could claim and send it before the
+ * change is visible, the device would sync too early, and no row would be left for this change.
  */
 export async function enqueuePushes(
   tx: Prisma.TransactionClient,
@@ -216,7 +230,8 @@ export async function enqueuePushes(
     SELECT DISTINCT d.push_token, ${passTypeIdentifier}, ${now}::timestamptz, ${now}::timestamptz
     FROM registrations r JOIN devices d ON d.id = r.device_id
     WHERE r.pass_id = ${passId}
-    ON CONFLICT (push_token, pass_type_identifier) WHERE claimed_until IS NULL DO NOTHING`;
+    ON CONFLICT (push_token, pass_type_identifier) WHERE claimed_until IS NULL
+      DO UPDATE SET claimed_until = push_outbox.claimed_until`;
 }
 
 export async function deletePass(deps: Pick<PassesDeps, 'prisma'>, key: PassKey): Promise<void> {
@@ -264,8 +279,12 @@ function decodeCursor(cursor: string): bigint {
  */
 export async function getSignedBundle(deps: PassesDeps, pass: StoredPass): Promise<Buffer> {
   const cached = await deps.prisma.passBundle.findUnique({ where: { passId: pass.id } });
-  if (cached && cached.version === pass.version) return Buffer.from(cached.bytes);
-  const bytes = await buildSignedBundle(passContent(deps, pass), deps.identity);
+  if (cached && cached.version === pass.version) {
+    deps.observeBundleCache?.('hit');
+    return Buffer.from(cached.bytes);
+  }
+  deps.observeBundleCache?.('miss');
+  const bytes = await signBundle(deps, passContent(deps, pass));
   await storeBundle(deps.prisma, pass.id, pass.version, bytes, deps.clock.now());
   return bytes;
 }

@@ -28,9 +28,18 @@ export interface SigningIdentity {
   notAfter: Date;
 }
 
+/** The three PEM texts of an identity, as files hold them or as SIGNER_CERT_PEM, SIGNER_KEY_PEM, WWDR_CERT_PEM. */
+export interface SigningPems {
+  signerCert: string;
+  signerKey: string;
+  wwdr: string;
+}
+
 export interface SigningIdentityOptions {
   /** Holds signerCert.pem, signerKey.pem and wwdr.pem. */
   certificatesDir: string;
+  /** PEM contents from variables (secret stores); when given, certificatesDir is not read. */
+  pems?: SigningPems | undefined;
   /** Where a development identity is generated and kept. */
   dataDir: string;
   signerKeyPassphrase?: string;
@@ -44,30 +53,27 @@ export interface SigningIdentityOptions {
 }
 
 const FILE_NAMES = ['signerCert.pem', 'signerKey.pem', 'wwdr.pem'] as const;
+/** What error messages call each PEM: the file it was read from, or the variable it came in. */
+type PemLabels = SigningPems;
+const FILE_LABELS: PemLabels = { signerCert: 'signerCert.pem', signerKey: 'signerKey.pem', wwdr: 'wwdr.pem' };
+const VARIABLE_LABELS: PemLabels = {
+  signerCert: 'SIGNER_CERT_PEM',
+  signerKey: 'SIGNER_KEY_PEM',
+  wwdr: 'WWDR_CERT_PEM',
+};
 /** Apple's certificates last a year; a month's notice leaves time to renew before passes stop updating. */
 const RENEWAL_WARNING_MS = 30 * 24 * 3600 * 1000;
 const HELP = 'See certificates.example/README.md for how to obtain and convert them.';
 
 export async function loadSigningIdentity(o: SigningIdentityOptions): Promise<SigningIdentity> {
+  if (o.pems) {
+    const identity = checkIdentity(o.pems, VARIABLE_LABELS, o.signerKeyPassphrase, false);
+    return accepted(identity, VARIABLE_LABELS, 'SIGNER_CERT_PEM, SIGNER_KEY_PEM, WWDR_CERT_PEM', o);
+  }
   const present = await presentFiles(o.certificatesDir);
   if (present.length === FILE_NAMES.length) {
     const identity = await readIdentity(o.certificatesDir, o.signerKeyPassphrase, false);
-    assertConfiguredIdsAgree(identity, o);
-    o.log.info(
-      {
-        passTypeIdentifier: identity.passTypeIdentifier,
-        teamIdentifier: identity.teamIdentifier,
-        notAfter: identity.notAfter.toISOString(),
-      },
-      'Signing identity loaded',
-    );
-    if (identity.notAfter.getTime() - Date.now() < RENEWAL_WARNING_MS) {
-      o.log.warn(
-        { notAfter: identity.notAfter.toISOString() },
-        'signerCert.pem expires soon: renew it at Apple',
-      );
-    }
-    return identity;
+    return accepted(identity, FILE_LABELS, o.certificatesDir, o);
   }
   if (present.length > 0) {
     const missing = FILE_NAMES.filter((name) => !present.includes(name));
@@ -84,6 +90,32 @@ export async function loadSigningIdentity(o: SigningIdentityOptions): Promise<Si
     );
   }
   return loadDevelopmentIdentity(o);
+}
+
+/** A real identity passes the configured-id check; its source and expiry are logged. */
+function accepted(
+  identity: SigningIdentity,
+  labels: PemLabels,
+  source: string,
+  o: SigningIdentityOptions,
+): SigningIdentity {
+  assertConfiguredIdsAgree(identity, o);
+  o.log.info(
+    {
+      source,
+      passTypeIdentifier: identity.passTypeIdentifier,
+      teamIdentifier: identity.teamIdentifier,
+      notAfter: identity.notAfter.toISOString(),
+    },
+    'Signing identity loaded',
+  );
+  if (identity.notAfter.getTime() - Date.now() < RENEWAL_WARNING_MS) {
+    o.log.warn(
+      { notAfter: identity.notAfter.toISOString() },
+      `${labels.signerCert} expires soon: renew it at Apple`,
+    );
+  }
+  return identity;
 }
 
 async function presentFiles(dir: string): Promise<string[]> {
@@ -105,32 +137,42 @@ async function readIdentity(
   isDevelopment: boolean,
 ): Promise<SigningIdentity> {
   const [signerCert, signerKey, wwdr] = await Promise.all([
-    readFile(join(dir, 'signerCert.pem'), 'utf8'),
-    readFile(join(dir, 'signerKey.pem'), 'utf8'),
-    readFile(join(dir, 'wwdr.pem'), 'utf8'),
+    readFile(join(dir, FILE_LABELS.signerCert), 'utf8'),
+    readFile(join(dir, FILE_LABELS.signerKey), 'utf8'),
+    readFile(join(dir, FILE_LABELS.wwdr), 'utf8'),
   ]);
-  const cert = parseCertificate(signerCert, 'signerCert.pem');
-  const wwdrCert = parseCertificate(wwdr, 'wwdr.pem');
-  const key = parsePrivateKey(signerKey, passphrase);
+  return checkIdentity({ signerCert, signerKey, wwdr }, FILE_LABELS, passphrase, isDevelopment);
+}
+
+/** Checks the three PEMs as Wallet will. Throws StartupError naming the file or variable at fault. */
+function checkIdentity(
+  { signerCert, signerKey, wwdr }: SigningPems,
+  labels: PemLabels,
+  passphrase: string | undefined,
+  isDevelopment: boolean,
+): SigningIdentity {
+  const cert = parseCertificate(signerCert, labels.signerCert);
+  const wwdrCert = parseCertificate(wwdr, labels.wwdr);
+  const key = parsePrivateKey(signerKey, passphrase, labels.signerKey);
 
   if (!cert.checkPrivateKey(key)) {
-    throw new StartupError('signerKey.pem is not the private key of signerCert.pem.');
+    throw new StartupError(`${labels.signerKey} is not the private key of ${labels.signerCert}.`);
   }
   // Wallet checks the chain signer → WWDR → Apple root: a wrong WWDR generation (e.g. G1 instead of G4) fails.
   if (!cert.checkIssued(wwdrCert) || !cert.verify(wwdrCert.publicKey)) {
     throw new StartupError(
-      `signerCert.pem was not issued by wwdr.pem (certificate issuer: ${oneLine(cert.issuer)}; ` +
-        `wwdr.pem subject: ${oneLine(wwdrCert.subject)}). Download the WWDR intermediate that issued it. ${HELP}`,
+      `${labels.signerCert} was not issued by ${labels.wwdr} (certificate issuer: ${oneLine(cert.issuer)}; ` +
+        `${labels.wwdr} subject: ${oneLine(wwdrCert.subject)}). Download the WWDR intermediate that issued it. ${HELP}`,
     );
   }
   const notAfter = new Date(cert.validTo);
   if (notAfter.getTime() <= Date.now()) {
     throw new StartupError(
-      `signerCert.pem expired on ${notAfter.toISOString()}: Wallet rejects passes signed with it. ` +
+      `${labels.signerCert} expired on ${notAfter.toISOString()}: Wallet rejects passes signed with it. ` +
         `Create a new certificate for the Pass Type ID. ${HELP}`,
     );
   }
-  const { passTypeIdentifier, teamIdentifier } = passIdsOf(cert);
+  const { passTypeIdentifier, teamIdentifier } = passIdsOf(cert, labels.signerCert);
   return {
     signerCert,
     signerKey,
@@ -143,15 +185,15 @@ async function readIdentity(
   };
 }
 
-function parseCertificate(pem: string, fileName: string): X509Certificate {
+function parseCertificate(pem: string, label: string): X509Certificate {
   try {
     return new X509Certificate(pem);
   } catch {
-    throw new StartupError(`${fileName} is not a PEM certificate (-----BEGIN CERTIFICATE-----). ${HELP}`);
+    throw new StartupError(`${label} is not a PEM certificate (-----BEGIN CERTIFICATE-----). ${HELP}`);
   }
 }
 
-function parsePrivateKey(pem: string, passphrase: string | undefined): KeyObject {
+function parsePrivateKey(pem: string, passphrase: string | undefined, label: string): KeyObject {
   let key: KeyObject;
   try {
     key = createPrivateKey(passphrase === undefined ? pem : { key: pem, passphrase });
@@ -160,12 +202,12 @@ function parsePrivateKey(pem: string, passphrase: string | undefined): KeyObject
       passphrase === undefined && pem.includes('ENCRYPTED')
         ? 'it is encrypted: set SIGNER_KEY_PASSPHRASE'
         : 'wrong SIGNER_KEY_PASSPHRASE, or not a PEM private key';
-    throw new StartupError(`signerKey.pem cannot be read: ${hint}.`);
+    throw new StartupError(`${label} cannot be read: ${hint}.`);
   }
   // passkit-generator signs with node-forge, which reads RSA keys only (Apple issues RSA certificates).
   if (key.asymmetricKeyType !== 'rsa' || !forgeCanRead(pem, passphrase)) {
     throw new StartupError(
-      'signerKey.pem must be an RSA key in PEM (PKCS#1 or PKCS#8) that node-forge can read; ' +
+      `${label} must be an RSA key in PEM (PKCS#1 or PKCS#8) that node-forge can read; ` +
         `re-export it with: openssl pkey -in signerKey.pem -out signerKey.pem -aes256. ${HELP}`,
     );
   }
@@ -191,7 +233,10 @@ function subjectAttributes(cert: X509Certificate): Map<string, string> {
 }
 
 /** Apple's Pass Type ID certificates carry the pass type id in the subject's UID and the team id in its OU. */
-function passIdsOf(cert: X509Certificate): { passTypeIdentifier: string; teamIdentifier: string } {
+function passIdsOf(
+  cert: X509Certificate,
+  label: string,
+): { passTypeIdentifier: string; teamIdentifier: string } {
   const subject = subjectAttributes(cert);
   const passTypeIdentifier = subject.get('UID');
   const teamIdentifier = subject.get('OU');
@@ -201,7 +246,7 @@ function passIdsOf(cert: X509Certificate): { passTypeIdentifier: string; teamIde
       teamIdentifier ? '' : 'OU (team identifier)',
     ];
     throw new StartupError(
-      `signerCert.pem has no ${missing.filter(Boolean).join(' and ')} in its subject (${oneLine(cert.subject)}): ` +
+      `${label} has no ${missing.filter(Boolean).join(' and ')} in its subject (${oneLine(cert.subject)}): ` +
         `it is not a Pass Type ID certificate. ${HELP}`,
     );
   }

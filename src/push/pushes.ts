@@ -6,6 +6,7 @@ import { StartupError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { SigningIdentity } from '../passes/signing-identity.js';
 import { type ApnsAuth, createApnsClient } from './apns/client.js';
+import type { ApnsOutcome } from './apns/response.js';
 import { type PushWorker, startPushWorker } from './worker.js';
 
 export interface Pushes {
@@ -27,15 +28,19 @@ function apnsAuth(config: ApnsConfig, identity: SigningIdentity): ApnsAuth {
       ...(identity.signerKeyPassphrase ? { passphrase: identity.signerKeyPassphrase } : {}),
     };
   }
-  if (!config.keyFile || !config.keyId)
-    throw new StartupError('APNS_KEY_FILE and APNS_KEY_ID are required for token auth');
-  let keyPem: string;
-  try {
-    keyPem = readFileSync(config.keyFile, 'utf8');
-  } catch {
-    throw new StartupError(`APNS_KEY_FILE: cannot read ${config.keyFile}`);
-  }
+  // APNS_KEY_PEM (from a secret store) needs no file in the container.
+  const keyPem = config.keyPem ?? (config.keyFile ? readKeyFile(config.keyFile) : undefined);
+  if (!keyPem || !config.keyId)
+    throw new StartupError('APNS_KEY_FILE (or APNS_KEY_PEM) and APNS_KEY_ID are required for token auth');
   return { kind: 'token', keyPem, keyId: config.keyId, teamId: config.teamId ?? identity.teamIdentifier };
+}
+
+function readKeyFile(keyFile: string): string {
+  try {
+    return readFileSync(keyFile, 'utf8');
+  } catch {
+    throw new StartupError(`APNS_KEY_FILE: cannot read ${keyFile}`);
+  }
 }
 
 export function startPushes(options: {
@@ -46,6 +51,8 @@ export function startPushes(options: {
   log: Logger;
   /** An extra CA for the APNs connection (benchmarks against a local mock); NODE_EXTRA_CA_CERTS also works. */
   ca?: string;
+  /** What APNs answered each send, for the metrics. */
+  onOutcome?: (outcome: ApnsOutcome) => void;
 }): Pushes {
   const log = options.log.child({ component: 'push' });
   const client = createApnsClient({
@@ -66,6 +73,7 @@ export function startPushes(options: {
     concurrency: options.config.maxConcurrentStreams,
     maxAttempts: options.config.maxAttempts,
     leaseMs: options.config.leaseMs,
+    ...(options.onOutcome ? { onOutcome: options.onOutcome } : {}),
   });
   return {
     worker,

@@ -51,6 +51,8 @@ export interface PushWorkerOptions {
   stopTimeoutMs?: number;
   /** [0, 1); for tests of the jitter. */
   random?: () => number;
+  /** Told what APNs answered each send (metrics count pushes sent and failed by reason). */
+  onOutcome?: (outcome: ApnsOutcome) => void;
 }
 
 export interface PushWorker {
@@ -60,6 +62,8 @@ export interface PushWorker {
   drain(): Promise<void>;
   /** SIGTERM: stop claiming, let sends in flight finish (bounded), give back the rows still held. */
   stop(): Promise<void>;
+  /** False once stop() began or the claim loop ended: readiness names the push worker then. */
+  readonly running: boolean;
 }
 
 const defaultBackoff: BackoffOptions = { baseMs: 1_000, capMs: 10 * 60_000, jitter: true };
@@ -110,11 +114,19 @@ function describe(error: unknown): string {
 
 export function startPushWorker(options: PushWorkerOptions): PushWorker {
   const worker = new Worker(options);
-  return { wake: () => worker.wake(), drain: () => worker.drain(), stop: () => worker.stop() };
+  return {
+    wake: () => worker.wake(),
+    drain: () => worker.drain(),
+    stop: () => worker.stop(),
+    get running() {
+      return worker.running;
+    },
+  };
 }
 
 class Worker {
-  readonly #o: Required<Omit<PushWorkerOptions, 'backoff'>> & { backoff: BackoffOptions };
+  readonly #o: Required<Omit<PushWorkerOptions, 'backoff' | 'onOutcome'>> &
+    Pick<PushWorkerOptions, 'onOutcome'> & { backoff: BackoffOptions };
   readonly #signal = new Signal();
   readonly #inFlight = new Map<ClaimedPush, Promise<void>>();
   /** Rows stop() gave back while their send was still running: their result must not touch the row. */
@@ -124,6 +136,7 @@ class Worker {
   #claimRounds = 0;
   readonly #loop: Promise<void>;
   #stopped: Promise<void> | undefined;
+  #loopEnded = false;
 
   constructor(options: PushWorkerOptions) {
     this.#o = {
@@ -137,7 +150,13 @@ class Worker {
       ...options,
       backoff: { ...defaultBackoff, ...options.backoff },
     };
-    this.#loop = this.#run();
+    this.#loop = this.#run().finally(() => {
+      this.#loopEnded = true;
+    });
+  }
+
+  get running(): boolean {
+    return !this.#stopping && !this.#loopEnded;
   }
 
   wake(): void {
@@ -190,6 +209,7 @@ class Worker {
   async #handle(push: ClaimedPush): Promise<void> {
     const sentAt = this.#o.clock.now();
     const outcome = await this.#send(push);
+    this.#o.onOutcome?.(outcome);
     if (this.#released.has(push)) return;
     try {
       await this.#apply(push, outcome, sentAt);

@@ -1,5 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { errorResponses, noBody, pkpassResponse, walletDoc } from '../docs/route-docs.js';
 import { getSignedBundle, type PassesDeps } from '../passes/passes.js';
 import { parseHttpDate, parseUpdateTag } from '../passes/versions.js';
 import { authenticatePass } from './authentication.js';
@@ -10,12 +12,15 @@ import {
   passParams,
   pushTokenBody,
   registrationParams,
+  serialNumbersResponse,
   updatableQuery,
 } from './schemas.js';
 
 const registrationPath =
   '/v1/devices/:deviceLibraryIdentifier/registrations/:passTypeIdentifier/:serialNumber';
 const smallBody = 16 * 1024;
+// Apple's endpoints answer an empty JSON object on success.
+const emptyObject = z.object({});
 
 /** Apple's PassKit web service: the five endpoints Wallet calls at the pass's webServiceURL. */
 export const walletRoutes =
@@ -26,7 +31,15 @@ export const walletRoutes =
     // Register a pass for update notifications: 201 new, 200 already registered.
     app.post(
       registrationPath,
-      { bodyLimit: smallBody, schema: { params: registrationParams, body: pushTokenBody } },
+      {
+        bodyLimit: smallBody,
+        schema: {
+          ...walletDoc('Register a device for update notifications of a pass', { authenticated: true }),
+          params: registrationParams,
+          body: pushTokenBody,
+          response: { 200: emptyObject, 201: emptyObject, ...errorResponses(400, 401, 429) },
+        },
+      },
       async (request, reply) => {
         const { deviceLibraryIdentifier, ...key } = request.params;
         const pass = await authenticatePass(deps.prisma, key, request.headers.authorization);
@@ -36,18 +49,42 @@ export const walletRoutes =
     );
 
     // Unregister: 200 also when nothing was registered (Apple asks for 200 on success).
-    app.delete(registrationPath, { schema: { params: registrationParams } }, async (request, reply) => {
-      const { deviceLibraryIdentifier, ...key } = request.params;
-      const pass = await authenticatePass(deps.prisma, key, request.headers.authorization);
-      await unregisterDevice(deps, deviceLibraryIdentifier, pass);
-      return reply.code(200).send({});
-    });
+    app.delete(
+      registrationPath,
+      {
+        schema: {
+          ...walletDoc('Unregister a device', { authenticated: true }),
+          params: registrationParams,
+          response: { 200: emptyObject, ...errorResponses(400, 401, 429) },
+        },
+      },
+      async (request, reply) => {
+        const { deviceLibraryIdentifier, ...key } = request.params;
+        const pass = await authenticatePass(deps.prisma, key, request.headers.authorization);
+        await unregisterDevice(deps, deviceLibraryIdentifier, pass);
+        return reply.code(200).send({});
+      },
+    );
 
     // The serial numbers of updatable passes. No Authorization header: Apple makes the device library
     // identifier the shared secret here. 204 when there is nothing (also for an unknown device).
     app.get(
       '/v1/devices/:deviceLibraryIdentifier/registrations/:passTypeIdentifier',
-      { schema: { params: deviceParams, querystring: updatableQuery } },
+      {
+        schema: {
+          ...walletDoc('The serial numbers of passes updated since a lastUpdated tag', {
+            authenticated: false,
+            description: 'No Authorization: Apple makes the device library identifier the shared secret.',
+          }),
+          params: deviceParams,
+          querystring: updatableQuery,
+          response: {
+            200: serialNumbersResponse,
+            204: noBody('Nothing updated, or an unknown device'),
+            ...errorResponses(400, 429),
+          },
+        },
+      },
       async (request, reply) => {
         const { deviceLibraryIdentifier, passTypeIdentifier } = request.params;
         const since = request.query.passesUpdatedSince
@@ -62,7 +99,17 @@ export const walletRoutes =
     // The latest version of a pass. 304 when If-Modified-Since is at or after the current version.
     app.get(
       '/v1/passes/:passTypeIdentifier/:serialNumber',
-      { schema: { params: passParams } },
+      {
+        schema: {
+          ...walletDoc('The latest version of a pass', { authenticated: true }),
+          params: passParams,
+          response: {
+            200: pkpassResponse,
+            304: noBody('Not modified since If-Modified-Since'),
+            ...errorResponses(400, 401, 429),
+          },
+        },
+      },
       async (request, reply) => {
         const pass = await authenticatePass(deps.prisma, request.params, request.headers.authorization);
         const lastModified = pass.lastModified.toUTCString();
@@ -78,7 +125,14 @@ export const walletRoutes =
     // Log messages from devices: logged and stored, readable through GET /admin/logs.
     app.post(
       '/v1/log',
-      { bodyLimit: 256 * 1024, schema: { body: logEntriesBody } },
+      {
+        bodyLimit: 256 * 1024,
+        schema: {
+          ...walletDoc('Log messages from a device', { authenticated: false }),
+          body: logEntriesBody,
+          response: { 200: emptyObject, ...errorResponses(400, 429) },
+        },
+      },
       async (request, reply) => {
         const { logs } = request.body;
         for (const message of logs) request.log.warn({ deviceLog: message }, 'Wallet device log');

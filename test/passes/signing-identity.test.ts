@@ -230,3 +230,61 @@ describe('loadSigningIdentity without certificates', () => {
     expect(identity.isDevelopment).toBe(false);
   });
 });
+
+describe('loadSigningIdentity with PEM contents from variables (SIGNER_CERT_PEM, SIGNER_KEY_PEM, WWDR_CERT_PEM)', () => {
+  let testPki: TestPki;
+  let other: TestPki;
+  beforeAll(async () => {
+    [testPki, other] = await Promise.all([pki(), pki()]);
+  });
+
+  function pemsOf(p: TestPki) {
+    return { signerCert: p.signerCertPem, signerKey: p.signerKeyPem, wwdr: p.wwdrPem };
+  }
+
+  it('loads them in production without any CERTIFICATES_DIR', async () => {
+    const identity = await loadSigningIdentity(await options({ pems: pemsOf(testPki), production: true }));
+    expect(identity).toMatchObject({
+      signerCert: testPki.signerCertPem,
+      signerKey: testPki.signerKeyPem,
+      wwdr: testPki.wwdrPem,
+      passTypeIdentifier: 'pass.test.passkit-server',
+      teamIdentifier: 'TESTTEAM01',
+      isDevelopment: false,
+    });
+  });
+
+  it('uses them instead of the files in CERTIFICATES_DIR', async () => {
+    const identity = await loadSigningIdentity(
+      await options({ pems: pemsOf(testPki), certificatesDir: other.certificatesDir }),
+    );
+    expect(identity.signerCert).toBe(testPki.signerCertPem);
+  });
+
+  it('names the variables, not files, when they do not belong together', async () => {
+    const wrongKey = await startupErrorOf(
+      loadSigningIdentity(await options({ pems: { ...pemsOf(testPki), signerKey: other.signerKeyPem } })),
+    );
+    expect(wrongKey.message).toContain('SIGNER_KEY_PEM is not the private key of SIGNER_CERT_PEM');
+    const wrongWwdr = await startupErrorOf(
+      loadSigningIdentity(await options({ pems: { ...pemsOf(testPki), wwdr: other.wwdrPem } })),
+    );
+    expect(wrongWwdr.message).toContain('SIGNER_CERT_PEM was not issued by WWDR_CERT_PEM');
+    const notPem = await startupErrorOf(
+      loadSigningIdentity(await options({ pems: { ...pemsOf(testPki), wwdr: 'not a certificate' } })),
+    );
+    expect(notPem.message).toContain('WWDR_CERT_PEM is not a PEM certificate');
+  });
+
+  it('reads an encrypted SIGNER_KEY_PEM with SIGNER_KEY_PASSPHRASE', async () => {
+    const encrypted = await pki({ keyPassphrase: 'correct horse' });
+    const withoutPassphrase = await startupErrorOf(
+      loadSigningIdentity(await options({ pems: pemsOf(encrypted) })),
+    );
+    expect(withoutPassphrase.message).toContain('SIGNER_KEY_PEM cannot be read: it is encrypted');
+    const identity = await loadSigningIdentity(
+      await options({ pems: pemsOf(encrypted), signerKeyPassphrase: 'correct horse' }),
+    );
+    expect(identity.signerKeyPassphrase).toBe('correct horse');
+  });
+});

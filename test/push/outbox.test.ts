@@ -52,9 +52,41 @@ describe('coalescing in push_outbox', () => {
       count: 3,
       now: t0,
     });
-    expect(await enqueuePushes(prisma, passId, passType, at(1))).toBe(0);
+    await enqueuePushes(prisma, passId, passType, at(1));
     expect(await outboxRows(prisma)).toHaveLength(3);
   });
+
+  it.skipIf(testDatabaseKind !== 'postgresql')(
+    'keeps a merged row from being claimed until the change that merged into it commits',
+    async () => {
+      const { prisma } = database;
+      const { passId } = await passWithDevices(prisma, {
+        passTypeIdentifier: passType,
+        serialNumber: 'a',
+        count: 1,
+        now: t0,
+      });
+      let commit: () => void = () => {};
+      const committed = new Promise<void>((resolve) => {
+        commit = resolve;
+      });
+      let merged: () => void = () => {};
+      const mergedIn = new Promise<void>((resolve) => {
+        merged = resolve;
+      });
+      const change = prisma.$transaction(async (tx) => {
+        await enqueuePushes(tx, passId, passType, at(1));
+        merged();
+        await committed;
+      });
+      await mergedIn;
+      // While the change is open, a worker must not take the row it merged into.
+      expect(await claimDuePushes(prisma, { limit: 10, leaseMs: 30_000, now: at(2) })).toHaveLength(0);
+      commit();
+      await change;
+      expect(await claimDuePushes(prisma, { limit: 10, leaseMs: 30_000, now: at(2) })).toHaveLength(1);
+    },
+  );
 
   it('adds a new row for a change that arrives while the push for that token is in flight', async () => {
     const { prisma } = database;

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import pino from 'pino';
-import { type App, buildApp } from '../../src/app.js';
+import { type App, type AppDeps, buildApp } from '../../src/app.js';
 import type { Clock } from '../../src/clock.js';
 import type { Database } from '../../src/db/database.js';
 import { loadSigningIdentity, type SigningIdentity } from '../../src/passes/signing-identity.js';
@@ -32,11 +32,24 @@ let sharedPki: Promise<TestPki> | undefined;
 
 /** The server as `npm start` builds it, on the test database, with the test PKI and the shipped templates. */
 export async function startTestServer(
-  options: { clock?: Clock; modelsDir?: string } = {},
+  options: {
+    clock?: Clock;
+    modelsDir?: string;
+    /** A database the caller opened (e.g. through a TCP proxy); closed with the server. */
+    database?: Database;
+    /** The app's logger (silent otherwise). */
+    log?: AppDeps['log'];
+    /** Metrics, readiness parts (src/ops/ops.ts). */
+    ops?: AppDeps['ops'];
+    /** Per-address limits; unset, far above what any suite sends from 127.0.0.1 (test/ops/limits.test.ts uses real ones). */
+    rateLimits?: AppDeps['rateLimits'];
+    /** TRUST_PROXY; unset, off as in production. */
+    trustProxy?: AppDeps['trustProxy'];
+  } = {},
 ): Promise<TestServer> {
   sharedPki ??= createTestPki();
   const pki = await sharedPki;
-  const log = pino({ level: 'silent' });
+  const log = options.log ?? pino({ level: 'silent' });
   const identity = await loadSigningIdentity({
     certificatesDir: pki.certificatesDir,
     dataDir: pki.dir,
@@ -44,7 +57,7 @@ export async function startTestServer(
     log,
   });
   const { templates } = await loadTemplates(options.modelsDir ?? join(projectRoot, 'models'));
-  const database = await openTestDatabase();
+  const database = options.database ?? (await openTestDatabase());
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
   const app = await buildApp({
@@ -57,6 +70,9 @@ export async function startTestServer(
     adminToken,
     publicUrl: baseUrl,
     downloadLinkTtlSeconds: 3600,
+    rateLimits: options.rateLimits ?? { perMinute: 100_000, authFailuresPerMinute: 10_000 },
+    trustProxy: options.trustProxy ?? false,
+    ...(options.ops ? { ops: options.ops } : {}),
   });
   await app.listen({ port, host: '127.0.0.1' });
   return {

@@ -1,0 +1,462 @@
+import { createHash, X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { isRecord } from '../passes/templates.js';
+import {
+  checkSignerCertificate,
+  checkValidity,
+  isAppleWwdr,
+  issuedBy,
+  oneLine,
+  wwdrGeneration,
+} from './certificate-rules.js';
+import {
+  CmsError,
+  findSignerCertificate,
+  parseSignedData,
+  type SignedData,
+  signingTime,
+  verifySigner,
+} from './cms.js';
+import { exitCode, type Finding, fail, pass, renderFindings } from './findings.js';
+import { checkPassJson } from './pass-json-rules.js';
+import { readZip, type ZipEntry, ZipError } from './zip.js';
+
+/*
+ * `validate <file.pkpass>`: would Wallet accept this file? Any .pkpass, ours or anyone's. The rules are Apple's
+ * ("Building a pass", the pass.json reference, "Pass design and creation"); each finding names its rule.
+ */
+
+export interface ValidateOptions {
+  /**
+   * Trust this CA instead of Apple's WWDR intermediate (a test or development PKI). Without it the signer must
+   * be issued by Apple's WWDR, itself issued by Apple Root CA (checked by name: the root is not bundled).
+   */
+  wwdrPem?: string;
+  now?: Date;
+}
+
+export const BUNDLE_RULES = {
+  archive: 'zip/archive',
+  layout: 'zip/layout',
+  junk: 'zip/junk',
+  requiredFiles: 'bundle/required-files',
+  passJson: 'pass.json/json',
+  manifestJson: 'manifest/json',
+  manifestComplete: 'manifest/complete',
+  manifestSha1: 'manifest/sha1',
+  cms: 'signature/cms',
+  verifies: 'signature/verifies',
+  certificates: 'signature/certificates',
+  signingTime: 'signature/signing-time',
+  chain: 'signer/chain',
+  icon: 'images/icon',
+  png: 'images/png',
+} as const;
+const R = BUNDLE_RULES;
+
+const LPROJ = /^[A-Za-z0-9_-]+\.lproj$/;
+const JUNK = /(^|\/)(__MACOSX\/|\.DS_Store$|Thumbs\.db$|desktop\.ini$|\._)/;
+const UNLISTED = new Set(['manifest.json', 'signature']);
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+const BUILDING = 'Apple, "Building a pass"';
+const REBUILD =
+  'Rebuild the pass with your signing tool (it writes manifest.json and signature from the files).';
+
+type Files = Map<string, Buffer>;
+
+export function validatePkpass(bundle: Buffer, options: ValidateOptions = {}): Finding[] {
+  let entries: ZipEntry[];
+  try {
+    entries = readZip(bundle);
+  } catch (error) {
+    if (!(error instanceof ZipError)) throw error;
+    return [
+      fail(
+        R.archive,
+        error.message,
+        "A .pkpass is a zip archive: zip the pass folder's files (not the folder).",
+        `${BUILDING}: Wallet opens the pass as a zip.`,
+      ),
+    ];
+  }
+  const { findings, files } = checkLayout(entries);
+  findings.push(...checkRequiredFiles(files));
+  const manifest = parseJsonFile(files, 'manifest.json', R.manifestJson, findings);
+  if (manifest !== undefined) findings.push(...checkManifest(manifest, files));
+  const passJson = parseJsonFile(files, 'pass.json', R.passJson, findings);
+  const signature = files.get('signature');
+  const manifestBytes = files.get('manifest.json');
+  if (signature !== undefined && manifestBytes !== undefined) {
+    findings.push(...checkSignature(signature, manifestBytes, passJson ?? {}, options));
+  }
+  if (passJson !== undefined) findings.push(...checkPassJson(passJson));
+  findings.push(...checkImages(files));
+  return findings;
+}
+
+// ---------- zip layout ----------
+
+function checkLayout(entries: ZipEntry[]): { findings: Finding[]; files: Files } {
+  const files: Files = new Map();
+  const layout: string[] = [];
+  const junk: string[] = [];
+  for (const entry of entries) {
+    if (JUNK.test(entry.name)) junk.push(entry.name);
+    else {
+      const problem = layoutProblem(entry, files);
+      if (problem !== undefined) layout.push(problem);
+    }
+    if (entry.data !== undefined && !isUnsafe(entry.name) && !files.has(entry.name))
+      files.set(entry.name, entry.data);
+  }
+  const findings = [
+    ...outcome(
+      R.layout,
+      layout,
+      `${entries.length} entries, all at the root or in <lang>.lproj/`,
+      'Zip the files of the pass folder themselves: no parent folder, no links, only <lang>.lproj/ subfolders.',
+      `${BUILDING}: Wallet reads files at the root of the archive and in <lang>.lproj folders only.`,
+    ),
+    ...outcome(
+      R.junk,
+      junk.map((name) => `junk entry "${name}"`),
+      'no junk files (__MACOSX, .DS_Store, ._*)',
+      'Zip without metadata, e.g. `zip -r -X pass.pkpass . -x "*.DS_Store" "__MACOSX/*"`.',
+      'Files that are not in manifest.json make Wallet refuse the pass; archivers add them silently.',
+    ),
+  ];
+  return { findings, files };
+}
+
+function isUnsafe(name: string): boolean {
+  return (
+    name.startsWith('/') || name.includes('\\') || name.split('/').includes('..') || /^[A-Za-z]:/.test(name)
+  );
+}
+
+function layoutProblem(entry: ZipEntry, files: Files): string | undefined {
+  const { name } = entry;
+  if (isUnsafe(name)) return `"${name}" is an absolute path or climbs out with ..`;
+  if (entry.isSymlink) return `"${name}" is a symbolic link`;
+  const parts = name.split('/');
+  if (entry.isDirectory) {
+    return parts.length === 2 && LPROJ.test(parts[0] as string)
+      ? undefined
+      : `directory "${name}" is not a <lang>.lproj folder`;
+  }
+  if (entry.error !== undefined) return `"${name}" cannot be read: ${entry.error}`;
+  if (files.has(name)) return `"${name}" is in the archive twice`;
+  if (parts.length === 1) return undefined;
+  if (parts.length === 2 && LPROJ.test(parts[0] as string)) return undefined;
+  return `"${name}" is neither at the root nor directly in a <lang>.lproj folder`;
+}
+
+function checkRequiredFiles(files: Files): Finding[] {
+  const missing = ['pass.json', 'manifest.json', 'signature'].filter((name) => !files.has(name));
+  return outcome(
+    R.requiredFiles,
+    missing.map((name) => `${name} is missing`),
+    'pass.json, manifest.json and signature are present',
+    REBUILD,
+    `${BUILDING}: a pass is pass.json and its images, plus manifest.json and its signature.`,
+  );
+}
+
+function parseJsonFile(
+  files: Files,
+  name: string,
+  rule: string,
+  findings: Finding[],
+): Record<string, unknown> | undefined {
+  const content = files.get(name);
+  if (content === undefined) return undefined;
+  try {
+    const value: unknown = JSON.parse(content.toString('utf8'));
+    if (isRecord(value)) return value;
+    findings.push(
+      fail(
+        rule,
+        `${name} is not a JSON object`,
+        `Make ${name} a JSON dictionary.`,
+        `${BUILDING}: Wallet reads ${name} as a dictionary.`,
+      ),
+    );
+  } catch (error) {
+    findings.push(
+      fail(
+        rule,
+        `${name} is not valid JSON: ${(error as Error).message}`,
+        `Fix the JSON syntax of ${name} (UTF-8, no comments, no trailing commas).`,
+        `${BUILDING}: Wallet refuses a pass whose ${name} does not parse.`,
+      ),
+    );
+  }
+  return undefined;
+}
+
+// ---------- manifest ----------
+
+/** Apple: manifest.json maps every file except itself and signature to the hex SHA-1 of its content. */
+function checkManifest(manifest: Record<string, unknown>, files: Files): Finding[] {
+  const incomplete: string[] = [];
+  const wrong: string[] = [];
+  for (const [name, content] of files) {
+    if (UNLISTED.has(name)) continue;
+    const listed = manifest[name];
+    if (listed === undefined) {
+      incomplete.push(`"${name}" is in the archive but not in manifest.json`);
+      continue;
+    }
+    const actual = createHash('sha1').update(content).digest('hex');
+    if (typeof listed !== 'string' || listed.toLowerCase() !== actual) {
+      wrong.push(`SHA-1 of "${name}" is ${actual} but manifest.json says ${JSON.stringify(listed)}`);
+    }
+  }
+  for (const name of Object.keys(manifest)) {
+    if (UNLISTED.has(name)) incomplete.push(`manifest.json lists "${name}", which it must not`);
+    else if (!files.has(name)) incomplete.push(`manifest.json lists "${name}", which is not in the archive`);
+  }
+  const why = `${BUILDING}: manifest.json lists the SHA-1 of every file; Wallet refuses a pass with a file that is missing, extra or changed.`;
+  return [
+    ...outcome(
+      R.manifestComplete,
+      incomplete,
+      'manifest.json lists exactly the files of the archive',
+      REBUILD,
+      why,
+    ),
+    ...outcome(
+      R.manifestSha1,
+      wrong,
+      'every SHA-1 in manifest.json matches its file',
+      `${REBUILD} Do not change a file after signing.`,
+      why,
+    ),
+  ];
+}
+
+// ---------- signature ----------
+
+function checkSignature(
+  signature: Buffer,
+  manifest: Buffer,
+  passJson: Record<string, unknown>,
+  options: ValidateOptions,
+): Finding[] {
+  const why = `${BUILDING}: signature is a detached PKCS#7 (CMS) signature of manifest.json made with the Pass Type ID certificate.`;
+  let signed: SignedData;
+  try {
+    signed = parseSignedData(signature);
+  } catch (error) {
+    if (!(error instanceof CmsError)) throw error;
+    return [fail(R.cms, `signature: ${error.message}`, REBUILD, why)];
+  }
+  const signer = signed.signers[0];
+  if (signer === undefined || signed.signers.length > 1 || !signed.detached) {
+    const detail = !signed.detached
+      ? 'the signature embeds its content; it must be detached'
+      : `${signed.signers.length} signers; exactly one is expected`;
+    return [fail(R.cms, detail, REBUILD, why)];
+  }
+  const findings = [pass(R.cms, 'signature is a detached CMS SignedData with one signer')];
+  const signerCert = findSignerCertificate(signer, signed.certificates);
+  if (signerCert === undefined) {
+    findings.push(
+      fail(
+        R.certificates,
+        'the signer certificate is not embedded in the signature',
+        REBUILD,
+        'Wallet verifies the signature with the certificate the signature carries.',
+      ),
+    );
+    return findings;
+  }
+  const verification = verifySigner(signer, signerCert, manifest);
+  findings.push(
+    verification.ok
+      ? pass(R.verifies, 'the signature of manifest.json verifies')
+      : fail(R.verifies, verification.reason, REBUILD, why),
+  );
+  const intermediate = signed.certificates.find((cert) => cert !== signerCert && issuedBy(signerCert, cert));
+  findings.push(checkEmbeddedCertificates(signerCert, intermediate));
+  findings.push(checkSigningTime(signingTimeOf(signer)));
+  findings.push(...checkChain(signerCert, intermediate, options));
+  findings.push(
+    ...checkSignerCertificate(
+      signerCert,
+      {
+        passTypeIdentifier: stringOrUndefined(passJson.passTypeIdentifier),
+        teamIdentifier: stringOrUndefined(passJson.teamIdentifier),
+        source: 'pass.json',
+      },
+      options.now ?? new Date(),
+    ),
+  );
+  return findings;
+}
+
+function signingTimeOf(signer: SignedData['signers'][number]): Date | undefined {
+  try {
+    return signingTime(signer);
+  } catch {
+    return undefined;
+  }
+}
+
+function checkEmbeddedCertificates(
+  signerCert: X509Certificate,
+  intermediate: X509Certificate | undefined,
+): Finding {
+  if (intermediate !== undefined) {
+    return pass(
+      R.certificates,
+      `carries the signer (${subjectCn(signerCert)}) and its issuer (${subjectCn(intermediate)})`,
+    );
+  }
+  return fail(
+    R.certificates,
+    `the certificate that issued the signer (${oneLine(signerCert.issuer)}) is not embedded`,
+    'Sign with the WWDR intermediate included (passkit-generator: the `wwdr` option; openssl: -certfile wwdr.pem).',
+    "Devices hold only Apple's root: without the WWDR intermediate in the signature the chain cannot be built and the pass is refused.",
+  );
+}
+
+function checkSigningTime(time: Date | undefined): Finding {
+  if (time !== undefined) return pass(R.signingTime, `signed at ${time.toISOString()}`);
+  return fail(
+    R.signingTime,
+    'the signer info has no signingTime attribute',
+    'Sign with signed attributes (openssl cms without -noattr; passkit-generator adds it).',
+    'Wallet requires a signing time in the signature, and checks the certificate against it.',
+  );
+}
+
+function checkChain(
+  signerCert: X509Certificate,
+  intermediate: X509Certificate | undefined,
+  options: ValidateOptions,
+): Finding[] {
+  const why =
+    'iOS installs only passes whose certificate chains to Apple Root CA through the WWDR intermediate.';
+  if (options.wwdrPem !== undefined) {
+    const trusted = new X509Certificate(options.wwdrPem);
+    return issuedBy(signerCert, trusted)
+      ? [pass(R.chain, `issued by the given CA (${subjectCn(trusted)})`)]
+      : [
+          fail(
+            R.chain,
+            `not issued by the given CA (${subjectCn(trusted)}); issuer is ${oneLine(signerCert.issuer)}`,
+            'Sign with a certificate issued by that CA, or validate against the CA that issued it.',
+            why,
+          ),
+        ];
+  }
+  if (intermediate === undefined || !isAppleWwdr(intermediate)) {
+    return [
+      fail(
+        R.chain,
+        `issued by ${oneLine(signerCert.issuer)}, not by Apple's WWDR intermediate`,
+        "Sign with the Pass Type ID certificate from developer.apple.com and Apple's WWDR (G4). For a test or development CA, pass --wwdr <its PEM>.",
+        why,
+      ),
+    ];
+  }
+  return [
+    pass(
+      R.chain,
+      `issued by Apple WWDR ${wwdrGeneration(intermediate)}, under ${oneLine(intermediate.issuer)} (root checked by name)`,
+    ),
+    checkValidity(
+      intermediate,
+      `the WWDR intermediate (${wwdrGeneration(intermediate)})`,
+      R.chain,
+      options.now ?? new Date(),
+    ),
+  ];
+}
+
+// ---------- images ----------
+
+function checkImages(files: Files): Finding[] {
+  const hasIcon = [...files.keys()].some(
+    (name) => name === 'icon.png' || /^[^/]+\.lproj\/icon\.png$/.test(name),
+  );
+  const pngs = [...files].filter(([name]) => name.toLowerCase().endsWith('.png'));
+  const broken = pngs
+    .map(([name, content]) => pngProblem(name, content))
+    .filter((p): p is string => p !== undefined);
+  return [
+    hasIcon
+      ? pass(R.icon, 'icon.png is present')
+      : fail(
+          R.icon,
+          'icon.png is missing',
+          'Add icon.png (29×29 pt: 29, 58 and 87 px as icon.png, icon@2x.png, icon@3x.png).',
+          'Apple: the icon is required; it is shown on the lock screen and in notifications, and Wallet refuses a pass without it.',
+        ),
+    ...outcome(
+      R.png,
+      broken,
+      `${pngs.length} PNG images are valid`,
+      'Export the images as real PNG files (not JPEG renamed to .png).',
+      'Apple: pass images are PNG; Wallet refuses a pass with an image it cannot decode.',
+    ),
+  ];
+}
+
+/** A PNG starts with its 8-byte signature, then the IHDR chunk (13 bytes) with a non-zero width and height. */
+function pngProblem(name: string, content: Buffer): string | undefined {
+  if (!content.subarray(0, 8).equals(PNG_SIGNATURE)) return `${name} is not a PNG (bad signature)`;
+  if (
+    content.length < 33 ||
+    content.readUInt32BE(8) !== 13 ||
+    content.toString('latin1', 12, 16) !== 'IHDR'
+  ) {
+    return `${name} has no IHDR chunk first`;
+  }
+  if (content.readUInt32BE(16) === 0 || content.readUInt32BE(20) === 0)
+    return `${name} has a zero width or height`;
+  return undefined;
+}
+
+// ---------- helpers ----------
+
+function outcome(rule: string, problems: string[], okDetail: string, fix: string, why: string): Finding[] {
+  if (problems.length === 0) return [pass(rule, okDetail)];
+  return problems.map((problem) => fail(rule, problem, fix, why));
+}
+
+function stringOrUndefined(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+function subjectCn(cert: X509Certificate): string {
+  return /(?:^|\n)CN=([^\n]*)/.exec(cert.subject)?.[1] ?? oneLine(cert.subject);
+}
+
+// ---------- command ----------
+
+const USAGE = 'usage: passkit-server validate <file.pkpass> [--wwdr <ca.pem>] [--json]';
+
+/** `validate <file.pkpass> [--wwdr <ca.pem>] [--json]`: prints the findings; 0 when none failed. */
+export async function runValidate(args: string[]): Promise<number> {
+  const json = args.includes('--json');
+  const wwdrAt = args.indexOf('--wwdr');
+  const wwdrPath = wwdrAt >= 0 ? args[wwdrAt + 1] : undefined;
+  const files = args.filter((arg, i) => !arg.startsWith('--') && !(wwdrAt >= 0 && i === wwdrAt + 1));
+  if (files.length !== 1 || (wwdrAt >= 0 && wwdrPath === undefined)) {
+    process.stderr.write(`${USAGE}\n`);
+    return 2;
+  }
+  const file = files[0] as string;
+  let findings: Finding[];
+  try {
+    const options: ValidateOptions =
+      wwdrPath === undefined ? {} : { wwdrPem: await readFile(wwdrPath, 'utf8') };
+    findings = validatePkpass(await readFile(file), options);
+  } catch (error) {
+    findings = [fail('input', `cannot read: ${(error as Error).message}`, 'Check the path.')];
+  }
+  process.stdout.write(renderFindings(`validate ${file}`, findings, { json }));
+  return exitCode(findings);
+}

@@ -1,0 +1,71 @@
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { join } from 'node:path';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { FastifyInstance, RawServerDefault } from 'fastify';
+import { createJsonSchemaTransform, createJsonSchemaTransformObject } from 'fastify-type-provider-zod';
+import type { Logger } from '../logger.js';
+import { projectRoot } from '../paths.js';
+import { securitySchemes } from './route-docs.js';
+
+/*
+ * The OpenAPI 3 document, generated from the zod schemas the routes validate with (fastify-type-provider-zod's
+ * transform), so it cannot drift from what the server accepts. Served as JSON at /docs/json and as a page at /docs.
+ */
+
+export const docsPrefix = '/docs';
+
+const version = (JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8')) as { version: string })
+  .version;
+
+const description = `An Apple Wallet pass server.
+
+- **Admin**: create, change and delete passes (\`Authorization: Bearer $ADMIN_TOKEN\`).
+- **Wallet**: Apple's PassKit web service, called by Wallet at the pass's \`webServiceURL\`
+  (\`Authorization: ApplePass <authenticationToken>\` on the pass's own endpoints).
+- **Ops**: health and readiness.
+
+Every error answer is \`{statusCode, error, message}\`. Requests are rate limited per client address; after too
+many failed authentications, an address gets 429 with \`Retry-After\` on every authenticated route.`;
+
+/** Registers the document and the page; call it before the routes, which it collects as they are added. */
+export async function registerDocs(
+  app: FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, Logger>,
+  options: { publicUrl: string },
+): Promise<void> {
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'passkit-server', version, description },
+      servers: [{ url: options.publicUrl }],
+      tags: [
+        { name: 'Admin', description: 'The admin API' },
+        { name: 'Wallet', description: "Apple's PassKit web service (what Wallet calls)" },
+        { name: 'Ops', description: 'Health and readiness' },
+      ],
+      components: {
+        securitySchemes: {
+          [securitySchemes.admin]: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'ADMIN_TOKEN',
+          },
+          // Apple's own scheme name, not Bearer: OpenAPI can only describe it as a whole Authorization header.
+          [securitySchemes.wallet]: {
+            type: 'apiKey',
+            in: 'header',
+            name: 'Authorization',
+            description: 'ApplePass <authenticationToken> (the token written into the pass)',
+          },
+        },
+      },
+    },
+    transform: createJsonSchemaTransform({ skipList: [] }),
+    // Adds the schemas that the routes' schemas refer to (recursive ones, such as the JSON values in userInfo).
+    transformObject: createJsonSchemaTransformObject({}),
+    // Routes without a tag (none today) are internal; this keeps a forgotten one out of the public document.
+    hideUntagged: true,
+  });
+  await app.register(swaggerUi, { routePrefix: docsPrefix });
+}

@@ -1,0 +1,189 @@
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runDoctor } from '../../src/cli/doctor.js';
+import { UNKNOWN_PUSH_TOKEN } from '../../src/cli/doctor-apns.js';
+import type { Finding } from '../../src/cli/findings.js';
+import { openDatabase } from '../../src/db/database.js';
+import { projectRoot } from '../../src/paths.js';
+import { generateProviderKey, type MockApns, startMockApns } from '../support/mock-apns.js';
+import { createTestPki, type TestPki } from '../support/pki.js';
+
+/*
+ * `doctor` in-process (runDoctor(env)) against good and bad configurations: a test PKI, the embedded database
+ * with its migrations, and the mock APNs in token mode answering 400 BadDeviceToken for the unknown token,
+ * as Apple does.
+ */
+
+const KEY_ID = 'DOCTORKEY1';
+let pki: TestPki;
+let expiredPki: TestPki;
+let mock: MockApns;
+let dir: string;
+let env: NodeJS.ProcessEnv;
+
+beforeAll(async () => {
+  [pki, expiredPki] = await Promise.all([createTestPki(), createTestPki({ expired: true })]);
+  const key = generateProviderKey();
+  mock = await startMockApns({ keyId: KEY_ID, teamId: pki.teamIdentifier, publicKeyPem: key.publicKeyPem });
+  mock.failTokens.set(UNKNOWN_PUSH_TOKEN, { status: 400, reason: 'BadDeviceToken' });
+  dir = await mkdtemp(join(tmpdir(), 'doctor-test-'));
+  await writeFile(join(dir, 'apns.p8'), key.keyPem);
+  await writeFile(join(dir, 'wrong.p8'), generateProviderKey().keyPem);
+  // The embedded database as a first start leaves it: created, migrations applied.
+  const database = await openDatabase({ dataDir: join(dir, 'data'), log: pino({ level: 'silent' }) });
+  await database.close();
+  env = {
+    NODE_ENV: 'development',
+    DATA_DIR: join(dir, 'data'),
+    CERTIFICATES_DIR: pki.certificatesDir,
+    PUBLIC_URL: 'https://passes.example.com',
+    APNS_ORIGIN: mock.origin,
+    APNS_KEY_FILE: join(dir, 'apns.p8'),
+    APNS_KEY_ID: KEY_ID,
+  };
+});
+
+afterAll(async () => {
+  await mock.close();
+  await Promise.all([pki, expiredPki].map((p) => rm(p.dir, { recursive: true, force: true })));
+  await rm(dir, { recursive: true, force: true });
+});
+
+const doctor = (overrides: NodeJS.ProcessEnv) => runDoctor({ ...env, ...overrides }, { apnsCa: mock.caPem });
+const withStatus = (findings: Finding[], status: Finding['status']) =>
+  findings.filter((f) => f.status === status).map((f) => f.rule);
+const find = (findings: Finding[], rule: string) => findings.find((f) => f.rule === rule);
+
+describe('doctor', () => {
+  it('a healthy configuration: no failure; the test CA is flagged as not Apple', async () => {
+    const findings = await doctor({});
+    expect(withStatus(findings, 'fail')).toEqual([]);
+    expect(withStatus(findings, 'warn')).toEqual(['identity/wwdr']);
+    expect(withStatus(findings, 'pass')).toEqual(
+      expect.arrayContaining([
+        'identity/key-matches-certificate',
+        'identity/issued-by-wwdr',
+        'signer/validity',
+        'signer/pass-type-id-extension',
+        'templates/loyalty',
+        'public-url/https',
+        'database/reachable',
+        'database/migrations',
+        'apns/tls-handshake',
+        'apns/credentials-accepted',
+      ]),
+    );
+    expect(find(findings, 'apns/credentials-accepted')?.detail).toMatch(/BadDeviceToken.*accepted/);
+    const push = mock.received.find((r) => r.pushToken === UNKNOWN_PUSH_TOKEN);
+    expect(push?.topic).toBe(pki.passTypeIdentifier);
+  });
+
+  it('an expired certificate fails signer/validity with the fix, and the templates with it', async () => {
+    const findings = await doctor({ CERTIFICATES_DIR: expiredPki.certificatesDir });
+    const validity = find(findings, 'signer/validity');
+    expect(validity?.status).toBe('fail');
+    expect(validity?.detail).toMatch(/expired on/);
+    expect(validity?.fix).toMatch(/new certificate/);
+    expect(find(findings, 'templates/loyalty')?.detail).toMatch(/signer\/validity/);
+  });
+
+  it('a TEAM_IDENTIFIER that is not the certificate OU fails exactly that rule', async () => {
+    const findings = await doctor({ TEAM_IDENTIFIER: 'OTHERTEAM1' });
+    expect(withStatus(findings, 'fail')).toEqual(['signer/team-identifier']);
+    expect(find(findings, 'signer/team-identifier')?.detail).toMatch(/"TESTTEAM01".*"OTHERTEAM1"/);
+  });
+
+  it('a wrong APNs key: 403 InvalidProviderToken fails the credentials with the fix', async () => {
+    const findings = await doctor({ APNS_KEY_FILE: join(dir, 'wrong.p8') });
+    expect(withStatus(findings, 'fail')).toEqual(['apns/credentials-accepted']);
+    const credentials = find(findings, 'apns/credentials-accepted');
+    expect(credentials?.detail).toBe('APNs refused the push: InvalidProviderToken');
+    expect(credentials?.fix).toMatch(/APNS_KEY_ID/);
+  });
+
+  it('the APNs sandbox is a warning: pass updates only work in production', async () => {
+    const findings = await doctor({ APNS_ORIGIN: 'https://api.sandbox.push.apple.com' });
+    const environment = find(findings, 'apns/production-environment');
+    expect(environment?.status).toBe('warn');
+    expect(environment?.why).toMatch(/production/);
+  });
+
+  it('production without certificates: the development identity is a failure', async () => {
+    const empty = join(dir, 'no-certificates');
+    await mkdir(empty, { recursive: true });
+    const findings = await doctor({
+      NODE_ENV: 'production',
+      ADMIN_TOKEN: 'x'.repeat(32),
+      CERTIFICATES_DIR: empty,
+    });
+    expect(find(findings, 'identity/development')?.status).toBe('fail');
+  });
+
+  it('an invalid configuration stops at the config finding', async () => {
+    const findings = await doctor({ PORT: 'not-a-port' });
+    expect(findings).toHaveLength(1);
+    expect(findings[0]).toMatchObject({ status: 'fail', rule: 'config' });
+    expect(findings[0]?.detail).toMatch(/PORT/);
+  });
+
+  it('an http PUBLIC_URL fails outside localhost', async () => {
+    const findings = await doctor({ PUBLIC_URL: 'http://passes.example.com' });
+    expect(find(findings, 'public-url/https')?.status).toBe('fail');
+  });
+
+  describe('--external', () => {
+    let server: Server;
+    let status = 204;
+    let origin: string;
+    beforeAll(async () => {
+      server = createServer((request, response) => {
+        response.statusCode = request.url?.startsWith('/v1/devices/') ? status : 404;
+        response.end();
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    });
+    afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+    it('passes when the list endpoint answers 204 for an unknown device', async () => {
+      status = 204;
+      const findings = await runDoctor(
+        { ...env, PUBLIC_URL: origin },
+        { apnsCa: mock.caPem, external: true },
+      );
+      expect(find(findings, 'public-url/answers')?.status).toBe('pass');
+    });
+
+    it('fails with the fix when it demands Authorization', async () => {
+      status = 401;
+      const findings = await runDoctor(
+        { ...env, PUBLIC_URL: origin },
+        { apnsCa: mock.caPem, external: true },
+      );
+      const answers = find(findings, 'public-url/answers');
+      expect(answers?.status).toBe('fail');
+      expect(answers?.fix).toMatch(/Authorization/);
+    });
+  });
+
+  it('the bin entry runs through tsx and exits 1 on a failure, with --json', async () => {
+    const run = promisify(execFile);
+    const result = await run(process.execPath, [
+      join(projectRoot, 'bin', 'passkit-server.mjs'),
+      'validate',
+      join(dir, 'apns.p8'),
+      '--json',
+    ]).catch((error: { code: number; stdout: string }) => error);
+    expect('code' in result ? result.code : 0).toBe(1);
+    const report = JSON.parse(result.stdout) as { ok: boolean; findings: Finding[] };
+    expect(report.ok).toBe(false);
+    expect(report.findings[0]?.rule).toBe('zip/archive');
+  });
+});
