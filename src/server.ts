@@ -15,6 +15,7 @@ import { createMetrics } from './ops/metrics.js';
 import { startMetricsServer } from './ops/metrics-server.js';
 import { checkWalletAcceptsTemplate } from './passes/bundle.js';
 import { loadSigningIdentity, type SigningIdentity } from './passes/signing-identity.js';
+import { closeSharedSigningPool } from './passes/signing-pool.js';
 import { loadTemplates, type Template } from './passes/templates.js';
 import { startPushes } from './push/pushes.js';
 
@@ -141,6 +142,7 @@ async function main() {
       // In order: no new requests, answered ones done (their changes and outbox rows committed); then no new
       // claims, sends finished or given back; then the database they all used.
       await app.close();
+      await closeSharedSigningPool();
       await pushes.close();
       await metricsServer?.close();
       await database.close();

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { EOL } from 'node:os';
 import { PKPass } from 'passkit-generator';
 import { InvalidError } from '../errors.js';
 import {
@@ -10,14 +12,23 @@ import {
   parseOrInvalid,
   passOverridesSchema,
 } from './pass-content.js';
+import { createManifestSigner, type ManifestSigner, signDetached } from './signature.js';
 import type { SigningIdentity } from './signing-identity.js';
+import { sharedSigningPool } from './signing-pool.js';
 import { isRecord, type PassStyle, styleFields, type Template } from './templates.js';
+import { crc32, type ZipEntry, zipStored } from './zip.js';
 
 /*
  * Template + content → pass.json → signed .pkpass. The pass.json is built here (pure, testable) and handed to
- * passkit-generator only to be zipped and signed. passkit-generator validates pass.json with Joi and silently
- * drops what it does not like (a key, a field, or the whole file), so every bundle is checked to carry exactly
- * the pass.json built here; any loss becomes an InvalidError naming the key instead of a different pass.
+ * passkit-generator, which validates it with Joi, silently drops what it does not like (a key, a field, or the
+ * whole file) and decides the bundle's files (localisation, personalisation). Every bundle is checked to carry
+ * exactly the pass.json built here; any loss becomes an InvalidError naming the key instead of a different pass.
+ *
+ * passkit-generator is not asked to sign: its node-forge RSA in JavaScript takes ~20 ms a pass. The files it
+ * would zip are taken from it, and the manifest (SHA-1 per file, as Apple asks), the CMS signature
+ * (signature.ts, node:crypto) and the zip (zip.ts) are made here, well under a millisecond. The result has the
+ * same files with the same bytes as passkit-generator's getAsBuffer(), except `signature` (test/passes/signature.test.ts).
+ * buildSignedBundle runs all of it in a worker thread (signing-pool.ts) so requests are never held up.
  */
 
 export interface PassContent {
@@ -89,13 +100,38 @@ function lowerCaseHost(url: string): string {
   );
 }
 
-/** The signed .pkpass. Throws InvalidError if Wallet or the signer would refuse or alter the pass. */
+/**
+ * The signed .pkpass, built in a worker thread of the shared signing pool so the event loop stays free.
+ * Throws InvalidError if Wallet or passkit-generator would refuse or alter the pass.
+ */
 export async function buildSignedBundle(content: PassContent, identity: SigningIdentity): Promise<Buffer> {
+  return sharedSigningPool().sign(content, identity);
+}
+
+/**
+ * The same build on the calling thread (about half a millisecond, blocking): what each pool worker runs, and what
+ * the benchmark times per core. Throws InvalidError if Wallet or passkit-generator would refuse or alter the pass.
+ */
+export function buildSignedBundleNow(
+  content: PassContent,
+  identity: SigningIdentity,
+  signingTime = new Date(),
+): Buffer {
   const passJson = buildPassJson(content, identity);
   checkWalletRules(passJson, content.template.style);
-  const pass = createPkPass(content.template, passJson, identity);
+  const pass = createPkPass(content.template, passJson);
   assertSignerKeeps(passJson, pass, content.template.style);
-  return pass.getAsBuffer();
+  const files = passkitFiles(pass, content.template);
+  // Apple: manifest.json maps every file of the bundle (but itself and signature) to its SHA-1 in hex.
+  const manifest: Record<string, string> = {};
+  for (const file of files) manifest[file.name] = file.sha1;
+  const manifestJson = Buffer.from(JSON.stringify(manifest));
+  const signature = signDetached(manifestJson, signerOf(identity), signingTime);
+  return zipStored([
+    ...files,
+    { name: 'manifest.json', data: manifestJson },
+    { name: 'signature', data: signature },
+  ]);
 }
 
 /**
@@ -221,20 +257,87 @@ function checkSemanticDates(semantics: unknown): void {
   }
 }
 
-// ---------- signing through passkit-generator ----------
+// ---------- passkit-generator: validation and the list of files ----------
 
-/** In-memory buffers only: the template's files were read once at start. */
-function createPkPass(template: Template, passJson: JsonObject, identity?: SigningIdentity): PKPass {
-  const buffers = { ...template.files, 'pass.json': Buffer.from(JSON.stringify(passJson)) };
-  if (identity === undefined) return new PKPass(buffers);
-  return new PKPass(buffers, {
-    wwdr: identity.wwdr,
-    signerCert: identity.signerCert,
-    signerKey: identity.signerKey,
-    ...(identity.signerKeyPassphrase === undefined
-      ? {}
-      : { signerKeyPassphrase: identity.signerKeyPassphrase }),
-  });
+/** In-memory buffers only: the template's files were read once at start. No certificates: it never signs. */
+function createPkPass(template: Template, passJson: JsonObject): PKPass {
+  return new PKPass({ ...template.files, 'pass.json': Buffer.from(JSON.stringify(passJson)) });
+}
+
+interface BundleFile extends ZipEntry {
+  sha1: string;
+}
+
+/** SHA-1 and CRC-32 of a template's files, computed once: the same Buffer objects come back for every pass. */
+const templateFileDigests = new WeakMap<Buffer, { sha1: string; crc32: number }>();
+
+function fileOf(name: string, data: Buffer, cache: boolean): BundleFile {
+  let digest = cache ? templateFileDigests.get(data) : undefined;
+  if (digest === undefined) {
+    digest = { sha1: createHash('sha1').update(data).digest('hex'), crc32: crc32(data) };
+    if (cache) templateFileDigests.set(data, digest);
+  }
+  return { name, data, ...digest };
+}
+
+/** passkit-generator 3.6.1 keeps its translations under this symbol (PKPass.ts: `Symbol("pass.l10n")`). */
+function translationsOf(pass: PKPass): Record<string, Record<string, string>> {
+  const symbol = Object.getOwnPropertySymbols(pass).find((each) => each.description === 'pass.l10n');
+  const translations =
+    symbol === undefined ? undefined : (pass as unknown as Record<symbol, unknown>)[symbol];
+  if (!isRecord(translations)) {
+    throw new Error(
+      'passkit-generator changed: its translations (Symbol("pass.l10n")) are not where 3.6.1 kept them',
+    );
+  }
+  return translations as Record<string, Record<string, string>>;
+}
+
+/**
+ * The files passkit-generator 3.6.1 would zip, in its order, as its closing step (PKPass [closePassSymbol]) makes
+ * them: the files it accepted, pass.json from its validated props, one pass.strings per language with
+ * translations, and personalisation files only when the pass can be personalised. The equality with its own
+ * getAsBuffer() is checked by test/passes/signature.test.ts, so an upgrade that changes any of this fails there.
+ */
+function passkitFiles(pass: PKPass, template: Template): BundleFile[] {
+  const props = pass.props as unknown as JsonObject;
+  const names = pass.files;
+  const personalizable =
+    Boolean(props.nfc) &&
+    names.includes('personalization.json') &&
+    names.some((name) => /personalizationLogo@(?:.{2})/.test(name));
+  const files: BundleFile[] = [];
+  for (const name of names) {
+    if (!personalizable && name.includes('personalization')) continue;
+    if (name === 'pass.json') {
+      files.push(fileOf(name, Buffer.from(JSON.stringify(props)), false));
+      continue;
+    }
+    const data = template.files[name];
+    if (data === undefined)
+      throw new Error(`passkit-generator kept "${name}", which the template does not have`);
+    files.push(fileOf(name, data, true));
+  }
+  const languages = Object.entries(translationsOf(pass));
+  for (let i = languages.length - 1; i >= 0; i--) {
+    const [language, translations] = languages[i] as [string, Record<string, string>];
+    const lines = Object.entries(translations).map(([key, value]) => `"${key}" = "${value}";`);
+    if (lines.length > 0)
+      files.push(fileOf(`${language}.lproj/pass.strings`, Buffer.from(lines.join(EOL)), false));
+  }
+  return files;
+}
+
+/** The parsed key and certificates of an identity, kept as long as the identity object lives. */
+const signers = new WeakMap<SigningIdentity, ManifestSigner>();
+
+function signerOf(identity: SigningIdentity): ManifestSigner {
+  let signer = signers.get(identity);
+  if (signer === undefined) {
+    signer = createManifestSigner(identity);
+    signers.set(identity, signer);
+  }
+  return signer;
 }
 
 /** passkit-generator ignores a pass.json it finds invalid, and strips keys and fields it does not know. */
