@@ -1,4 +1,4 @@
-import { colorSchema, isW3cDate } from '../passes/pass-content.js';
+import { colorSchema, isW3cDate, TRANSIT_TYPES } from '../passes/pass-content.js';
 import { FIELD_ARRAYS, isRecord, PASS_STYLES } from '../passes/templates.js';
 import { type Finding, fail, pass, warn } from './findings.js';
 
@@ -38,13 +38,6 @@ const BARCODE_FORMATS = [
   'PKBarcodeFormatPDF417',
   'PKBarcodeFormatAztec',
   'PKBarcodeFormatCode128',
-];
-const TRANSIT_TYPES = [
-  'PKTransitTypeAir',
-  'PKTransitTypeBoat',
-  'PKTransitTypeBus',
-  'PKTransitTypeGeneric',
-  'PKTransitTypeTrain',
 ];
 const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 const REFERENCE = "Apple's pass.json reference";

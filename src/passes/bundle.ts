@@ -11,6 +11,7 @@ import {
   OVERRIDE_KEYS,
   parseOrInvalid,
   passOverridesSchema,
+  TRANSIT_TYPES,
 } from './pass-content.js';
 import { createManifestSigner, type ManifestSigner, signDetached } from './signature.js';
 import type { SigningIdentity } from './signing-identity.js';
@@ -44,14 +45,6 @@ export interface PassContent {
 export type PassIdentifiers = Pick<SigningIdentity, 'passTypeIdentifier' | 'teamIdentifier'>;
 
 type JsonObject = Record<string, unknown>;
-
-const TRANSIT_TYPES = [
-  'PKTransitTypeAir',
-  'PKTransitTypeBoat',
-  'PKTransitTypeBus',
-  'PKTransitTypeGeneric',
-  'PKTransitTypeTrain',
-];
 
 /** The final pass.json: template, then field values and change messages, then overrides, then the identity. */
 export function buildPassJson(content: PassContent, identity: PassIdentifiers): JsonObject {

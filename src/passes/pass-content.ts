@@ -117,6 +117,15 @@ const jsonValue: z.ZodType<JsonValue> = z
 const jsonObject = z.record(z.string(), jsonValue);
 
 /** Keys the server sets in every pass, whatever the template or the admin says. */
+/** Apple's values for a boarding pass's transitType (Wallet refuses a boarding pass without one). */
+export const TRANSIT_TYPES = [
+  'PKTransitTypeAir',
+  'PKTransitTypeBoat',
+  'PKTransitTypeBus',
+  'PKTransitTypeGeneric',
+  'PKTransitTypeTrain',
+];
+
 export const IDENTITY_KEYS = [
   'serialNumber',
   'authenticationToken',
