@@ -20,7 +20,7 @@ import type { SigningIdentity } from '../src/passes/signing-identity.js';
 import { createSigningPool } from '../src/passes/signing-pool.js';
 import { loadTemplates } from '../src/passes/templates.js';
 import { projectRoot } from '../src/paths.js';
-import { createTestPki } from '../test/support/pki.js';
+import { createTestPki, identityFromPki } from '../test/support/pki.js';
 
 const ROUNDS = Number(process.env.BENCH_SIGNING_ROUNDS ?? 3);
 const STOCK_PASSES = Number(process.env.BENCH_SIGNING_STOCK ?? 200);
@@ -68,15 +68,7 @@ function processCpuMs(): number {
 
 export async function benchSigning(): Promise<void> {
   const pki = await createTestPki();
-  const identity: SigningIdentity = {
-    signerCert: pki.signerCertPem,
-    signerKey: pki.signerKeyPem,
-    wwdr: pki.wwdrPem,
-    passTypeIdentifier: pki.passTypeIdentifier,
-    teamIdentifier: pki.teamIdentifier,
-    isDevelopment: true,
-    notAfter: new Date(Date.now() + 86_400_000),
-  };
+  const identity: SigningIdentity = identityFromPki(pki);
   const { templates } = await loadTemplates(join(projectRoot, 'models'));
   const template = templates.get('event');
   if (template === undefined) throw new Error('models/event.pass did not load');

@@ -12,7 +12,7 @@ import {
 import type { SigningIdentity } from '../../src/passes/signing-identity.js';
 import { loadTemplates, type Template } from '../../src/passes/templates.js';
 import { projectRoot } from '../../src/paths.js';
-import { createTestPki, type TestPki } from '../support/pki.js';
+import { createTestPki, identityFromPki, type TestPki } from '../support/pki.js';
 import { verifyPkpass } from '../support/pkpass-verifier.js';
 
 let pki: TestPki;
@@ -21,15 +21,7 @@ let templates: Map<string, Template>;
 
 beforeAll(async () => {
   pki = await createTestPki();
-  identity = {
-    signerCert: pki.signerCertPem,
-    signerKey: pki.signerKeyPem,
-    wwdr: pki.wwdrPem,
-    passTypeIdentifier: pki.passTypeIdentifier,
-    teamIdentifier: pki.teamIdentifier,
-    isDevelopment: true,
-    notAfter: new Date(Date.now() + 86_400_000),
-  };
+  identity = identityFromPki(pki);
   ({ templates } = await loadTemplates(join(projectRoot, 'models')));
 });
 

@@ -7,7 +7,7 @@ import { buildSignedBundle, checkWalletAcceptsTemplate, type PassContent } from 
 import type { SigningIdentity } from '../../src/passes/signing-identity.js';
 import { loadTemplates, type Template } from '../../src/passes/templates.js';
 import { projectRoot } from '../../src/paths.js';
-import { createTestPki, type TestPki } from '../support/pki.js';
+import { createTestPki, identityFromPki, type TestPki } from '../support/pki.js';
 import { verifyPkpass } from '../support/pkpass-verifier.js';
 
 /*
@@ -51,15 +51,7 @@ let templates: Map<string, Template>;
 
 beforeAll(async () => {
   pki = await createTestPki();
-  identity = {
-    signerCert: pki.signerCertPem,
-    signerKey: pki.signerKeyPem,
-    wwdr: pki.wwdrPem,
-    passTypeIdentifier: pki.passTypeIdentifier,
-    teamIdentifier: pki.teamIdentifier,
-    isDevelopment: true,
-    notAfter: new Date(Date.now() + 86_400_000),
-  };
+  identity = identityFromPki(pki);
   const loaded = await loadTemplates(corpusDir);
   expect(loaded.problems).toEqual([]);
   templates = loaded.templates;

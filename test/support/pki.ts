@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import type { SigningIdentity } from '../../src/passes/signing-identity.js';
 
 /*
  * A test PKI made with the openssl CLI, independent of the server's own certificate code: a fake WWDR CA and
@@ -118,5 +119,18 @@ export async function createTestPki(o: TestPkiOptions = {}): Promise<TestPki> {
     passTypeIdentifier,
     teamIdentifier,
     certificatesDir,
+  };
+}
+
+/** The test PKI as the server's SigningIdentity, for tests that sign without loading certificates from disk. */
+export function identityFromPki(pki: TestPki): SigningIdentity {
+  return {
+    signerCert: pki.signerCertPem,
+    signerKey: pki.signerKeyPem,
+    wwdr: pki.wwdrPem,
+    passTypeIdentifier: pki.passTypeIdentifier,
+    teamIdentifier: pki.teamIdentifier,
+    isDevelopment: true,
+    notAfter: new Date(Date.now() + 86_400_000),
   };
 }
