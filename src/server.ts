@@ -84,6 +84,9 @@ async function main() {
     clock: systemClock,
     log,
     onOutcome: (outcome) => metrics.observePush(outcome),
+    // Sends in flight get at most 10 s, and never so long that the rows cannot be given back before the
+    // shutdown deadline (rows not given back wait out their lease instead).
+    stopTimeoutMs: Math.min(10_000, Math.max(500, (config.shutdownTimeoutSeconds * 1000) / 2)),
   });
   // In production TLS ends at a proxy (PUBLIC_URL is https, this server speaks http): without TRUST_PROXY every
   // client has the proxy's address, so all of them share one rate limit and one failed-authentication count.

@@ -53,6 +53,8 @@ export function startPushes(options: {
   ca?: string;
   /** What APNs answered each send, for the metrics. */
   onOutcome?: (outcome: ApnsOutcome) => void;
+  /** How long close() lets sends in flight finish before giving their rows back (within the shutdown deadline). */
+  stopTimeoutMs?: number;
 }): Pushes {
   const log = options.log.child({ component: 'push' });
   const client = createApnsClient({
@@ -74,6 +76,7 @@ export function startPushes(options: {
     maxAttempts: options.config.maxAttempts,
     leaseMs: options.config.leaseMs,
     ...(options.onOutcome ? { onOutcome: options.onOutcome } : {}),
+    ...(options.stopTimeoutMs ? { stopTimeoutMs: options.stopTimeoutMs } : {}),
   });
   return {
     worker,
