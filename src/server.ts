@@ -13,7 +13,9 @@ import { StartupError } from './errors.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics } from './ops/metrics.js';
 import { startMetricsServer } from './ops/metrics-server.js';
+import { startBulkRunner } from './passes/bulk.js';
 import { checkWalletAcceptsTemplate } from './passes/bundle.js';
+import { createBundleCache } from './passes/bundle-cache.js';
 import { loadSigningIdentity, type SigningIdentity } from './passes/signing-identity.js';
 import { closeSharedSigningPool } from './passes/signing-pool.js';
 import { loadTemplates, type Template } from './passes/templates.js';
@@ -98,6 +100,9 @@ async function main() {
     templates,
     identity,
     clock: systemClock,
+    // Bundles of recent versions in memory (64 MB, least recently used out): keyed by version, so the version
+    // read from the database on every request decides, and another instance's change is never served stale.
+    bundleCache: createBundleCache(),
     webServiceURL: config.publicUrl,
     log,
     adminToken: admin.token,
@@ -112,6 +117,19 @@ async function main() {
       checkMigrations: () => migrationStatus(database.adapterFactory),
       pushWorker: pushes.worker,
     },
+  });
+  // Bulk changes (POST /admin/passes/bulk): claims queued jobs, and resumes those a stopped instance left running.
+  const bulk = startBulkRunner({
+    deps: {
+      prisma: database.prisma,
+      templates,
+      identity,
+      clock: systemClock,
+      webServiceURL: config.publicUrl,
+      afterChange: () => pushes.worker.wake(),
+      observeSigning: (seconds) => metrics.observeSigning(seconds),
+    },
+    log,
   });
   await app.listen({ port: config.port, host: config.host });
   const metricsServer =
@@ -145,6 +163,8 @@ async function main() {
       // In order: no new requests, answered ones done (their changes and outbox rows committed); then no new
       // claims, sends finished or given back; then the database they all used.
       await app.close();
+      // Its current page commits (cursor and counts) before the signing pool goes; the job resumes elsewhere.
+      await bulk.stop();
       await closeSharedSigningPool();
       await pushes.close();
       await metricsServer?.close();

@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { adminDoc, errorResponses, noBody, pkpassResponse } from '../docs/route-docs.js';
 import { UnauthorizedError } from '../errors.js';
+import { createBulkJob, getBulkJob } from '../passes/bulk.js';
 import {
   countRegistrations,
   createPass,
@@ -18,6 +19,9 @@ import { outboxStats, pushFailureCounts } from '../push/outbox.js';
 import { passParams } from '../wallet/schemas.js';
 import type { DownloadLinks } from './download-links.js';
 import {
+  bulkChangeBody,
+  bulkJobParams,
+  bulkJobView,
   listPassesQuery,
   logsAnswer,
   logsQuery,
@@ -97,6 +101,39 @@ export const adminRoutes =
         const page = await listPasses(deps, request.query);
         return { passes: await Promise.all(page.passes.map(view)), nextCursor: page.nextCursor ?? null };
       },
+    );
+
+    app.post(
+      '/admin/passes/bulk',
+      {
+        // 100,000 serials of up to 256 characters (≈26 MB of JSON) fit; the default 64 KiB stops at ~1,500 UUIDs.
+        bodyLimit: 32 * 1024 * 1024,
+        schema: {
+          ...adminDoc(
+            'Change many passes as one job',
+            'The change is validated as PATCH validates it (400 before a job exists); the job then changes each ' +
+              'selected pass in its own transaction, in pages. Follow it with GET /admin/bulk/{jobId}.',
+          ),
+          body: bulkChangeBody,
+          response: { 202: bulkJobView, ...errorResponses(400, 401, 429) },
+        },
+      },
+      async (request, reply) => {
+        const job = await createBulkJob(deps, request.body.select, request.body.change);
+        return reply.code(202).header('location', `/admin/bulk/${job.jobId}`).send(job);
+      },
+    );
+
+    app.get(
+      '/admin/bulk/:jobId',
+      {
+        schema: {
+          ...adminDoc('Progress of a bulk change'),
+          params: bulkJobParams,
+          response: { 200: bulkJobView, ...errorResponses(400, 401, 404, 429) },
+        },
+      },
+      async (request) => getBulkJob(deps, request.params.jobId),
     );
 
     const passPath = '/admin/passes/:passTypeIdentifier/:serialNumber';

@@ -49,6 +49,54 @@ export const passChangeBody = z
     },
   });
 
+/** POST /admin/passes/bulk: which passes (serials, or a template and field values) and the change, as PATCH takes it. */
+export const bulkChangeBody = z
+  .object({
+    select: z.union([
+      z
+        .object({ serialNumbers: z.array(identifier('serialNumber')).max(100_000) })
+        .strict()
+        .meta({ description: "These passes (of this server's pass type identifier)" }),
+      z
+        .object({ template: z.string().min(1).max(100), fields: fieldValuesSchema.optional() })
+        .strict()
+        .meta({ description: 'Every pass of the template whose stored field values equal these' }),
+    ]),
+    change: passChangeBody,
+  })
+  .strict()
+  .meta({
+    'x-examples': {
+      gate: {
+        summary: 'A gate change for every ticket of one event',
+        value: {
+          select: { template: 'event', fields: { event: 'Concert' } },
+          change: { fields: { gate: 'B12' }, changeMessages: { gate: 'Your gate is now %@' } },
+        },
+      },
+    },
+  });
+
+export const bulkJobParams = z.object({ jobId: z.uuid() }).strict();
+
+export const bulkJobView = z.looseObject({
+  jobId: z.string(),
+  status: z.enum(['queued', 'running', 'done', 'failed']),
+  matched: z
+    .number()
+    .int()
+    .nullable()
+    .meta({ description: 'Passes selected; null until the job has started' }),
+  done: z.number().int(),
+  failed: z.number().int(),
+  errors: z
+    .array(z.looseObject({ serialNumber: z.string().nullable(), message: z.string() }))
+    .meta({ description: 'The first few failures' }),
+  createdAt: z.string().meta({ format: 'date-time' }),
+  startedAt: z.string().nullable().meta({ format: 'date-time' }),
+  finishedAt: z.string().nullable().meta({ format: 'date-time' }),
+});
+
 export const listPassesQuery = z
   .object({
     template: z.string().min(1).max(100).optional(),

@@ -127,9 +127,9 @@ function judgeSerialNumbers(run: Conformance, answer: Answer): void {
 }
 
 /*
- * A tag may be conservative: ours is the xmin of a PostgreSQL snapshot, which stays behind while any transaction
- * in the cluster runs, so a pass can be listed once more (Wallet then gets 304). A device simply lists again later
- * with the newest tag; so does simulate, a few times with backoff, before it calls the rule broken.
+ * A server's tag may be conservative (e.g. a snapshot's xmin, which stays behind while any transaction runs), so
+ * a pass can be listed once more (Wallet then gets 304). A device simply lists again later with the newest tag;
+ * so does simulate, a few times with backoff, before it calls the rule broken.
  */
 const relistDelaysMs = [100, 200, 400, 800];
 

@@ -4,6 +4,7 @@ import type { PrismaClient } from '../db/database.js';
 import { Prisma } from '../db/generated/client.js';
 import { ConflictError, InvalidError, NotFoundError } from '../errors.js';
 import { buildSignedBundle, type PassContent } from './bundle.js';
+import type { BundleCache } from './bundle-cache.js';
 import { type ChangeMessages, checkFieldKeys, type FieldValues, type PassOverrides } from './pass-content.js';
 import type { SigningIdentity } from './signing-identity.js';
 import type { Template } from './templates.js';
@@ -24,6 +25,8 @@ export interface PassesDeps {
   observeSigning?: (seconds: number) => void;
   /** Told whether getSignedBundle found the current version stored (the metrics' cache hits and misses). */
   observeBundleCache?: (result: 'hit' | 'miss') => void;
+  /** Bundles in this process's memory, by pass id and version (src/passes/bundle-cache.ts); the database otherwise. */
+  bundleCache?: BundleCache;
 }
 
 export interface PassKey {
@@ -162,54 +165,75 @@ export async function countRegistrations(deps: Pick<PassesDeps, 'prisma'>, passI
  * which the push worker delivers after commit. A change that rolls back leaves no outbox row.
  */
 export async function updatePass(deps: PassesDeps, key: PassKey, change: PassChange): Promise<StoredPass> {
-  const updated = await updatePassInTransaction(deps, key, change);
+  const updated = await deps.prisma.$transaction(async (tx) => {
+    // Without a `once` guard the change is always made: undefined cannot come back here.
+    const id = (await changePassInTransaction(deps, tx, key, change)) ?? -1n;
+    return toStoredPass(await tx.pass.findUniqueOrThrow({ where: { id } }));
+  });
   deps.afterChange?.();
   return updated;
 }
 
-async function updatePassInTransaction(
+/**
+ * For many passes (src/passes/bulk.ts): the same change as updatePass, in the pass's own transaction, without the
+ * re-read of the pass and without waking the push worker (the caller wakes it once per page). `once` runs in the
+ * transaction with the pass locked: false means the change was already applied, and nothing is changed.
+ */
+export async function applyPassChange(
   deps: PassesDeps,
   key: PassKey,
   change: PassChange,
-): Promise<StoredPass> {
-  return deps.prisma.$transaction(async (tx) => {
-    const locked = await tx.$queryRaw<PassRow[]>`
-      SELECT id FROM passes
-      WHERE pass_type_identifier = ${key.passTypeIdentifier} AND serial_number = ${key.serialNumber}
-      FOR UPDATE`;
-    const id = locked[0]?.id;
-    const current = id === undefined ? undefined : await tx.pass.findUnique({ where: { id } });
-    if (!current) throw new NotFoundError(`No pass ${key.passTypeIdentifier}/${key.serialNumber}`);
-    const pass = toStoredPass(current);
-    const template = findTemplate(deps, pass.template);
-    checkFieldKeys(template, [
-      ...Object.keys(change.fields ?? {}),
-      ...Object.keys(change.changeMessages ?? {}),
-    ]);
-    const next = {
-      ...pass,
-      fields: { ...pass.fields, ...change.fields },
-      overrides: { ...pass.overrides, ...change.pass },
-      changeMessages: { ...pass.changeMessages, ...change.changeMessages },
-    };
-    const bytes = await signBundle(deps, passContent(deps, next));
-    const now = deps.clock.now();
-    const [updated] = await tx.$queryRaw<Array<{ version: number }>>`
-      UPDATE passes SET
-        fields = ${JSON.stringify(next.fields)}::jsonb,
-        overrides = ${JSON.stringify(next.overrides)}::jsonb,
-        change_messages = ${JSON.stringify(next.changeMessages)}::jsonb,
-        version = version + 1,
-        last_modified = GREATEST(date_trunc('second', ${now}::timestamptz), last_modified + interval '1 second'),
-        update_xid = pg_current_xact_id()::text::bigint,
-        updated_at = ${now}::timestamptz
-      WHERE id = ${pass.id}
-      RETURNING version`;
-    if (!updated) throw new NotFoundError(`No pass ${key.passTypeIdentifier}/${key.serialNumber}`);
-    await storeBundle(tx, pass.id, updated.version, bytes, now);
-    await enqueuePushes(tx, pass.id, key.passTypeIdentifier, now);
-    return toStoredPass(await tx.pass.findUniqueOrThrow({ where: { id: pass.id } }));
-  });
+  once?: (tx: Prisma.TransactionClient, passId: bigint) => Promise<boolean>,
+): Promise<'changed' | 'already'> {
+  return deps.prisma.$transaction(async (tx) =>
+    (await changePassInTransaction(deps, tx, key, change, once)) === undefined ? 'already' : 'changed',
+  );
+}
+
+async function changePassInTransaction(
+  deps: PassesDeps,
+  tx: Prisma.TransactionClient,
+  key: PassKey,
+  change: PassChange,
+  once?: (tx: Prisma.TransactionClient, passId: bigint) => Promise<boolean>,
+): Promise<bigint | undefined> {
+  const locked = await tx.$queryRaw<PassRow[]>`
+    SELECT id FROM passes
+    WHERE pass_type_identifier = ${key.passTypeIdentifier} AND serial_number = ${key.serialNumber}
+    FOR UPDATE`;
+  const id = locked[0]?.id;
+  const current = id === undefined ? undefined : await tx.pass.findUnique({ where: { id } });
+  if (!current) throw new NotFoundError(`No pass ${key.passTypeIdentifier}/${key.serialNumber}`);
+  if (once && !(await once(tx, current.id))) return undefined;
+  const pass = toStoredPass(current);
+  const template = findTemplate(deps, pass.template);
+  checkFieldKeys(template, [
+    ...Object.keys(change.fields ?? {}),
+    ...Object.keys(change.changeMessages ?? {}),
+  ]);
+  const next = {
+    ...pass,
+    fields: { ...pass.fields, ...change.fields },
+    overrides: { ...pass.overrides, ...change.pass },
+    changeMessages: { ...pass.changeMessages, ...change.changeMessages },
+  };
+  const bytes = await signBundle(deps, passContent(deps, next));
+  const now = deps.clock.now();
+  const [updated] = await tx.$queryRaw<Array<{ version: number }>>`
+    UPDATE passes SET
+      fields = ${JSON.stringify(next.fields)}::jsonb,
+      overrides = ${JSON.stringify(next.overrides)}::jsonb,
+      change_messages = ${JSON.stringify(next.changeMessages)}::jsonb,
+      version = version + 1,
+      last_modified = GREATEST(date_trunc('second', ${now}::timestamptz), last_modified + interval '1 second'),
+      update_xid = pg_current_xact_id()::text::bigint,
+      updated_at = ${now}::timestamptz
+    WHERE id = ${pass.id}
+    RETURNING version`;
+  if (!updated) throw new NotFoundError(`No pass ${key.passTypeIdentifier}/${key.serialNumber}`);
+  await storeBundle(tx, pass.id, updated.version, bytes, now);
+  await enqueuePushes(tx, pass.id, key.passTypeIdentifier, now);
+  return pass.id;
 }
 
 /**
@@ -278,14 +302,23 @@ function decodeCursor(cursor: string): bigint {
  * through the database; built again only when the stored one is older than the pass.
  */
 export async function getSignedBundle(deps: PassesDeps, pass: StoredPass): Promise<Buffer> {
+  // Keyed by version too: memory never answers for a version other than the one the caller read from the database.
+  const inMemory = deps.bundleCache?.get(pass.id, pass.version);
+  if (inMemory) {
+    deps.observeBundleCache?.('hit');
+    return inMemory;
+  }
   const cached = await deps.prisma.passBundle.findUnique({ where: { passId: pass.id } });
   if (cached && cached.version === pass.version) {
     deps.observeBundleCache?.('hit');
-    return Buffer.from(cached.bytes);
+    const bytes = Buffer.from(cached.bytes);
+    deps.bundleCache?.set(pass.id, pass.version, bytes);
+    return bytes;
   }
   deps.observeBundleCache?.('miss');
   const bytes = await signBundle(deps, passContent(deps, pass));
   await storeBundle(deps.prisma, pass.id, pass.version, bytes, deps.clock.now());
+  deps.bundleCache?.set(pass.id, pass.version, bytes);
   return bytes;
 }
 

@@ -6,15 +6,36 @@
  * within one second; otherwise the second change would be answered 304 and never reach the device.
  *
  * lastUpdated tags (GET …/registrations/{passTypeIdentifier}?passesUpdatedSince=tag): every change records the
- * PostgreSQL transaction id that made it (update_xid = pg_current_xact_id()). A tag is the xmin of the snapshot
- * that answered the list request: every transaction that was not visible to that snapshot (still running, or
- * started later) has an id >= xmin. So `update_xid >= tag` returns every change that committed after the device
- * got its tag, including changes that began before it: timestamps or sequences compared with `>` miss those,
- * because they commit out of order. The cost is that a change may be listed once more (Wallet then gets a 304).
+ * PostgreSQL transaction id that made it (update_xid = pg_current_xact_id()). A tag is the snapshot that answered
+ * the list request (pg_current_snapshot(), as text `xmin:xmax:running,ids`), and the next request returns the
+ * passes whose update_xid is not visible in that snapshot (pg_visible_in_snapshot): exactly the changes that had
+ * not committed when the device got its tag, including changes that began before it. Timestamps or sequences
+ * compared with `>` miss those, because transactions commit out of order; a snapshot's xmin alone would be safe
+ * but re-lists changes for as long as any older transaction anywhere in the cluster stays open.
  */
-export function parseUpdateTag(tag: string): bigint | undefined {
-  return /^\d{1,19}$/.test(tag) ? BigInt(tag) : undefined;
+const updateTagPattern = /^\d{1,20}:\d{1,20}:(\d{1,20}(,\d{1,20})*)?$/;
+
+const maxXid = 2n ** 64n - 1n;
+
+/**
+ * A tag this server handed out (a PostgreSQL snapshot in text form), or undefined for anything else. Checked as
+ * PostgreSQL's pg_snapshot input is (0 < xmin <= xmax, running ids ascending within [xmin, xmax)), so a forged
+ * tag is a 400 here, never a database error.
+ */
+export function parseUpdateTag(tag: string): string | undefined {
+  if (tag.length > maxUpdateTagLength || !updateTagPattern.test(tag)) return undefined;
+  const [xmin = 0n, xmax = 0n, ...running] = tag.split(/[:,]/).filter(Boolean).map(BigInt);
+  if (xmin < 1n || xmin > xmax || xmax > maxXid) return undefined;
+  let previous = xmin;
+  for (const xid of running) {
+    if (xid < previous || xid >= xmax) return undefined;
+    previous = xid;
+  }
+  return tag;
 }
+
+/** A snapshot lists the transactions running at the time: bounded by the server's connections. */
+export const maxUpdateTagLength = 16_384;
 
 export function truncateToSecond(date: Date): Date {
   return new Date(Math.floor(date.getTime() / 1000) * 1000);

@@ -42,6 +42,8 @@ interface ClaimedRow {
 /**
  * Claims up to `limit` due rows, oldest due first. FOR UPDATE SKIP LOCKED lets several instances claim at once
  * without waiting for each other and without claiming a row twice; a row whose lease ran out counts as due.
+ * The order is due_at alone, the order of its index: rows of one change share a due_at, and `ORDER BY due_at, id`
+ * made PostgreSQL sort the whole tie group (100,000 rows for a 100k fan-out: ~30 ms per claim) every time.
  */
 export async function claimDuePushes(prisma: PrismaClient, options: ClaimOptions): Promise<ClaimedPush[]> {
   const { limit, now } = options;
@@ -51,7 +53,7 @@ export async function claimDuePushes(prisma: PrismaClient, options: ClaimOptions
     WHERE id IN (
       SELECT id FROM push_outbox
       WHERE due_at <= ${now}::timestamptz AND (claimed_until IS NULL OR claimed_until < ${now}::timestamptz)
-      ORDER BY due_at, id
+      ORDER BY due_at
       LIMIT ${limit}
       FOR UPDATE SKIP LOCKED)
     RETURNING id, push_token, pass_type_identifier, attempts, enqueued_at, due_at, claimed_until`;
@@ -73,6 +75,31 @@ export async function completePush(prisma: PrismaClient, claim: Claim): Promise<
   const count = await prisma.$executeRaw`
     DELETE FROM push_outbox WHERE id = ${claim.id} AND claimed_until = ${claim.claimedUntil}::timestamptz`;
   return count > 0;
+}
+
+/**
+ * completePush for many rows in one statement (the worker collects what APNs accepted for a few milliseconds):
+ * each row is deleted only while it still holds the lease it was claimed with, exactly as completePush checks it
+ * row by row. Returns how many rows were deleted; the others had lost their lease (another worker has them, or a
+ * stop gave them back) and are left alone. The leases travel as ISO text: timestamptz(3) holds what a Date does.
+ * The id range makes it an index range scan: joined with unnest alone (or with `id = ANY(…)`), PostgreSQL's cost
+ * model preferred hashing the whole outbox per batch (12 ms at 100k rows, against 1 ms). A batch's rows were claimed
+ * together, in index order, so their ids are close; a scattered batch scans at most what the hash join did.
+ */
+export async function completePushes(prisma: PrismaClient, claims: readonly Claim[]): Promise<number> {
+  if (claims.length === 0) return 0;
+  const ids = claims.map((claim) => claim.id);
+  const leases = claims.map((claim) => claim.claimedUntil.toISOString());
+  let low = ids[0] ?? 0n;
+  let high = low;
+  for (const id of ids) {
+    if (id < low) low = id;
+    if (id > high) high = id;
+  }
+  return prisma.$executeRaw`
+    DELETE FROM push_outbox o
+    USING unnest(${ids}::bigint[], ${leases}::timestamptz[]) AS c(id, claimed_until)
+    WHERE o.id BETWEEN ${low}::bigint AND ${high}::bigint AND o.id = c.id AND o.claimed_until = c.claimed_until`;
 }
 
 export interface Release {

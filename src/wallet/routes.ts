@@ -2,9 +2,10 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { errorResponses, noBody, pkpassResponse, walletDoc } from '../docs/route-docs.js';
-import { getSignedBundle, type PassesDeps } from '../passes/passes.js';
+import { createBundleCache } from '../passes/bundle-cache.js';
+import { findPass, getSignedBundle, type PassesDeps } from '../passes/passes.js';
 import { parseHttpDate, parseUpdateTag } from '../passes/versions.js';
-import { authenticatePass } from './authentication.js';
+import { authenticatePass, requireApplePassToken, wrongTokenError } from './authentication.js';
 import { listUpdatablePasses, registerDevice, storeDeviceLogs, unregisterDevice } from './registrations.js';
 import {
   deviceParams,
@@ -27,6 +28,8 @@ export const walletRoutes =
   (deps: PassesDeps): FastifyPluginAsync =>
   async (fastify) => {
     const app = fastify.withTypeProvider<ZodTypeProvider>();
+    const bundleCache = deps.bundleCache ?? createBundleCache();
+    const cached: PassesDeps = { ...deps, bundleCache };
 
     // Register a pass for update notifications: 201 new, 200 already registered.
     app.post(
@@ -42,9 +45,15 @@ export const walletRoutes =
       },
       async (request, reply) => {
         const { deviceLibraryIdentifier, ...key } = request.params;
-        const pass = await authenticatePass(deps.prisma, key, request.headers.authorization);
-        const { created } = await registerDevice(deps, deviceLibraryIdentifier, request.body.pushToken, pass);
-        return reply.code(created ? 201 : 200).send({});
+        const authenticationToken = requireApplePassToken(request.headers.authorization);
+        const registered = await registerDevice(deps, {
+          deviceLibraryIdentifier,
+          pushToken: request.body.pushToken,
+          key,
+          authenticationToken,
+        });
+        if (!registered) throw wrongTokenError();
+        return reply.code(registered.created ? 201 : 200).send({});
       },
     );
 
@@ -112,13 +121,26 @@ export const walletRoutes =
       },
       async (request, reply) => {
         const pass = await authenticatePass(deps.prisma, request.params, request.headers.authorization);
-        const lastModified = pass.lastModified.toUTCString();
         // Devices must always revalidate: the pass may change at any time.
-        reply.header('last-modified', lastModified).header('cache-control', 'no-cache');
+        reply.header('cache-control', 'no-cache');
         const since = parseHttpDate(request.headers['if-modified-since']);
-        if (since && pass.lastModified.getTime() <= since.getTime()) return reply.code(304).send();
-        const bundle = await getSignedBundle(deps, pass);
-        return reply.code(200).type('application/vnd.apple.pkpass').send(bundle);
+        if (since && pass.lastModified.getTime() <= since.getTime()) {
+          return reply.code(304).header('last-modified', pass.lastModified.toUTCString()).send();
+        }
+        // The version was just read from the database; memory only answers for exactly that version.
+        let bundle = bundleCache.get(pass.id, pass.version);
+        let lastModified = pass.lastModified;
+        if (!bundle) {
+          const stored = await findPass(deps, request.params);
+          if (!stored) throw wrongTokenError();
+          bundle = await getSignedBundle(cached, stored);
+          lastModified = stored.lastModified;
+        }
+        return reply
+          .code(200)
+          .header('last-modified', lastModified.toUTCString())
+          .type('application/vnd.apple.pkpass')
+          .send(bundle);
       },
     );
 

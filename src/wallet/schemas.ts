@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseUpdateTag } from '../passes/versions.js';
 
 /*
  * Identifiers in Apple's paths: non-empty, at most 256 characters, no `/` (Fastify has decoded %2F by now) and
@@ -42,7 +43,10 @@ export const updatableQuery = z
     // The lastUpdated tag from our previous answer; an empty value counts as none.
     passesUpdatedSince: z
       .string()
-      .regex(/^\d{0,19}$/, 'passesUpdatedSince must be a lastUpdated tag returned by this server')
+      .refine(
+        (tag) => tag === '' || parseUpdateTag(tag) !== undefined,
+        'passesUpdatedSince must be a lastUpdated tag returned by this server',
+      )
       .optional(),
   })
   .strict();

@@ -6,6 +6,7 @@ import { PrismaClient } from '../../src/db/generated/client.js';
 import {
   claimDuePushes,
   completePush,
+  completePushes,
   outboxStats,
   pushFailureCounts,
   pushTokenHash,
@@ -189,6 +190,49 @@ async function claimUntilEmpty(prisma: PrismaClient): Promise<bigint[]> {
     ids.push(...claimed.map((push) => push.id));
   }
 }
+
+describe('completePushes (the worker’s batched completion)', () => {
+  it('deletes in one statement only the rows that still hold the lease they were claimed with', async () => {
+    const { prisma } = database;
+    const { passId, pushTokens } = await passWithDevices(prisma, {
+      passTypeIdentifier: passType,
+      serialNumber: 'a',
+      count: 4,
+      now: t0,
+    });
+    const claimOne = async (leaseMs: number, now: Date) => {
+      const [claim] = await claimDuePushes(prisma, { limit: 1, leaseMs, now });
+      if (!claim) throw new Error('nothing claimed');
+      return claim;
+    };
+    const delivered = await claimOne(60_000, t0);
+    const expired = await claimOne(10_000, t0);
+    const retried = await claimOne(60_000, t0);
+    const alsoDelivered = await claimOne(60_000, t0);
+    // Lease lost: it ran out and another worker claimed the row again (and is sending it).
+    const reclaimed = await claimOne(60_000, at(10_001));
+    expect(reclaimed.id).toBe(expired.id);
+    // Given back, then a newer change merged into the unclaimed row: that row now carries the newer push.
+    await schedulePushRetry(prisma, retried, { attempts: 1, dueAt: at(5_000), reason: 'TooManyRequests' });
+    await enqueuePushes(prisma, passId, passType, at(10_002));
+
+    expect(await completePushes(prisma, [delivered, expired, retried, alsoDelivered])).toBe(2);
+    const rows = await outboxRows(prisma);
+    const ids = rows.map((row) => row.id);
+    expect(ids).not.toContain(delivered.id);
+    expect(ids).not.toContain(alsoDelivered.id);
+    expect(rows.find((row) => row.id === expired.id)?.claimed_until).toEqual(reclaimed.claimedUntil);
+    // Still there, unclaimed, and the only row for its token: the change merged into it.
+    expect(rows.find((row) => row.id === retried.id)).toMatchObject({ claimed_until: null, attempts: 1 });
+    expect(rows.filter((row) => row.push_token === retried.pushToken)).toHaveLength(1);
+    // The change also added an unclaimed row for each token whose push was in flight: all four tokens still get it.
+    expect(new Set(rows.filter((row) => row.claimed_until === null).map((row) => row.push_token))).toEqual(
+      new Set(pushTokens),
+    );
+    expect(await completePushes(prisma, [reclaimed])).toBe(1);
+    expect(await completePushes(prisma, [])).toBe(0);
+  });
+});
 
 describe('releasing a claim', () => {
   it('schedulePushRetry gives the row back with its attempts, due date and reason', async () => {

@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import type { Database, PrismaClient } from '../../src/db/database.js';
 import { createApnsClient } from '../../src/push/apns/client.js';
 import type { ApnsOutcome } from '../../src/push/apns/response.js';
-import { pushFailureCounts } from '../../src/push/outbox.js';
+import { claimDuePushes, pushFailureCounts } from '../../src/push/outbox.js';
 import {
   backoffDelay,
   type PushWorker,
@@ -251,6 +251,38 @@ describe('the push worker', () => {
     expect(await outboxRows(database.prisma)).toHaveLength(3);
   });
 
+  it('stop() also gives back the rows claimed ahead of the sends and not sent yet', async () => {
+    const clock = manualClock();
+    await passWithDevices(database.prisma, {
+      passTypeIdentifier: passType,
+      serialNumber: 'a',
+      count: 4,
+      now: clock.now(),
+    });
+    let started = 0;
+    const pushWorker = start(
+      async () => {
+        started += 1;
+        return new Promise<ApnsOutcome>(() => {});
+      },
+      clock,
+      { concurrency: 2, stopTimeoutMs: 50 },
+    );
+    pushWorker.wake();
+    // Two sends out, two more rows claimed ahead, waiting for a slot.
+    await expect
+      .poll(async () => (await outboxRows(database.prisma)).filter((row) => row.claimed_until).length)
+      .toBe(4);
+    await pushWorker.stop();
+    expect(started).toBe(2);
+    expect((await outboxRows(database.prisma)).map((row) => row.claimed_until)).toEqual([
+      null,
+      null,
+      null,
+      null,
+    ]);
+  });
+
   it('loses no push when storing the outcome fails: the row is sent again after its lease', async () => {
     const clock = manualClock();
     await passWithDevices(database.prisma, {
@@ -271,6 +303,43 @@ describe('the push worker', () => {
     await pushWorker.drain();
     expect(apns.sent).toHaveLength(2);
     expect(await outboxRows(database.prisma)).toEqual([]);
+  });
+
+  it('batched completion leaves alone a row whose lease ran out and that another instance claimed', async () => {
+    const clock = manualClock();
+    await passWithDevices(database.prisma, {
+      passTypeIdentifier: passType,
+      serialNumber: 'a',
+      count: 3,
+      now: clock.now(),
+    });
+    let finishSlowSend: () => void = () => {};
+    const slowSend = new Promise<void>((resolve) => {
+      finishSlowSend = resolve;
+    });
+    let sends = 0;
+    const pushWorker = start(
+      async () => {
+        sends += 1;
+        if (sends === 1) await slowSend;
+        return { kind: 'delivered' };
+      },
+      clock,
+      { leaseMs: 30_000, pollIntervalMs: 60_000, completeBatchSize: 2, completeDelayMs: 1 },
+    );
+    pushWorker.wake();
+    // The two quick deliveries are deleted together; the slow one is still out.
+    await expect.poll(async () => (await outboxRows(database.prisma)).length).toBe(1);
+    clock.advance(30_001);
+    const [other] = await claimDuePushes(database.prisma, { limit: 10, leaseMs: 30_000, now: clock.now() });
+    expect(other).toBeDefined();
+    finishSlowSend();
+    await pushWorker.drain();
+    // The late "delivered" must not delete the row: the other instance holds it and is sending it.
+    expect(await outboxRows(database.prisma)).toEqual([
+      expect.objectContaining({ id: other?.id, claimed_until: other?.claimedUntil }),
+    ]);
+    expect(sends).toBe(3);
   });
 
   it('sends each row once with many in flight and a small batch', async () => {

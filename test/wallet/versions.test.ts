@@ -78,6 +78,31 @@ describe('lastUpdated tags', () => {
     },
   );
 
+  it.skipIf(testDatabaseKind !== 'postgresql')(
+    'do not re-list a change that was already seen while an unrelated transaction stays open',
+    async () => {
+      const device = new WalletDevice();
+      const pass = await passOnDevice(device);
+      // An older transaction elsewhere in the cluster keeps the snapshot's xmin from advancing.
+      const idle = new pg.Client({ connectionString: (server.database as { url?: string }).url });
+      await idle.connect();
+      await idle.query('BEGIN');
+      await idle.query('SELECT pg_current_xact_id()');
+      try {
+        await server.admin('PATCH', `/admin/passes/${pass.passTypeIdentifier}/${pass.serialNumber}`, {
+          fields: { points: 7 },
+        });
+        expect(await device.listUpdated(server.baseUrl, pass.passTypeIdentifier)).toEqual([
+          pass.serialNumber,
+        ]);
+        expect(await device.listUpdated(server.baseUrl, pass.passTypeIdentifier)).toEqual([]);
+      } finally {
+        await idle.query('ROLLBACK');
+        await idle.end();
+      }
+    },
+  );
+
   it('never lets a device miss an update while many changes and polls run concurrently', async () => {
     const devices = [new WalletDevice(), new WalletDevice(), new WalletDevice()];
     const passes = [];

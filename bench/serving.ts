@@ -1,0 +1,193 @@
+/**
+ * Serving: GET /v1/passes/{type}/{serial} of a pass whose bundle is cached, through the real app (built as
+ * test/support/server.ts builds it, rate limits set high) against a bare node:http server answering the same bytes
+ * with the same headers. Both 200s (the bundle) and 304s (If-Modified-Since at the current version). The load
+ * generator (bench/load.ts) runs in a child process; the two servers are measured alternately, ROUNDS times each,
+ * and the medians are compared. Database: BENCH_DATABASE_URL (PostgreSQL), or a fresh embedded PGlite.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { PGlite } from '@electric-sql/pglite';
+import pino from 'pino';
+import { type Database, embeddedDatabase, openDatabase } from '../src/db/database.js';
+import { applyMigrations } from '../src/db/migrations.js';
+import { createFreshPostgresDatabase } from '../test/support/database.js';
+import { startTestServer } from '../test/support/server.js';
+import { type LoadRequest, type LoadResult, runLoad } from './load.js';
+
+const CONNECTIONS = Number(process.env.BENCH_SERVING_CONNECTIONS ?? 64);
+const PASSES = Number(process.env.BENCH_SERVING_PASSES ?? 50);
+const ROUNDS = Number(process.env.BENCH_SERVING_ROUNDS ?? 3);
+const DURATION_MS = Number(process.env.BENCH_SERVING_SECONDS ?? 5) * 1000;
+const TEMPLATE = process.env.BENCH_SERVING_TEMPLATE ?? 'event';
+const log = pino({ level: 'silent' });
+
+export async function benchDatabase(): Promise<{ database: Database; drop: () => Promise<void> }> {
+  const baseUrl = process.env.BENCH_DATABASE_URL;
+  if (!baseUrl) {
+    const database = embeddedDatabase(await PGlite.create());
+    await applyMigrations(database.adapterFactory);
+    return { database, drop: async () => {} };
+  }
+  const fresh = await createFreshPostgresDatabase(baseUrl);
+  return { database: await openDatabase({ databaseUrl: fresh.url, dataDir: '', log }), drop: fresh.drop };
+}
+
+function listen(server: Server): Promise<number> {
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)),
+  );
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
+};
+
+export interface Side {
+  name: string;
+  runs: LoadResult[];
+}
+
+export function summarize(side: Side) {
+  return {
+    rps: median(side.runs.map((run) => run.requestsPerSecond)),
+    p99: median(side.runs.map((run) => run.p99Ms)),
+    p50: median(side.runs.map((run) => run.p50Ms)),
+    errors: side.runs.reduce((sum, run) => sum + run.errors, 0),
+    statuses: side.runs.map((run) => Object.keys(run.statuses).join('/')).join(' '),
+  };
+}
+
+/** Measures the sides alternately (a, b, a, b, …) so that other load on the machine falls on both alike. */
+export async function alternate(
+  sides: Array<{ name: string; port: number; requests: LoadRequest[] }>,
+  rounds: number,
+  durationMs: number,
+  connections: number,
+): Promise<Side[]> {
+  const results = sides.map((side) => ({ name: side.name, runs: [] as LoadResult[] }));
+  for (let round = 0; round < rounds; round++) {
+    for (const [index, side] of sides.entries()) {
+      const run = await runLoad({
+        port: side.port,
+        connections,
+        warmupMs: 1000,
+        durationMs,
+        requests: side.requests,
+      });
+      results[index]?.runs.push(run);
+    }
+  }
+  return results;
+}
+
+export async function benchServing(): Promise<void> {
+  const { database, drop } = await benchDatabase();
+  const server = await startTestServer({
+    database,
+    log,
+    rateLimits: { perMinute: 100_000_000, authFailuresPerMinute: 100_000_000 },
+  });
+  const url = new URL(server.baseUrl);
+  const passes: Array<{ serialNumber: string; passTypeIdentifier: string; authenticationToken: string }> = [];
+  for (let i = 0; i < PASSES; i++) {
+    const created = await server.admin('POST', '/admin/passes', {
+      template: TEMPLATE,
+      serialNumber: `serve-${i}`,
+      fields: {},
+    });
+    if (created.status !== 201)
+      throw new Error(`create pass: ${created.status} ${JSON.stringify(created.body)}`);
+  }
+  // The admin API does not show authentication tokens; the database has them.
+  passes.push(
+    ...(await database.prisma.pass.findMany({
+      select: { passTypeIdentifier: true, serialNumber: true, authenticationToken: true },
+    })),
+  );
+  // One download of each, so every bundle is the cached one (and, with an in-memory cache, in memory).
+  const first = passes[0];
+  if (!first) throw new Error('no passes');
+  const pathOf = (pass: (typeof passes)[number]) =>
+    `/v1/passes/${pass.passTypeIdentifier}/${pass.serialNumber}`;
+  let sample: Buffer = Buffer.alloc(0);
+  let lastModified = '';
+  for (const pass of passes) {
+    const response = await fetch(`${server.baseUrl}${pathOf(pass)}`, {
+      headers: { authorization: `ApplePass ${pass.authenticationToken}` },
+    });
+    sample = Buffer.from(await response.arrayBuffer());
+    lastModified = response.headers.get('last-modified') ?? '';
+  }
+
+  // The bare server: the same bytes, the same headers, the same 304 rule; no database, no framework.
+  const bare = createServer((request, response) => {
+    const since = request.headers['if-modified-since'];
+    response.setHeader('last-modified', lastModified);
+    response.setHeader('cache-control', 'no-cache');
+    if (since && Date.parse(since) >= Date.parse(lastModified)) {
+      response.statusCode = 304;
+      response.end();
+      return;
+    }
+    response.setHeader('content-type', 'application/vnd.apple.pkpass');
+    response.setHeader('content-length', sample.length);
+    response.end(sample);
+  });
+  const barePort = await listen(bare);
+  const ourPort = Number(url.port);
+
+  const requests = (conditional: boolean): LoadRequest[] =>
+    passes.map((pass) => ({
+      method: 'GET',
+      path: pathOf(pass),
+      headers: {
+        authorization: `ApplePass ${pass.authenticationToken}`,
+        ...(conditional ? { 'if-modified-since': lastModified } : {}),
+      },
+    }));
+
+  console.log(
+    `\nServing (bench/serving.ts): ${database.kind}, ${PASSES} passes of template "${TEMPLATE}" ` +
+      `(bundle ${sample.length} bytes), ${CONNECTIONS} keep-alive connections, ${ROUNDS}×${DURATION_MS / 1000} s ` +
+      'per side, alternating; medians',
+  );
+  const rows: string[] = [];
+  for (const conditional of [false, true]) {
+    const [ours, baseline] = await alternate(
+      [
+        { name: 'ours', port: ourPort, requests: requests(conditional) },
+        { name: 'bare', port: barePort, requests: requests(conditional) },
+      ],
+      ROUNDS,
+      DURATION_MS,
+      CONNECTIONS,
+    );
+    if (!ours || !baseline) throw new Error('no results');
+    const a = summarize(ours);
+    const b = summarize(baseline);
+    const what = conditional ? '304 If-Modified-Since' : '200 bundle';
+    rows.push(
+      `| ${what.padEnd(21)} | ${a.rps.toFixed(0).padStart(8)} | ${a.p99.toFixed(1).padStart(7)} | ` +
+        `${b.rps.toFixed(0).padStart(8)} | ${b.p99.toFixed(1).padStart(7)} | ${(a.rps / b.rps).toFixed(2).padStart(5)} | ` +
+        `${a.statuses} / ${b.statuses} | ${a.errors}/${b.errors} |`,
+    );
+    console.log(
+      `  ${what}: runs ours ${ours.runs.map((r) => r.requestsPerSecond.toFixed(0)).join(', ')}; bare ${baseline.runs.map((r) => r.requestsPerSecond.toFixed(0)).join(', ')}`,
+    );
+  }
+  console.log(
+    '| answer                | ours r/s | ours p99 ms | bare r/s | bare p99 ms | ratio | statuses | errors |',
+  );
+  console.log('|---|---:|---:|---:|---:|---:|---|---|');
+  for (const row of rows) console.log(row);
+
+  await new Promise((resolve) => bare.close(resolve));
+  await server.app.close();
+  await database.close();
+  await drop();
+}
+
+if (process.argv[1] === import.meta.filename) await benchServing();
