@@ -11,19 +11,16 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
 import pino from 'pino';
 import { buildApp } from '../src/app.js';
 import { systemClock } from '../src/clock.js';
-import { type Database, embeddedDatabase, openDatabase } from '../src/db/database.js';
-import { applyMigrations } from '../src/db/migrations.js';
 import { getBulkJob, startBulkRunner } from '../src/passes/bulk.js';
 import { loadSigningIdentity } from '../src/passes/signing-identity.js';
 import { loadTemplates } from '../src/passes/templates.js';
 import { startPushes } from '../src/push/pushes.js';
-import { createFreshPostgresDatabase } from '../test/support/database.js';
 import { generateProviderKey, startMockApns } from '../test/support/mock-apns.js';
 import { createTestPki } from '../test/support/pki.js';
+import { benchDatabase } from './database.js';
 
 const PASSES = Number(process.env.BENCH_BULK_PASSES ?? 100_000);
 const CONCURRENCY = Number(process.env.BENCH_BULK_CONCURRENCY ?? 16);
@@ -31,17 +28,6 @@ const TIMEOUT_MS = Number(process.env.BENCH_BULK_TIMEOUT_MS ?? 30 * 60_000);
 const log = pino({ level: 'silent' });
 const token = 'bench-admin-token-0123456789';
 const mb = (bytes: number) => Math.round(bytes / 1024 / 1024);
-
-async function benchDatabase(): Promise<{ database: Database; drop: () => Promise<void> }> {
-  const baseUrl = process.env.BENCH_DATABASE_URL;
-  if (!baseUrl) {
-    const database = embeddedDatabase(await PGlite.create());
-    await applyMigrations(database.adapterFactory);
-    return { database, drop: async () => {} };
-  }
-  const fresh = await createFreshPostgresDatabase(baseUrl);
-  return { database: await openDatabase({ databaseUrl: fresh.url, dataDir: '', log }), drop: fresh.drop };
-}
 
 export async function benchBulk(): Promise<void> {
   const key = generateProviderKey();

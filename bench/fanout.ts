@@ -10,18 +10,15 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
 import pino from 'pino';
 import { buildApp } from '../src/app.js';
 import { systemClock } from '../src/clock.js';
-import { type Database, embeddedDatabase, openDatabase } from '../src/db/database.js';
-import { applyMigrations } from '../src/db/migrations.js';
 import { loadSigningIdentity, type SigningIdentity } from '../src/passes/signing-identity.js';
 import { loadTemplates, type Template } from '../src/passes/templates.js';
 import { startPushes } from '../src/push/pushes.js';
-import { createFreshPostgresDatabase } from '../test/support/database.js';
 import { generateProviderKey } from '../test/support/mock-apns.js';
 import { createTestPki } from '../test/support/pki.js';
+import { benchDatabase } from './database.js';
 import { MockApnsProcess } from './mock-process.js';
 
 const DEVICES = Number(process.env.BENCH_FANOUT_DEVICES ?? 100_000);
@@ -30,17 +27,6 @@ const KEY_ID = 'FANOUTKEY1';
 const TEAM_ID = 'TESTTEAM01';
 const ADMIN_TOKEN = 'bench-admin-token-0123456789';
 const log = pino({ level: 'silent' });
-
-async function benchDatabase(): Promise<{ database: Database; drop: () => Promise<void> }> {
-  const baseUrl = process.env.BENCH_DATABASE_URL;
-  if (!baseUrl) {
-    const database = embeddedDatabase(await PGlite.create());
-    await applyMigrations(database.adapterFactory);
-    return { database, drop: async () => {} };
-  }
-  const fresh = await createFreshPostgresDatabase(baseUrl);
-  return { database: await openDatabase({ databaseUrl: fresh.url, dataDir: '', log }), drop: fresh.drop };
-}
 
 interface Setup {
   mock: MockApnsProcess;

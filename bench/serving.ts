@@ -7,12 +7,9 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { PGlite } from '@electric-sql/pglite';
 import pino from 'pino';
-import { type Database, embeddedDatabase, openDatabase } from '../src/db/database.js';
-import { applyMigrations } from '../src/db/migrations.js';
-import { createFreshPostgresDatabase } from '../test/support/database.js';
 import { startTestServer } from '../test/support/server.js';
+import { benchDatabase } from './database.js';
 import { type LoadRequest, type LoadResult, runLoad } from './load.js';
 
 const CONNECTIONS = Number(process.env.BENCH_SERVING_CONNECTIONS ?? 64);
@@ -21,17 +18,6 @@ const ROUNDS = Number(process.env.BENCH_SERVING_ROUNDS ?? 3);
 const DURATION_MS = Number(process.env.BENCH_SERVING_SECONDS ?? 5) * 1000;
 const TEMPLATE = process.env.BENCH_SERVING_TEMPLATE ?? 'event';
 const log = pino({ level: 'silent' });
-
-export async function benchDatabase(): Promise<{ database: Database; drop: () => Promise<void> }> {
-  const baseUrl = process.env.BENCH_DATABASE_URL;
-  if (!baseUrl) {
-    const database = embeddedDatabase(await PGlite.create());
-    await applyMigrations(database.adapterFactory);
-    return { database, drop: async () => {} };
-  }
-  const fresh = await createFreshPostgresDatabase(baseUrl);
-  return { database: await openDatabase({ databaseUrl: fresh.url, dataDir: '', log }), drop: fresh.drop };
-}
 
 function listen(server: Server): Promise<number> {
   return new Promise((resolve) =>
