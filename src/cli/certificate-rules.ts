@@ -1,4 +1,5 @@
 import type { X509Certificate } from 'node:crypto';
+import { oneLine, subjectAttribute } from '../passes/signing-identity.js';
 import { certificateExtensions } from './cms.js';
 import { type Finding, fail, pass, warn } from './findings.js';
 
@@ -25,18 +26,6 @@ export const RULES = {
 } as const;
 
 /** Node prints a subject one attribute per line ("UID=pass.x\nCN=…\nOU=TEAM"). */
-export function subjectAttribute(distinguishedName: string, name: string): string | undefined {
-  for (const line of distinguishedName.split('\n')) {
-    const at = line.indexOf('=');
-    if (at > 0 && line.slice(0, at) === name) return line.slice(at + 1);
-  }
-  return undefined;
-}
-
-export function oneLine(distinguishedName: string): string {
-  return distinguishedName.split('\n').join(', ');
-}
-
 export interface ExpectedIds {
   passTypeIdentifier: string | undefined;
   teamIdentifier: string | undefined;

@@ -1,5 +1,4 @@
 import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
-import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config.js';
 import {
@@ -7,14 +6,20 @@ import {
   DEV_TEAM_IDENTIFIER,
   generateDevelopmentIdentity,
 } from '../passes/dev-identity.js';
-import type { SigningIdentity, SigningPems } from '../passes/signing-identity.js';
+import {
+  FILE_NAMES,
+  oneLine,
+  presentCertificateFiles,
+  readCertificateFiles,
+  type SigningIdentity,
+  type SigningPems,
+  subjectAttribute,
+} from '../passes/signing-identity.js';
 import {
   checkSignerCertificate,
   checkValidity,
   isAppleWwdr,
   issuedBy,
-  oneLine,
-  subjectAttribute,
   wwdrGeneration,
 } from './certificate-rules.js';
 import { type Finding, fail, pass, warn } from './findings.js';
@@ -34,7 +39,6 @@ export const IDENTITY_RULES = {
   wwdr: 'identity/wwdr',
 } as const;
 const R = IDENTITY_RULES;
-const FILE_NAMES = { signerCert: 'signerCert.pem', signerKey: 'signerKey.pem', wwdr: 'wwdr.pem' } as const;
 const HELP = 'See certificates.example/README.md.';
 
 export interface IdentityCheck {
@@ -52,13 +56,13 @@ export async function checkIdentity(config: Config, now: Date): Promise<Identity
       now,
     );
   }
-  const present = await presentFiles(config.certificatesDir);
+  const present = await presentCertificateFiles(config.certificatesDir);
   if (present.length === 3) {
-    const pems = await readPems(config.certificatesDir);
+    const pems = await readCertificateFiles(config.certificatesDir);
     return checkRealIdentity(pems, config.certificatesDir, config, now);
   }
   if (present.length > 0) {
-    const missing = Object.values(FILE_NAMES).filter((name) => !present.includes(name));
+    const missing = FILE_NAMES.filter((name) => !present.includes(name));
     const finding = fail(
       R.source,
       `CERTIFICATES_DIR (${config.certificatesDir}) lacks ${missing.join(', ')}`,
@@ -68,28 +72,6 @@ export async function checkIdentity(config: Config, now: Date): Promise<Identity
     return { findings: [finding], identity: undefined };
   }
   return developmentIdentity(config, now);
-}
-
-async function presentFiles(dir: string): Promise<string[]> {
-  const names = Object.values(FILE_NAMES);
-  const found = await Promise.all(
-    names.map((name) =>
-      access(join(dir, name)).then(
-        () => name,
-        () => undefined,
-      ),
-    ),
-  );
-  return found.filter((name): name is (typeof names)[number] => name !== undefined);
-}
-
-async function readPems(dir: string): Promise<SigningPems> {
-  const [signerCert, signerKey, wwdr] = await Promise.all(
-    [FILE_NAMES.signerCert, FILE_NAMES.signerKey, FILE_NAMES.wwdr].map((name) =>
-      readFile(join(dir, name), 'utf8'),
-    ),
-  );
-  return { signerCert: signerCert ?? '', signerKey: signerKey ?? '', wwdr: wwdr ?? '' };
 }
 
 async function developmentIdentity(config: Config, now: Date): Promise<IdentityCheck> {
@@ -108,7 +90,7 @@ async function developmentIdentity(config: Config, now: Date): Promise<IdentityC
     passTypeIdentifier: config.passTypeIdentifier ?? DEV_PASS_TYPE_IDENTIFIER,
     teamIdentifier: config.teamIdentifier ?? DEV_TEAM_IDENTIFIER,
   };
-  const pems = await readPems(join(config.dataDir, 'dev-certificates')).catch(() =>
+  const pems = await readCertificateFiles(join(config.dataDir, 'dev-certificates')).catch(() =>
     generateDevelopmentIdentity(ids, now),
   );
   const cert = parseCertificate(pems.signerCert);

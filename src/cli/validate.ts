@@ -1,12 +1,12 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { oneLine } from '../passes/signing-identity.js';
 import { isRecord } from '../passes/templates.js';
 import {
   checkSignerCertificate,
   checkValidity,
   isAppleWwdr,
   issuedBy,
-  oneLine,
   wwdrGeneration,
 } from './certificate-rules.js';
 import {

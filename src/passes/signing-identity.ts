@@ -52,7 +52,7 @@ export interface SigningIdentityOptions {
   log: Logger;
 }
 
-const FILE_NAMES = ['signerCert.pem', 'signerKey.pem', 'wwdr.pem'] as const;
+export const FILE_NAMES = ['signerCert.pem', 'signerKey.pem', 'wwdr.pem'] as const;
 /** What error messages call each PEM: the file it was read from, or the variable it came in. */
 type PemLabels = SigningPems;
 const FILE_LABELS: PemLabels = { signerCert: 'signerCert.pem', signerKey: 'signerKey.pem', wwdr: 'wwdr.pem' };
@@ -70,7 +70,7 @@ export async function loadSigningIdentity(o: SigningIdentityOptions): Promise<Si
     const identity = checkIdentity(o.pems, VARIABLE_LABELS, o.signerKeyPassphrase, false);
     return accepted(identity, VARIABLE_LABELS, 'SIGNER_CERT_PEM, SIGNER_KEY_PEM, WWDR_CERT_PEM', o);
   }
-  const present = await presentFiles(o.certificatesDir);
+  const present = await presentCertificateFiles(o.certificatesDir);
   if (present.length === FILE_NAMES.length) {
     const identity = await readIdentity(o.certificatesDir, o.signerKeyPassphrase, false);
     return accepted(identity, FILE_LABELS, o.certificatesDir, o);
@@ -118,7 +118,8 @@ function accepted(
   return identity;
 }
 
-async function presentFiles(dir: string): Promise<string[]> {
+/** Which of the three certificate files CERTIFICATES_DIR holds (the server and `doctor` read the same way). */
+export async function presentCertificateFiles(dir: string): Promise<string[]> {
   const checks = await Promise.all(
     FILE_NAMES.map((name) =>
       access(join(dir, name)).then(
@@ -130,18 +131,23 @@ async function presentFiles(dir: string): Promise<string[]> {
   return checks.filter((name): name is (typeof FILE_NAMES)[number] => name !== undefined);
 }
 
+/** The three PEM files of a folder, as text. */
+export async function readCertificateFiles(dir: string): Promise<SigningPems> {
+  const [signerCert, signerKey, wwdr] = await Promise.all([
+    readFile(join(dir, FILE_LABELS.signerCert), 'utf8'),
+    readFile(join(dir, FILE_LABELS.signerKey), 'utf8'),
+    readFile(join(dir, FILE_LABELS.wwdr), 'utf8'),
+  ]);
+  return { signerCert, signerKey, wwdr };
+}
+
 /** Reads and checks the three PEM files of a folder. Throws StartupError naming the file at fault. */
 async function readIdentity(
   dir: string,
   passphrase: string | undefined,
   isDevelopment: boolean,
 ): Promise<SigningIdentity> {
-  const [signerCert, signerKey, wwdr] = await Promise.all([
-    readFile(join(dir, FILE_LABELS.signerCert), 'utf8'),
-    readFile(join(dir, FILE_LABELS.signerKey), 'utf8'),
-    readFile(join(dir, FILE_LABELS.wwdr), 'utf8'),
-  ]);
-  return checkIdentity({ signerCert, signerKey, wwdr }, FILE_LABELS, passphrase, isDevelopment);
+  return checkIdentity(await readCertificateFiles(dir), FILE_LABELS, passphrase, isDevelopment);
 }
 
 /** Checks the three PEMs as Wallet will. Throws StartupError naming the file or variable at fault. */
@@ -222,14 +228,13 @@ function forgeCanRead(pem: string, passphrase: string | undefined): boolean {
   }
 }
 
-/** Node prints a subject one attribute per line ("UID=pass.x\nCN=…\nOU=TEAM"). */
-function subjectAttributes(cert: X509Certificate): Map<string, string> {
-  const attributes = new Map<string, string>();
-  for (const line of cert.subject.split('\n')) {
+/** One attribute of a distinguished name as Node prints it, one per line ("UID=pass.x\nCN=…\nOU=TEAM"). */
+export function subjectAttribute(distinguishedName: string, name: string): string | undefined {
+  for (const line of distinguishedName.split('\n')) {
     const at = line.indexOf('=');
-    if (at > 0) attributes.set(line.slice(0, at), line.slice(at + 1));
+    if (at > 0 && line.slice(0, at) === name) return line.slice(at + 1);
   }
-  return attributes;
+  return undefined;
 }
 
 /** Apple's Pass Type ID certificates carry the pass type id in the subject's UID and the team id in its OU. */
@@ -237,9 +242,8 @@ function passIdsOf(
   cert: X509Certificate,
   label: string,
 ): { passTypeIdentifier: string; teamIdentifier: string } {
-  const subject = subjectAttributes(cert);
-  const passTypeIdentifier = subject.get('UID');
-  const teamIdentifier = subject.get('OU');
+  const passTypeIdentifier = subjectAttribute(cert.subject, 'UID');
+  const teamIdentifier = subjectAttribute(cert.subject, 'OU');
   if (!passTypeIdentifier || !teamIdentifier) {
     const missing = [
       passTypeIdentifier ? '' : 'UID (pass type identifier)',
@@ -309,6 +313,7 @@ async function writeDevelopmentIdentity(
   await rename(staging, dir);
 }
 
-function oneLine(distinguishedName: string): string {
+/** A distinguished name on one line, for messages. */
+export function oneLine(distinguishedName: string): string {
   return distinguishedName.split('\n').join(', ');
 }
