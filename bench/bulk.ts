@@ -15,11 +15,10 @@ import pino from 'pino';
 import { buildApp } from '../src/app.js';
 import { systemClock } from '../src/clock.js';
 import { getBulkJob, startBulkRunner } from '../src/passes/bulk.js';
-import { loadSigningIdentity } from '../src/passes/signing-identity.js';
 import { loadTemplates } from '../src/passes/templates.js';
 import { startPushes } from '../src/push/pushes.js';
 import { generateProviderKey, startMockApns } from '../test/support/mock-apns.js';
-import { createTestPki } from '../test/support/pki.js';
+import { createTestPki, identityFromPki } from '../test/support/pki.js';
 import { benchDatabase } from './database.js';
 
 const PASSES = Number(process.env.BENCH_BULK_PASSES ?? 100_000);
@@ -39,12 +38,7 @@ export async function benchBulk(): Promise<void> {
   });
   const dir = await mkdtemp(join(tmpdir(), 'pks-bench-bulk-'));
   const pki = await createTestPki();
-  const identity = await loadSigningIdentity({
-    certificatesDir: pki.certificatesDir,
-    dataDir: dir,
-    production: false,
-    log,
-  });
+  const identity = identityFromPki(pki);
   const { templates } = await loadTemplates(join(import.meta.dirname, '..', 'models'));
   const { database, drop } = await benchDatabase();
   const prisma = database.prisma;

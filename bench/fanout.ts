@@ -13,11 +13,11 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { buildApp } from '../src/app.js';
 import { systemClock } from '../src/clock.js';
-import { loadSigningIdentity, type SigningIdentity } from '../src/passes/signing-identity.js';
+import type { SigningIdentity } from '../src/passes/signing-identity.js';
 import { loadTemplates, type Template } from '../src/passes/templates.js';
 import { startPushes } from '../src/push/pushes.js';
 import { generateProviderKey } from '../test/support/mock-apns.js';
-import { createTestPki } from '../test/support/pki.js';
+import { createTestPki, identityFromPki } from '../test/support/pki.js';
 import { benchDatabase } from './database.js';
 import { MockApnsProcess } from './mock-process.js';
 
@@ -130,12 +130,7 @@ export async function benchFanout(): Promise<void> {
   try {
     const dir = await mkdtemp(join(tmpdir(), 'pks-bench-fanout-'));
     const pki = await createTestPki();
-    const identity = await loadSigningIdentity({
-      certificatesDir: pki.certificatesDir,
-      dataDir: dir,
-      production: false,
-      log,
-    });
+    const identity = identityFromPki(pki);
     const { templates } = await loadTemplates(join(import.meta.dirname, '..', 'models'));
     const apnsKeyFile = join(dir, 'apns.p8');
     await writeFile(apnsKeyFile, key.keyPem);
