@@ -89,8 +89,9 @@ export async function buildApp(appDeps: AppDeps) {
   app.addHook('preClose', async () => {
     idleReaper = setInterval(() => app.server.closeIdleConnections(), 50);
   });
-  app.addHook('onSend', async (_request, reply) => {
+  app.addHook('onSend', (_request, reply, payload, done) => {
     if (idleReaper) reply.header('connection', 'close');
+    done(null, payload);
   });
   app.addHook('onClose', async () => clearInterval(idleReaper));
   app.setValidatorCompiler(validatorCompiler);

@@ -50,17 +50,20 @@ export async function registerOps(
   deps: DepsWithOps & { ops: OpsDeps & { metrics: Metrics } },
 ): Promise<void> {
   const { metrics } = deps.ops;
-  app.addHook('onRequest', async (request, reply) => {
+  // Callback hooks, not async ones: no promise per hook per request.
+  app.addHook('onRequest', (request, reply, done) => {
     // The id in every log line of the request, echoed so a client or proxy can quote it in a report.
     reply.header('x-request-id', request.id);
+    done();
   });
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     metrics.observeRequest(
       request.routeOptions.url ?? unmatchedRoute,
       request.method,
       reply.statusCode,
       reply.elapsedTime / 1000,
     );
+    done();
   });
   const readiness = createReadiness({
     prisma: deps.prisma,

@@ -11,13 +11,14 @@ import type { Logger } from '../logger.js';
 export function addSecurityHeaders(
   app: FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, Logger>,
 ): void {
-  // onSend runs for every answer, errors and 404s included; the root hook applies to every route.
-  app.addHook('onSend', async (request, reply, payload) => {
+  // onSend runs for every answer, errors and 404s included; the root hook applies to every route. A callback hook,
+  // not an async one: no promise per request.
+  app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('x-content-type-options', 'nosniff').header('referrer-policy', 'no-referrer');
     // The admin routes' own hook sets no-store once the token is checked; their error answers (401, 429) need it too.
     if (request.routeOptions.url?.startsWith('/admin/') && !reply.hasHeader('cache-control')) {
       reply.header('cache-control', 'no-store');
     }
-    return payload;
+    done(null, payload);
   });
 }
