@@ -79,6 +79,7 @@ export async function benchBulk(): Promise<void> {
   };
   const app = await buildApp({
     ...passesDeps,
+    database,
     log,
     adminToken: token,
     publicUrl: 'https://passes.bench.example',

@@ -8,7 +8,7 @@ import { createFreshPostgresDatabase } from '../test/support/database.js';
 export async function benchDatabase(): Promise<{ database: Database; drop: () => Promise<void> }> {
   const baseUrl = process.env.BENCH_DATABASE_URL;
   if (!baseUrl) {
-    const database = embeddedDatabase(await PGlite.create());
+    const database = embeddedDatabase(await PGlite.create(), pino({ level: 'silent' }));
     await applyMigrations(database.adapterFactory);
     return { database, drop: async () => {} };
   }

@@ -66,6 +66,7 @@ async function runOnce(setup: Setup): Promise<RunResult> {
     ca: mock.caPem,
   });
   const app = await buildApp({
+    database,
     prisma: database.prisma,
     templates,
     identity,

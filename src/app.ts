@@ -17,9 +17,9 @@ import { defaultRateLimits, type RateLimitSettings, registerRateLimits } from '.
 import { requestIdFor } from './ops/request-id.js';
 import { addSecurityHeaders } from './ops/security-headers.js';
 import type { PassesDeps } from './passes/passes.js';
-import { walletRoutes } from './wallet/routes.js';
+import { type WalletRoutesDeps, walletRoutes } from './wallet/routes.js';
 
-export interface AppDeps extends PassesDeps {
+export interface AppDeps extends PassesDeps, Pick<WalletRoutesDeps, 'database'> {
   log: Logger;
   /** Metrics, readiness parts, METRICS_PORT (src/ops/ops.ts). */
   ops?: OpsDeps;

@@ -96,6 +96,7 @@ async function main() {
     log.warn('TRUST_PROXY is unset: behind a proxy, all clients share its address for rate limits and logs');
   }
   const app = await buildApp({
+    database,
     prisma: database.prisma,
     templates,
     identity,

@@ -1,7 +1,8 @@
-import type { PrismaClient } from '../db/database.js';
+import type { SqlQuery } from '../db/database.js';
 import { UnauthorizedError } from '../errors.js';
 import type { PassKey } from '../passes/passes.js';
 import { secretsEqual } from '../passes/tokens.js';
+import type { PassCredentials } from './known-passes.js';
 
 /** Apple: Wallet sends `Authorization: ApplePass <authenticationToken>` on the pass's own endpoints. */
 export function applePassToken(header: string | undefined): string | undefined {
@@ -28,24 +29,46 @@ export function requireApplePassToken(authorization: string | undefined): string
 
 export const wrongTokenError = () => new UnauthorizedError('Unknown pass or wrong authenticationToken');
 
+/** The credentials of a pass, if there is one. */
+export type FindCredentials = (key: PassKey) => Promise<PassCredentials | undefined>;
+
 /**
  * The pass, if the token is its authenticationToken. Apple answers 401 both for a wrong token and for a pass it
  * does not know, so the two are indistinguishable to a caller. Each pass has its own token; one pass's token
- * never authorizes another. One indexed lookup of the few columns needed (not the pass's contents): it runs on
- * every request Wallet makes, and it is always made, so the version is the database's, never a remembered one.
+ * never authorizes another.
  */
 export async function authenticatePass(
-  prisma: PrismaClient,
+  findCredentials: FindCredentials,
   key: PassKey,
   authorization: string | undefined,
 ): Promise<AuthenticatedPass> {
   const token = requireApplePassToken(authorization);
-  // findUnique, not raw SQL: Prisma batches the findUniques of one tick into one query (its dataloader).
-  const row = await prisma.pass.findUnique({
-    select: { id: true, authenticationToken: true, version: true, lastModified: true },
-    where: { passTypeIdentifier_serialNumber: key },
-  });
-  const matches = secretsEqual(token, row?.authenticationToken ?? absentPassToken);
-  if (!row || !matches) throw wrongTokenError();
-  return { ...key, id: row.id, version: row.version, lastModified: row.lastModified };
+  const credentials = await findCredentials(key);
+  const matches = secretsEqual(token, credentials?.authenticationToken ?? absentPassToken);
+  if (!credentials || !matches) throw wrongTokenError();
+  return { ...key, id: credentials.id, version: credentials.version, lastModified: credentials.lastModified };
+}
+
+/** One indexed lookup of the few columns authentication needs, not the pass's contents. */
+export async function readPassCredentials(
+  query: SqlQuery,
+  key: PassKey,
+): Promise<PassCredentials | undefined> {
+  const [row] = await query<{
+    id: string;
+    authentication_token: string;
+    version: number;
+    last_modified: Date;
+  }>(
+    `SELECT id::text AS id, authentication_token, version, last_modified FROM passes
+     WHERE pass_type_identifier = $1 AND serial_number = $2`,
+    [key.passTypeIdentifier, key.serialNumber],
+  );
+  if (!row) return undefined;
+  return {
+    id: BigInt(row.id),
+    authenticationToken: row.authentication_token,
+    version: row.version,
+    lastModified: row.last_modified,
+  };
 }

@@ -1,10 +1,12 @@
 import type { Clock } from '../clock.js';
-import type { PrismaClient } from '../db/database.js';
+import type { PrismaClient, SqlQuery } from '../db/database.js';
 import type { PassKey } from '../passes/passes.js';
 import type { AuthenticatedPass } from './authentication.js';
 
 export interface WalletDeps {
   prisma: PrismaClient;
+  /** The driver itself, for the statements every device runs (register, list): see SqlQuery. */
+  query: SqlQuery;
   clock: Clock;
 }
 
@@ -55,15 +57,14 @@ export async function registerDevice(
   request: RegistrationRequest,
 ): Promise<{ created: boolean } | undefined> {
   const now = deps.clock.now();
-  const [row] = await deps.prisma.$queryRawUnsafe<Array<{ authenticated: boolean; created: boolean }>>(
-    registerDeviceSql,
+  const [row] = await deps.query<{ authenticated: boolean; created: boolean }>(registerDeviceSql, [
     request.key.passTypeIdentifier,
     request.key.serialNumber,
     request.authenticationToken,
     request.deviceLibraryIdentifier,
     request.pushToken,
     now,
-  );
+  ]);
   return row?.authenticated ? { created: row.created } : undefined;
 }
 
@@ -114,12 +115,11 @@ export async function listUpdatablePasses(
   passTypeIdentifier: string,
   passesUpdatedSince: string | undefined,
 ): Promise<UpdatablePasses | undefined> {
-  const rows = await deps.prisma.$queryRawUnsafe<Array<{ serial_number: string; tag: string }>>(
-    listUpdatableSql,
+  const rows = await deps.query<{ serial_number: string; tag: string }>(listUpdatableSql, [
     deviceLibraryIdentifier,
     passTypeIdentifier,
     passesUpdatedSince ?? null,
-  );
+  ]);
   const first = rows[0];
   if (!first) return undefined;
   return { serialNumbers: rows.map((row) => row.serial_number), lastUpdated: first.tag };

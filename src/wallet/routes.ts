@@ -1,11 +1,19 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import type { Database } from '../db/database.js';
 import { errorResponses, noBody, pkpassResponse, walletDoc } from '../docs/route-docs.js';
 import { createBundleCache } from '../passes/bundle-cache.js';
 import { findPass, getSignedBundle, type PassesDeps } from '../passes/passes.js';
 import { parseHttpDate, parseUpdateTag } from '../passes/versions.js';
-import { authenticatePass, requireApplePassToken, wrongTokenError } from './authentication.js';
+import {
+  authenticatePass,
+  type FindCredentials,
+  readPassCredentials,
+  requireApplePassToken,
+  wrongTokenError,
+} from './authentication.js';
+import { createKnownPasses } from './known-passes.js';
 import { listUpdatablePasses, registerDevice, storeDeviceLogs, unregisterDevice } from './registrations.js';
 import {
   deviceParams,
@@ -23,13 +31,23 @@ const smallBody = 16 * 1024;
 // Apple's endpoints answer an empty JSON object on success.
 const emptyObject = z.object({});
 
+export interface WalletRoutesDeps extends PassesDeps {
+  /** The driver path and the pass change feed, for what every Wallet request reads. */
+  database: Pick<Database, 'query' | 'passChanges'>;
+}
+
 /** Apple's PassKit web service: the five endpoints Wallet calls at the pass's webServiceURL. */
 export const walletRoutes =
-  (deps: PassesDeps): FastifyPluginAsync =>
+  (deps: WalletRoutesDeps): FastifyPluginAsync =>
   async (fastify) => {
     const app = fastify.withTypeProvider<ZodTypeProvider>();
     const bundleCache = deps.bundleCache ?? createBundleCache();
     const cached: PassesDeps = { ...deps, bundleCache };
+    const walletDeps = { ...deps, query: deps.database.query };
+    // Token, version and Last-Modified of passes, remembered until the database says they changed.
+    const knownPasses = createKnownPasses(deps.database.passChanges);
+    const findCredentials: FindCredentials = (key) =>
+      knownPasses.find(key, () => readPassCredentials(deps.database.query, key));
 
     // Register a pass for update notifications: 201 new, 200 already registered.
     app.post(
@@ -46,7 +64,7 @@ export const walletRoutes =
       async (request, reply) => {
         const { deviceLibraryIdentifier, ...key } = request.params;
         const authenticationToken = requireApplePassToken(request.headers.authorization);
-        const registered = await registerDevice(deps, {
+        const registered = await registerDevice(walletDeps, {
           deviceLibraryIdentifier,
           pushToken: request.body.pushToken,
           key,
@@ -69,8 +87,8 @@ export const walletRoutes =
       },
       async (request, reply) => {
         const { deviceLibraryIdentifier, ...key } = request.params;
-        const pass = await authenticatePass(deps.prisma, key, request.headers.authorization);
-        await unregisterDevice(deps, deviceLibraryIdentifier, pass);
+        const pass = await authenticatePass(findCredentials, key, request.headers.authorization);
+        await unregisterDevice(walletDeps, deviceLibraryIdentifier, pass);
         return reply.code(200).send({});
       },
     );
@@ -99,7 +117,12 @@ export const walletRoutes =
         const since = request.query.passesUpdatedSince
           ? parseUpdateTag(request.query.passesUpdatedSince)
           : undefined;
-        const updatable = await listUpdatablePasses(deps, deviceLibraryIdentifier, passTypeIdentifier, since);
+        const updatable = await listUpdatablePasses(
+          walletDeps,
+          deviceLibraryIdentifier,
+          passTypeIdentifier,
+          since,
+        );
         if (!updatable) return reply.code(204).send();
         return reply.code(200).send(updatable);
       },
@@ -120,14 +143,14 @@ export const walletRoutes =
         },
       },
       async (request, reply) => {
-        const pass = await authenticatePass(deps.prisma, request.params, request.headers.authorization);
+        const pass = await authenticatePass(findCredentials, request.params, request.headers.authorization);
         // Devices must always revalidate: the pass may change at any time.
         reply.header('cache-control', 'no-cache');
         const since = parseHttpDate(request.headers['if-modified-since']);
         if (since && pass.lastModified.getTime() <= since.getTime()) {
           return reply.code(304).header('last-modified', pass.lastModified.toUTCString()).send();
         }
-        // The version was just read from the database; memory only answers for exactly that version.
+        // The version is the database's as of this request (known-passes.ts); memory answers only for exactly it.
         let bundle = bundleCache.get(pass.id, pass.version);
         let lastModified = pass.lastModified;
         if (!bundle) {
@@ -158,7 +181,7 @@ export const walletRoutes =
       async (request, reply) => {
         const { logs } = request.body;
         for (const message of logs) request.log.warn({ deviceLog: message }, 'Wallet device log');
-        await storeDeviceLogs(deps, logs);
+        await storeDeviceLogs(walletDeps, logs);
         return reply.code(200).send({});
       },
     );

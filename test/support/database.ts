@@ -14,7 +14,7 @@ export const testDatabaseKind = testDatabaseUrl ? 'postgresql' : 'embedded';
 
 export async function openTestDatabase(): Promise<Database & { url?: string }> {
   if (!testDatabaseUrl) {
-    const database = embeddedDatabase(await PGlite.create());
+    const database = embeddedDatabase(await PGlite.create(), pino({ level: 'silent' }));
     await applyMigrations(database.adapterFactory);
     return database;
   }

@@ -61,6 +61,7 @@ export async function startTestServer(
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
   const app = await buildApp({
+    database,
     prisma: database.prisma,
     templates,
     identity,
