@@ -101,8 +101,8 @@ async function main() {
     templates,
     identity,
     clock: systemClock,
-    // Bundles of recent versions in memory (64 MB, least recently used out): keyed by version, so the version
-    // read from the database on every request decides, and another instance's change is never served stale.
+    // Bundles of recent versions in memory (64 MB, least recently used out): keyed by version, so the current
+    // version (src/wallet/known-passes.ts) decides, and another instance's change is never served stale.
     bundleCache: createBundleCache(),
     webServiceURL: config.publicUrl,
     log,

@@ -1,8 +1,8 @@
 /**
  * Signed bundles kept in this process's memory, keyed by pass id AND version, bounded in bytes (least recently
- * used first out). The database stays the authority on which version is current: a caller looks the version up
- * there on every request and asks for exactly that one, so an entry of an older version is never served, only
- * left to age out. Several instances each keep their own; none needs to be told of another's changes.
+ * used first out). The database stays the authority on which version is current: a caller asks for exactly the
+ * current version (src/wallet/known-passes.ts, kept fresh by the database's change notifications), so an entry of
+ * an older version is never served, only left to age out. Several instances each keep their own.
  */
 export interface BundleCache {
   get(passId: bigint, version: number): Buffer | undefined;
