@@ -78,7 +78,12 @@ async function main() {
   const admin = resolveAdminToken(config.adminToken, config.dataDir);
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, log });
   // Made before the push worker, which reports each send to them; the app (or METRICS_PORT) serves them.
-  const metrics = createMetrics({ prisma: database.prisma, clock: systemClock, log });
+  const metrics = createMetrics({
+    prisma: database.prisma,
+    clock: systemClock,
+    log,
+    passChanges: database.passChanges,
+  });
   const pushes = startPushes({
     config: config.apns,
     identity,

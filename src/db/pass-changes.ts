@@ -31,6 +31,8 @@ export interface PassChanges {
    * instance is not listening (starting, or its session was lost), when a caller must read the database.
    */
   caughtUp(): Promise<boolean>;
+  /** Whether the LISTEN session is open (for the metrics: while it is not, every Wallet request reads the database). */
+  readonly listening: boolean;
   subscribe(listener: PassChangeListener): void;
   close(): Promise<void>;
 }
@@ -212,6 +214,9 @@ export function createPassChanges(open: OpenNotificationSession, options: PassCh
         return startFence();
       });
       return next;
+    },
+    get listening() {
+      return session !== undefined;
     },
     subscribe(listener) {
       listeners.push(listener);

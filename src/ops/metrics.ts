@@ -5,6 +5,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Clock } from '../clock.js';
 import type { PrismaClient } from '../db/database.js';
+import type { PassChanges } from '../db/pass-changes.js';
 import type { Logger } from '../logger.js';
 import type { ApnsOutcome } from '../push/apns/response.js';
 import { outboxStats, pushFailureCounts } from '../push/outbox.js';
@@ -16,6 +17,8 @@ export interface MetricsOptions {
   prisma: PrismaClient;
   clock: Clock;
   log: Logger;
+  /** The database's pass change feed, whose LISTEN session the metrics show. */
+  passChanges?: Pick<PassChanges, 'listening'> | undefined;
   /** A scrape does not wait longer than this for the database (a hung connection must not hang /metrics). */
   databaseTimeoutMs?: number;
 }
@@ -133,6 +136,17 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: ['reason'] as const,
     registers,
   });
+  const { passChanges } = options;
+  if (passChanges) {
+    new Gauge({
+      name: 'passkit_pass_changes_listening',
+      help: '1 while this instance listens for pass changes; 0 while it cannot, and reads the database on every Wallet request.',
+      registers,
+      collect() {
+        this.set(passChanges.listening ? 1 : 0);
+      },
+    });
+  }
   const databaseGauges = [passes, registrations, outboxDepth, outboxDue, outboxClaimed, outboxOldestDue];
 
   const timeoutMs = options.databaseTimeoutMs ?? 2_000;

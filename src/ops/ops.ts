@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyInstance, RawServerDefault } from 'fastify';
+import type { Database } from '../db/database.js';
 import type { MigrationStatus } from '../db/migrations.js';
 import { opsDoc } from '../docs/route-docs.js';
 import type { Logger } from '../logger.js';
@@ -24,12 +25,22 @@ export interface OpsDeps {
   pushWorker?: { readonly running: boolean };
 }
 
-type DepsWithOps = PassesDeps & { log: Logger; ops?: OpsDeps | undefined };
+type DepsWithOps = PassesDeps & {
+  log: Logger;
+  ops?: OpsDeps | undefined;
+  database?: Pick<Database, 'passChanges'>;
+};
 
 /** The deps with this app's metrics made and the passes service's observers pointed at them. */
 export function withOps<D extends DepsWithOps>(deps: D): D & { ops: OpsDeps & { metrics: Metrics } } {
   const metrics =
-    deps.ops?.metrics ?? createMetrics({ prisma: deps.prisma, clock: deps.clock, log: deps.log });
+    deps.ops?.metrics ??
+    createMetrics({
+      prisma: deps.prisma,
+      clock: deps.clock,
+      log: deps.log,
+      passChanges: deps.database?.passChanges,
+    });
   return {
     ...deps,
     ops: { ...deps.ops, metrics },

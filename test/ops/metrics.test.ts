@@ -22,7 +22,12 @@ const log = pino({ level: 'silent' });
 
 beforeAll(async () => {
   database = await openTestDatabase();
-  metrics = createMetrics({ prisma: database.prisma, clock: { now: () => new Date() }, log });
+  metrics = createMetrics({
+    prisma: database.prisma,
+    clock: { now: () => new Date() },
+    log,
+    passChanges: database.passChanges,
+  });
   server = await startTestServer({ database, ops: { metrics } });
   const key = generateProviderKey();
   mock = await startMockApns({ publicKeyPem: key.publicKeyPem, keyId: 'KEY1234567', teamId: 'TEAM123456' });
@@ -65,6 +70,7 @@ describe('GET /metrics', () => {
     expect(sample(text, 'process_cpu_user_seconds_total')).toBeGreaterThan(0);
     expect(sample(text, 'nodejs_heap_size_used_bytes')).toBeGreaterThan(0);
     expect(sample(text, 'passkit_database_up')).toBe(1);
+    expect(sample(text, 'passkit_pass_changes_listening')).toBe(1);
   });
 
   it('moves when a pass is created, downloaded, registered and changed', async () => {
