@@ -151,8 +151,9 @@ export function createPassChanges(open: OpenNotificationSession, options: PassCh
 
   const connect = async () => {
     const mine = ++attempt;
+    let opened: NotificationSession | undefined;
     try {
-      const opened = await open({
+      opened = await open({
         notification: (channel, payload) => {
           if (mine !== attempt) return;
           if (channel === passChangesChannel) tell(payload);
@@ -172,6 +173,7 @@ export function createPassChanges(open: OpenNotificationSession, options: PassCh
       if (delayMs !== firstDelayMs) log.info('listening for pass changes again');
       delayMs = firstDelayMs;
     } catch (error) {
+      opened?.close().catch(() => {});
       lose(mine, error);
     }
   };
