@@ -30,6 +30,8 @@ export interface AppDeps extends PassesDeps, Pick<WalletRoutesDeps, 'database'> 
   trustProxy?: TrustProxy;
   /** Per-address request and failed-authentication limits; unset, the production defaults. */
   rateLimits?: RateLimitSettings;
+  /** The bulk runner's wake (src/passes/bulk.ts): POST /admin/passes/bulk starts its job at once. */
+  wakeBulkRunner?: () => void;
 }
 
 /** The JSON body of every error answer: a stable code and a message that names the problem. */

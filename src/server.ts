@@ -117,6 +117,8 @@ async function main() {
     trustProxy: config.trustProxy,
     rateLimits: config.rateLimits,
     afterChange: () => pushes.worker.wake(),
+    // `bulk` is started below, before listen(): no request can call this earlier.
+    wakeBulkRunner: () => bulk.wake(),
     ops: {
       metrics,
       metricsOnMainPort: config.metricsPort === undefined,

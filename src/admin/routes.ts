@@ -36,6 +36,8 @@ import {
 export interface AdminDeps extends PassesDeps {
   adminToken: string;
   links: DownloadLinks;
+  /** Tells this instance's bulk runner that a job was created, so it starts now rather than at its next poll. */
+  wakeBulkRunner?: () => void;
 }
 
 /** The admin API: `Authorization: Bearer $ADMIN_TOKEN` on every route. */
@@ -111,8 +113,9 @@ export const adminRoutes =
         schema: {
           ...adminDoc(
             'Change many passes as one job',
-            'The change is validated as PATCH validates it (400 before a job exists); the job then changes each ' +
-              'selected pass in its own transaction, in pages. Follow it with GET /admin/bulk/{jobId}.',
+            'The change is validated as PATCH validates it (400 before a job exists); the job then changes the ' +
+              'selected passes in pages, one transaction per page (a pass whose change fails is counted and ' +
+              'skipped). Follow it with GET /admin/bulk/{jobId}.',
           ),
           body: bulkChangeBody,
           response: { 202: bulkJobView, ...errorResponses(400, 401, 429) },
@@ -120,6 +123,7 @@ export const adminRoutes =
       },
       async (request, reply) => {
         const job = await createBulkJob(deps, request.body.select, request.body.change);
+        deps.wakeBulkRunner?.();
         return reply.code(202).header('location', `/admin/bulk/${job.jobId}`).send(job);
       },
     );

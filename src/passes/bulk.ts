@@ -2,17 +2,30 @@
  * Bulk changes: one change applied to many passes as one job (POST /admin/passes/bulk). The job is a row in
  * bulk_jobs; a runner in every server instance claims jobs with FOR UPDATE SKIP LOCKED and a lease (as the push
  * outbox does) and works through the matching passes in pages of ids (keyset pagination, so memory stays flat
- * whatever the selection's size). Each pass is changed exactly as PATCH changes it, in its own transaction: one
- * pass that fails is counted and does not roll back the others. After each page the job's cursor (the page's last
- * pass id) and counts commit, so a job interrupted by a restart resumes after its cursor.
+ * whatever the selection's size). Each page is changed as PATCH changes each of its passes, set-based
+ * (src/passes/bulk-page.ts): read and signed without locks, then written in one short transaction together with
+ * the job's cursor and counts. A pass whose change fails is counted and skipped; a page whose transaction fails is
+ * retried, then fails the job. A job interrupted by a restart resumes after its cursor: a page committed whole or
+ * not at all, so no pass gets the change twice. The next page is read and signed while the current one is written.
  */
 import { randomUUID } from 'node:crypto';
 import type { PrismaClient } from '../db/database.js';
 import { Prisma } from '../db/generated/client.js';
 import { InvalidError, NotFoundError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import {
+  commitPage,
+  type JobLease,
+  LeaseLostError,
+  MAX_ERRORS,
+  messageOf,
+  type Page,
+  type PageOptions,
+  readPage,
+  saveProgress,
+} from './bulk-page.js';
 import { checkFieldKeys, type FieldValues } from './pass-content.js';
-import { applyPassChange, type PassChange, type PassesDeps, type PassKey } from './passes.js';
+import type { PassChange, PassesDeps } from './passes.js';
 
 export type BulkSelection =
   | { serialNumbers: string[] }
@@ -38,9 +51,6 @@ export type BulkJobView = {
   startedAt: string | null;
   finishedAt: string | null;
 };
-
-/** Only the first few failures are kept: a change that fails for every pass must not grow the row to 100k entries. */
-const MAX_ERRORS = 20;
 
 interface JobRow {
   id: string;
@@ -113,14 +123,22 @@ export async function getBulkJob(deps: Pick<PassesDeps, 'prisma'>, jobId: string
 export interface BulkRunnerOptions {
   deps: PassesDeps;
   log: Logger;
-  /** Passes read per page (one query); the cursor commits after each page. */
+  /**
+   * Passes read, signed and written per page; the cursor commits with each page. 100 by default: a page of the
+   * event template's ≈ 140 kB bundles is ≈ 14 MB, held twice (the page being written and the one read ahead), and
+   * larger pages were no faster (bench/RESULTS.md).
+   */
   pageSize?: number;
-  /** Passes changed at once: each holds a database connection while its bundle is signed in the pool. */
+  /** Passes of a page signed at once (the pool queues them anyway; this bounds what waits in it). */
   concurrency?: number;
   /** How often to look for jobs when not woken (other instances' jobs, jobs whose runner died). */
   pollIntervalMs?: number;
-  /** How long a claim holds without progress; renewed after every page, so far longer than a page takes. */
+  /** How long a claim holds without progress; renewed with every page, so far longer than a page takes. */
   leaseMs?: number;
+  /** Longest a page's transaction may take before it is rolled back (and retried). */
+  transactionTimeoutMs?: number;
+  /** Attempts at a page (its read, its transaction) before a database error fails the job. */
+  pageAttempts?: number;
 }
 
 export interface BulkRunner {
@@ -132,20 +150,16 @@ export interface BulkRunner {
   stop(): Promise<void>;
 }
 
-interface PageRow {
-  id: bigint;
-  pass_type_identifier: string;
-  serial_number: string;
-}
-
 export function startBulkRunner(options: BulkRunnerOptions): BulkRunner {
   const { deps, log } = options;
   const prisma = deps.prisma;
-  const pageSize = options.pageSize ?? 200;
-  const concurrency = options.concurrency ?? 8;
-  // A new job is found by polling (the admin route has no handle on the runner): it starts within a second.
+  const pageSize = options.pageSize ?? 100;
+  const concurrency = options.concurrency ?? 16;
+  // The admin route wakes the runner of its own instance; polling finds the others' jobs and orphaned ones.
   const pollIntervalMs = options.pollIntervalMs ?? 1_000;
   const leaseMs = options.leaseMs ?? 60_000;
+  const transactionTimeoutMs = options.transactionTimeoutMs ?? 30_000;
+  const pageAttempts = Math.max(1, options.pageAttempts ?? 4);
   let stopping = false;
   let woken = false;
   let wakeWaiter: (() => void) | undefined;
@@ -207,14 +221,28 @@ export function startBulkRunner(options: BulkRunnerOptions): BulkRunner {
       WHERE id = ${job.id}::uuid AND status = 'running'`;
   }
 
-  async function runJob(claimed: JobRow) {
-    const job = claimed;
-    let lease = job.lease_until as Date;
+  /**
+   * A page's read or transaction, tried again after a database error (a deadlock, a dropped connection, a
+   * timeout): a rolled-back attempt left nothing behind. A lost lease is final: another runner has the job.
+   */
+  async function withRetries<T>(what: string, jobId: string, run: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await run();
+      } catch (error) {
+        if (error instanceof LeaseLostError || attempt >= pageAttempts) throw error;
+        log.warn({ err: error, jobId, attempt }, `bulk job: ${what} failed, trying again`);
+        await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
+      }
+    }
+  }
+
+  async function runJob(job: JobRow) {
     const selection = job.selection as unknown as BulkSelection;
     const change = job.change as unknown as PassChange;
-    const errors = [...(job.errors as unknown as BulkError[])];
+    let errors = [...(job.errors as unknown as BulkError[])];
+    const lease: JobLease = { jobId: job.id, lease: job.lease_until as Date, leaseMs };
     const where = selectionSql(job.id, selection, deps.identity.passTypeIdentifier);
-    let cursor = job.cursor;
     if (job.matched === null) {
       // Counted once, when the job first starts: a serial that names no pass is a failure of its own.
       const [counted] = await prisma.$queryRaw<Array<{ matched: number }>>`
@@ -229,84 +257,43 @@ export function startBulkRunner(options: BulkRunnerOptions): BulkRunner {
           : [];
       for (const { serial } of missing.slice(0, MAX_ERRORS - errors.length))
         errors.push({ serialNumber: serial, message: `No pass with serialNumber "${serial}"` });
-      lease = await saveProgress(job.id, lease, {
+      lease.lease = await saveProgress(prisma, lease, deps.clock.now(), {
         matched: counted?.matched ?? 0,
-        cursor,
+        cursor: job.cursor,
         done: 0,
         failed: missing.length,
         errors,
       });
-    } else {
-      // Resuming: passes of the interrupted page that committed their change left a marker but were not counted.
-      const [uncounted] = await prisma.$queryRaw<Array<{ done: number }>>`
-        SELECT count(*)::int AS done FROM bulk_job_passes WHERE job_id = ${job.id}::uuid AND pass_id > ${cursor}`;
-      lease = await saveProgress(job.id, lease, { cursor, done: uncounted?.done ?? 0, failed: 0, errors });
     }
-    while (true) {
-      const page = await prisma.$queryRaw<PageRow[]>`
-        SELECT p.id, p.pass_type_identifier, p.serial_number FROM passes p
-        WHERE ${where} AND p.id > ${cursor}
-        ORDER BY p.id LIMIT ${pageSize}`;
-      const last = page.at(-1);
-      if (!last) break;
-      let done = 0;
-      let failed = 0;
-      await forEachConcurrently(page, concurrency, async (row) => {
-        const key: PassKey = {
-          passTypeIdentifier: row.pass_type_identifier,
-          serialNumber: row.serial_number,
-        };
-        try {
-          // The marker commits with the change: a page worked again after a restart skips passes already changed.
-          const result = await applyPassChange(deps, key, change, async (tx, passId) => {
-            const inserted = await tx.$executeRaw`
-              INSERT INTO bulk_job_passes (job_id, pass_id) VALUES (${job.id}::uuid, ${passId})
-              ON CONFLICT DO NOTHING`;
-            return inserted > 0;
-          });
-          // 'already': changed before the interruption, and counted when the job was resumed.
-          if (result === 'changed') done++;
-        } catch (error) {
-          failed++;
-          if (errors.length < MAX_ERRORS)
-            errors.push({ serialNumber: row.serial_number, message: messageOf(error) });
-        }
-      });
-      cursor = last.id;
-      lease = await saveProgress(job.id, lease, { cursor, done, failed, errors });
-      // The markers up to the cursor are no longer needed: that page will not be worked again.
-      await prisma.$executeRaw`DELETE FROM bulk_job_passes WHERE job_id = ${job.id}::uuid AND pass_id <= ${cursor}`;
+    const pageOptions: PageOptions = { deps, change, concurrency };
+    const read = (after: bigint) =>
+      handled(withRetries('reading a page', job.id, () => readPage(pageOptions, where, after, pageSize)));
+    let next: Promise<Page | undefined> | undefined = read(job.cursor);
+    while (next) {
+      const page: Page | undefined = await next;
+      if (!page) break;
+      // Pipelined: the pool signs the next page while PostgreSQL writes this one. Not after SIGTERM.
+      next = stopping ? undefined : read(page.lastId);
+      const result = await withRetries('writing a page', job.id, () =>
+        commitPage({ ...pageOptions, transactionTimeoutMs }, page, lease, errors),
+      );
+      lease.lease = result.lease;
+      errors = result.errors;
       // One wake-up per page: the outbox rows of the whole page are committed by now.
       deps.afterChange?.();
       if (stopping) {
+        // The page read ahead is dropped (nothing of it was written); nothing is left running after stop().
+        await next?.catch(() => undefined);
         // Given back, still running: another runner (or this one after the restart) resumes after the cursor.
         await prisma.$executeRaw`
-          UPDATE bulk_jobs SET lease_until = NULL WHERE id = ${job.id}::uuid AND lease_until = ${lease}::timestamptz`;
+          UPDATE bulk_jobs SET lease_until = NULL
+          WHERE id = ${job.id}::uuid AND lease_until = ${lease.lease}::timestamptz`;
         return;
       }
     }
     await prisma.$executeRaw`
       UPDATE bulk_jobs SET status = 'done', finished_at = ${deps.clock.now()}::timestamptz, lease_until = NULL
-      WHERE id = ${job.id}::uuid AND lease_until = ${lease}::timestamptz`;
-    await prisma.$executeRaw`DELETE FROM bulk_job_passes WHERE job_id = ${job.id}::uuid`;
-  }
-
-  /** Commits a page's progress and renews the lease; throws when the lease was lost (another runner has the job). */
-  async function saveProgress(
-    jobId: string,
-    lease: Date,
-    progress: { cursor: bigint; done: number; failed: number; errors: BulkError[]; matched?: number },
-  ): Promise<Date> {
-    const renewed = new Date(deps.clock.now().getTime() + leaseMs);
-    const count = await prisma.$executeRaw`
-      UPDATE bulk_jobs SET
-        cursor = ${progress.cursor}, done = done + ${progress.done}, failed = failed + ${progress.failed},
-        errors = ${JSON.stringify(progress.errors)}::jsonb,
-        matched = COALESCE(${progress.matched ?? null}::int, matched),
-        lease_until = ${renewed}::timestamptz
-      WHERE id = ${jobId}::uuid AND status = 'running' AND lease_until = ${lease}::timestamptz`;
-    if (count === 0) throw new LeaseLostError(jobId);
-    return renewed;
+      WHERE id = ${job.id}::uuid AND lease_until = ${lease.lease}::timestamptz`;
   }
 
   const running = loop();
@@ -326,11 +313,10 @@ export function startBulkRunner(options: BulkRunnerOptions): BulkRunner {
   };
 }
 
-/** Another runner claimed the job after this one's lease ran out: this one stops quietly, without failing the job. */
-class LeaseLostError extends Error {
-  constructor(jobId: string) {
-    super(`lease on bulk job ${jobId} lost`);
-  }
+/** A promise read ahead may reject before anyone awaits it: marked handled here, it still rejects when awaited. */
+function handled<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => undefined);
+  return promise;
 }
 
 /**
@@ -364,19 +350,4 @@ function selectionSql(jobId: string, selection: BulkSelection, passTypeIdentifie
       SELECT jsonb_array_elements_text(j.selection -> 'serialNumbers') FROM bulk_jobs j WHERE j.id = ${jobId}::uuid)`;
   }
   return Prisma.sql`p.template = ${selection.template} AND p.fields @> ${JSON.stringify(selection.fields ?? {})}::jsonb`;
-}
-
-async function forEachConcurrently<T>(items: T[], concurrency: number, run: (item: T) => Promise<void>) {
-  let next = 0;
-  const lane = async () => {
-    while (next < items.length) {
-      const item = items[next++] as T;
-      await run(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, lane));
-}
-
-function messageOf(error: unknown): string {
-  return (error instanceof Error ? error.message : String(error)).slice(0, 500);
 }

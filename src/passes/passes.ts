@@ -166,28 +166,11 @@ export async function countRegistrations(deps: Pick<PassesDeps, 'prisma'>, passI
  */
 export async function updatePass(deps: PassesDeps, key: PassKey, change: PassChange): Promise<StoredPass> {
   const updated = await deps.prisma.$transaction(async (tx) => {
-    // Without a `once` guard the change is always made: undefined cannot come back here.
-    const id = (await changePassInTransaction(deps, tx, key, change)) ?? -1n;
+    const id = await changePassInTransaction(deps, tx, key, change);
     return toStoredPass(await tx.pass.findUniqueOrThrow({ where: { id } }));
   });
   deps.afterChange?.();
   return updated;
-}
-
-/**
- * For many passes (src/passes/bulk.ts): the same change as updatePass, in the pass's own transaction, without the
- * re-read of the pass and without waking the push worker (the caller wakes it once per page). `once` runs in the
- * transaction with the pass locked: false means the change was already applied, and nothing is changed.
- */
-export async function applyPassChange(
-  deps: PassesDeps,
-  key: PassKey,
-  change: PassChange,
-  once?: (tx: Prisma.TransactionClient, passId: bigint) => Promise<boolean>,
-): Promise<'changed' | 'already'> {
-  return deps.prisma.$transaction(async (tx) =>
-    (await changePassInTransaction(deps, tx, key, change, once)) === undefined ? 'already' : 'changed',
-  );
 }
 
 async function changePassInTransaction(
@@ -195,8 +178,7 @@ async function changePassInTransaction(
   tx: Prisma.TransactionClient,
   key: PassKey,
   change: PassChange,
-  once?: (tx: Prisma.TransactionClient, passId: bigint) => Promise<boolean>,
-): Promise<bigint | undefined> {
+): Promise<bigint> {
   const locked = await tx.$queryRaw<PassRow[]>`
     SELECT id FROM passes
     WHERE pass_type_identifier = ${key.passTypeIdentifier} AND serial_number = ${key.serialNumber}
@@ -204,8 +186,34 @@ async function changePassInTransaction(
   const id = locked[0]?.id;
   const current = id === undefined ? undefined : await tx.pass.findUnique({ where: { id } });
   if (!current) throw new NotFoundError(`No pass ${key.passTypeIdentifier}/${key.serialNumber}`);
-  if (once && !(await once(tx, current.id))) return undefined;
   const pass = toStoredPass(current);
+  const next = await signChange(deps, pass, change);
+  const now = deps.clock.now();
+  const [updated] = await writeNewVersions(tx, [{ id: pass.id, ...next }], now);
+  if (!updated) throw new NotFoundError(`No pass ${key.passTypeIdentifier}/${key.serialNumber}`);
+  await storeBundles(tx, [{ passId: pass.id, version: updated.version, bytes: next.bytes }], now);
+  await enqueuePushes(tx, pass.id, key.passTypeIdentifier, now);
+  return pass.id;
+}
+
+/** What a change makes of a pass: its merged content and the signed bundle of it (not yet stored). */
+export interface SignedChange {
+  fields: FieldValues;
+  overrides: PassOverrides;
+  changeMessages: ChangeMessages;
+  bytes: Buffer;
+}
+
+/**
+ * Merges a change into a pass (fields, overrides and change messages key by key, as PATCH documents it), checks
+ * the field keys against the pass's template and signs the result. Throws InvalidError when the template lacks a
+ * key or Wallet would refuse the pass. Shared by PATCH and bulk jobs (src/passes/bulk.ts).
+ */
+export async function signChange(
+  deps: PassesDeps,
+  pass: Omit<StoredPass, 'id' | 'version' | 'lastModified' | 'createdAt' | 'updatedAt'>,
+  change: PassChange,
+): Promise<SignedChange> {
   const template = findTemplate(deps, pass.template);
   checkFieldKeys(template, [
     ...Object.keys(change.fields ?? {}),
@@ -218,22 +226,45 @@ async function changePassInTransaction(
     changeMessages: { ...pass.changeMessages, ...change.changeMessages },
   };
   const bytes = await signBundle(deps, passContent(deps, next));
-  const now = deps.clock.now();
-  const [updated] = await tx.$queryRaw<Array<{ version: number }>>`
+  return { fields: next.fields, overrides: next.overrides, changeMessages: next.changeMessages, bytes };
+}
+
+/**
+ * Makes the new version of each pass, in one statement: its merged content, version + 1, a Last-Modified that
+ * is second-granular and strictly increasing (HTTP dates have whole seconds, and If-Modified-Since must see
+ * every change), and update_xid, which lastUpdated tags compare with. The caller holds the rows locked.
+ */
+export async function writeNewVersions(
+  tx: Prisma.TransactionClient,
+  passes: ReadonlyArray<{
+    id: bigint;
+    fields: FieldValues;
+    overrides: PassOverrides;
+    changeMessages: ChangeMessages;
+  }>,
+  now: Date,
+): Promise<Array<{ id: bigint; version: number }>> {
+  // One JSON parameter whatever the number of passes (ids as strings: JSON numbers cannot carry every bigint).
+  const rows = JSON.stringify(
+    passes.map((pass) => ({
+      id: pass.id.toString(),
+      fields: pass.fields,
+      overrides: pass.overrides,
+      change_messages: pass.changeMessages,
+    })),
+  );
+  return tx.$queryRaw<Array<{ id: bigint; version: number }>>`
     UPDATE passes SET
-      fields = ${JSON.stringify(next.fields)}::jsonb,
-      overrides = ${JSON.stringify(next.overrides)}::jsonb,
-      change_messages = ${JSON.stringify(next.changeMessages)}::jsonb,
-      version = version + 1,
-      last_modified = GREATEST(date_trunc('second', ${now}::timestamptz), last_modified + interval '1 second'),
+      fields = c.fields,
+      overrides = c.overrides,
+      change_messages = c.change_messages,
+      version = passes.version + 1,
+      last_modified = GREATEST(date_trunc('second', ${now}::timestamptz), passes.last_modified + interval '1 second'),
       update_xid = pg_current_xact_id()::text::bigint,
       updated_at = ${now}::timestamptz
-    WHERE id = ${pass.id}
-    RETURNING version`;
-  if (!updated) throw new NotFoundError(`No pass ${key.passTypeIdentifier}/${key.serialNumber}`);
-  await storeBundle(tx, pass.id, updated.version, bytes, now);
-  await enqueuePushes(tx, pass.id, key.passTypeIdentifier, now);
-  return pass.id;
+    FROM jsonb_to_recordset(${rows}::jsonb) AS c(id bigint, fields jsonb, overrides jsonb, change_messages jsonb)
+    WHERE passes.id = c.id
+    RETURNING passes.id, passes.version`;
 }
 
 /**
@@ -245,15 +276,20 @@ async function changePassInTransaction(
  */
 export async function enqueuePushes(
   tx: Prisma.TransactionClient,
-  passId: bigint,
+  passIds: bigint | readonly bigint[],
   passTypeIdentifier: string,
   now: Date,
 ): Promise<number> {
+  // One statement for a bulk job's page too (passes of one pass type). DISTINCT: a token registered for several
+  // of the passes gets one row (ON CONFLICT cannot touch a row twice in one statement). Ordered by token, so two
+  // changes lock the waiting rows in the same order and cannot deadlock on them.
+  const ids = typeof passIds === 'bigint' ? [passIds] : [...passIds];
   return tx.$executeRaw`
     INSERT INTO push_outbox (push_token, pass_type_identifier, enqueued_at, due_at)
     SELECT DISTINCT d.push_token, ${passTypeIdentifier}, ${now}::timestamptz, ${now}::timestamptz
     FROM registrations r JOIN devices d ON d.id = r.device_id
-    WHERE r.pass_id = ${passId}
+    WHERE r.pass_id = ANY(${ids}::bigint[])
+    ORDER BY d.push_token
     ON CONFLICT (push_token, pass_type_identifier) WHERE claimed_until IS NULL
       DO UPDATE SET claimed_until = push_outbox.claimed_until`;
 }
@@ -317,22 +353,27 @@ export async function getSignedBundle(deps: PassesDeps, pass: StoredPass): Promi
   }
   deps.observeBundleCache?.('miss');
   const bytes = await signBundle(deps, passContent(deps, pass));
-  await storeBundle(deps.prisma, pass.id, pass.version, bytes, deps.clock.now());
+  await storeBundles(deps.prisma, [{ passId: pass.id, version: pass.version, bytes }], deps.clock.now());
   deps.bundleCache?.set(pass.id, pass.version, bytes);
   return bytes;
 }
 
-/** Keeps the newest version's bundle: an older one never replaces a newer one signed concurrently. */
-async function storeBundle(
+/**
+ * Stores bundles, one statement for any number: each keeps the newest version's bundle, an older one never
+ * replaces a newer one signed concurrently.
+ */
+export async function storeBundles(
   db: Prisma.TransactionClient,
-  passId: bigint,
-  version: number,
-  bytes: Buffer,
+  bundles: ReadonlyArray<{ passId: bigint; version: number; bytes: Buffer }>,
   now: Date,
 ) {
+  if (bundles.length === 0) return;
+  const rows = bundles.map(
+    (bundle) => Prisma.sql`(${bundle.passId}, ${bundle.version}, ${bundle.bytes}, ${now}::timestamptz)`,
+  );
   await db.$executeRaw`
     INSERT INTO pass_bundles (pass_id, version, bytes, signed_at)
-    VALUES (${passId}, ${version}, ${new Uint8Array(bytes)}, ${now}::timestamptz)
+    VALUES ${Prisma.join(rows)}
     ON CONFLICT (pass_id) DO UPDATE SET version = EXCLUDED.version, bytes = EXCLUDED.bytes, signed_at = EXCLUDED.signed_at
     WHERE pass_bundles.version < EXCLUDED.version`;
 }
