@@ -98,7 +98,7 @@ export function embeddedNotificationSession(client: PGlite): OpenNotificationSes
 
 export interface PassChangesOptions {
   log: Logger;
-  /** A fence not back within this long means the session is stuck: it is dropped and opened again. */
+  /** A fence not back within this long means the session is stuck: it is dropped and opened again. Infinity: never. */
   fenceTimeoutMs?: number;
   /** First wait before opening a lost session again; doubles per failure up to 10 s. */
   reconnectDelayMs?: number;
@@ -186,11 +186,10 @@ export function createPassChanges(open: OpenNotificationSession, options: PassCh
     const done = new Promise<boolean>((r) => {
       resolve = r;
     });
-    const timer = setTimeout(
-      () => lose(from, new Error(`no fence back within ${fenceTimeoutMs} ms`)),
-      fenceTimeoutMs,
-    );
-    timer.unref();
+    const timer = Number.isFinite(fenceTimeoutMs)
+      ? setTimeout(() => lose(from, new Error(`no fence back within ${fenceTimeoutMs} ms`)), fenceTimeoutMs)
+      : undefined;
+    timer?.unref();
     const fence: Fence = {
       seq: ++fenceSeq,
       done,
