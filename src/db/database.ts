@@ -33,6 +33,13 @@ export interface Database {
   prisma: PrismaClient;
   kind: DatabaseKind;
   query: SqlQuery;
+  /**
+   * Runs `run` in one transaction on one connection of the driver, with the same SqlQuery: committed when it
+   * resolves, rolled back when it throws. For bulk pages: Prisma's raw parameters cost most of a page's time for
+   * its bundles (bytea as base64 inside JSON, bench/RESULTS.md), pg sends them as they are. PGlite runs one
+   * transaction at a time: its other queries (Prisma's too) wait until this one ends.
+   */
+  transaction<T>(run: (query: SqlQuery) => Promise<T>): Promise<T>;
   /** Word of changed passes (src/db/pass-changes.ts), so what Wallet's requests check can be remembered. */
   passChanges: PassChanges;
   /** For the schema engine (migrations, status). */
@@ -67,6 +74,10 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
 
 function openPostgres(connectionString: string, log: Logger): Database {
   const pool = new pg.Pool({ connectionString });
+  // An idle connection that PostgreSQL closes (restart, failover, an administrator) is reported on the pool; unheard,
+  // that error would end the process. The pool drops the connection and opens a new one when next needed. Prisma
+  // listens too, but only while it is connected, and the driver path uses the pool before and after Prisma.
+  pool.on('error', (error) => log.warn({ err: error }, 'an idle database connection was closed'));
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
   const passChanges = createPassChanges(postgresNotificationSession(connectionString), { log });
   return {
@@ -74,6 +85,7 @@ function openPostgres(connectionString: string, log: Logger): Database {
     kind: 'postgresql',
     query: async <Row extends Record<string, unknown>>(sql: string, params: unknown[]) =>
       (await pool.query<Row>(sql, params)).rows,
+    transaction: (run) => inPoolTransaction(pool, run),
     passChanges,
     adapterFactory: new PostgresMigrationAdapterFactory(connectionString),
     close: async () => {
@@ -82,6 +94,34 @@ function openPostgres(connectionString: string, log: Logger): Database {
       await pool.end();
     },
   };
+}
+
+async function inPoolTransaction<T>(pool: pg.Pool, run: (query: SqlQuery) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  // A connection that breaks while checked out reports it here (unheard, the error would end the process); it is
+  // then released with the error, so the pool closes it instead of handing it out again.
+  let broken: Error | undefined;
+  const onError = (error: Error) => {
+    broken = error;
+  };
+  client.on('error', onError);
+  try {
+    await client.query('BEGIN');
+    const result = await run(
+      async <Row extends Record<string, unknown>>(sql: string, params: unknown[]) =>
+        (await client.query<Row>(sql, params)).rows,
+    );
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch((rollbackError: unknown) => {
+      broken ??= rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
+    });
+    throw error;
+  } finally {
+    client.removeListener('error', onError);
+    client.release(broken);
+  }
 }
 
 /** An embedded PostgreSQL (PGlite) in one folder: one process owns it at a time. */
@@ -94,12 +134,24 @@ export async function openEmbedded(dir: string, log: Logger): Promise<Database> 
 export function embeddedDatabase(client: PGlite, log: Logger): Database {
   const adapterFactory = new PGliteAdapterFactory(client);
   const prisma = new PrismaClient({ adapter: adapterFactory });
-  const passChanges = createPassChanges(embeddedNotificationSession(client), { log });
+  // In this process, nothing can get stuck between PGlite and us: a fence only waits for a transaction in progress
+  // (PGlite runs one at a time), however long that takes.
+  const passChanges = createPassChanges(embeddedNotificationSession(client), {
+    log,
+    fenceTimeoutMs: Number.POSITIVE_INFINITY,
+  });
   return {
     prisma,
     kind: 'embedded',
     query: async <Row extends Record<string, unknown>>(sql: string, params: unknown[]) =>
       (await client.query<Row>(sql, params)).rows,
+    transaction: (run) =>
+      client.transaction((tx) =>
+        run(
+          async <Row extends Record<string, unknown>>(sql: string, params: unknown[]) =>
+            (await tx.query<Row>(sql, params)).rows,
+        ),
+      ),
     passChanges,
     adapterFactory,
     close: async () => {
