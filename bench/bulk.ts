@@ -94,6 +94,7 @@ export async function benchBulk(): Promise<void> {
   });
   const bulk = startBulkRunner({
     deps: passesDeps,
+    database,
     log,
     concurrency: CONCURRENCY,
     ...(PAGE_SIZE ? { pageSize: PAGE_SIZE } : {}),

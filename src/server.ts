@@ -137,6 +137,7 @@ async function main() {
       afterChange: () => pushes.worker.wake(),
       observeSigning: (seconds) => metrics.observeSigning(seconds),
     },
+    database,
     log,
   });
   await app.listen({ port: config.port, host: config.host });

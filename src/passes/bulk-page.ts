@@ -5,7 +5,7 @@
  * the page with one statement per table (new versions, bundles, outbox rows) together with the job's cursor,
  * counts and lease: a crash commits the whole page with its cursor, or nothing of it, so no pass is changed twice.
  */
-import type { PrismaClient } from '../db/database.js';
+import type { Database, SqlQuery } from '../db/database.js';
 import { Prisma } from '../db/generated/client.js';
 import type { BulkError } from './bulk.js';
 import type { ChangeMessages, FieldValues, PassOverrides } from './pass-content.js';
@@ -57,8 +57,10 @@ interface PassRow {
   version: number;
 }
 
-const PASS_COLUMNS = Prisma.sql`p.id, p.pass_type_identifier, p.serial_number, p.authentication_token, p.template,
+// Without the id, which the driver's read casts to text (each driver gives int8 as a type of its own).
+const OTHER_COLUMNS = `p.pass_type_identifier, p.serial_number, p.authentication_token, p.template,
   p.fields, p.overrides, p.change_messages, p.version`;
+const PASS_COLUMNS = Prisma.raw(`p.id, ${OTHER_COLUMNS}`);
 
 /** The next page after `after` (keyset on id, so every page costs the same), merged and signed; undefined at the end. */
 export async function readPage(
@@ -126,87 +128,108 @@ export interface PageResult {
  * A pass whose version moved since the read (a PATCH committed meanwhile) is read again under the lock and merged
  * and signed again, so no bundle is built from stale fields; page.passes is updated with it, so a retry of the
  * transaction does not sign it a third time. A pass deleted since the read is counted failed, as PATCH would 404.
+ * The transaction is the driver's (Database.transaction), not Prisma's: Prisma's raw parameters cost most of a
+ * page's time for its bundles (bench/RESULTS.md).
  */
 export async function commitPage(
-  options: PageOptions & { transactionTimeoutMs: number },
+  options: PageOptions & { transactionTimeoutMs: number; database: Pick<Database, 'transaction'> },
   page: Page,
   job: JobLease,
   errors: readonly BulkError[],
 ): Promise<PageResult> {
   const { deps } = options;
-  return deps.prisma.$transaction(
-    async (tx) => {
-      const ids = page.passes.map((pass) => pass.id);
-      const locked = await tx.$queryRaw<Array<{ id: bigint; version: number }>>`
-        SELECT id, version FROM passes WHERE id = ANY(${ids}::bigint[]) ORDER BY id FOR UPDATE`;
-      const lockedVersions = new Map(locked.map((row) => [row.id, row.version]));
-      const staleIds = page.passes
-        .filter((pass) => {
-          const version = lockedVersions.get(pass.id);
-          return version !== undefined && version !== pass.version;
-        })
-        .map((pass) => pass.id);
-      if (staleIds.length > 0) {
-        const rows = await tx.$queryRaw<PassRow[]>`
-          SELECT ${PASS_COLUMNS} FROM passes p WHERE p.id = ANY(${staleIds}::bigint[])`;
-        const again = new Map((await prepare(options, rows)).map((pass) => [pass.id, pass]));
-        page.passes = page.passes.map((pass) => again.get(pass.id) ?? pass);
-      }
+  return options.database.transaction(async (driverQuery) => {
+    // Bounded as Prisma's transaction timeout bounded it, so a runaway page still ends (and is retried): no
+    // statement runs longer than the page may take (statement_timeout, for this transaction only; it covers lock
+    // waits), and none starts once that time is past.
+    const deadline = Date.now() + options.transactionTimeoutMs;
+    await driverQuery("SELECT set_config('statement_timeout', $1, true)", [
+      String(options.transactionTimeoutMs),
+    ]);
+    const query: SqlQuery = async <Row extends Record<string, unknown>>(sql: string, params: unknown[]) => {
+      if (Date.now() > deadline)
+        throw new Error(`bulk page transaction took longer than ${options.transactionTimeoutMs} ms`);
+      return driverQuery<Row>(sql, params);
+    };
+    const ids = page.passes.map((pass) => pass.id.toString());
+    const locked = await query<{ id: string; version: number }>(
+      'SELECT id::text AS id, version FROM passes WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE',
+      [ids],
+    );
+    const lockedVersions = new Map(locked.map((row) => [BigInt(row.id), row.version]));
+    const staleIds = page.passes
+      .filter((pass) => {
+        const version = lockedVersions.get(pass.id);
+        return version !== undefined && version !== pass.version;
+      })
+      .map((pass) => pass.id.toString());
+    if (staleIds.length > 0) {
+      const rows = await query<Omit<PassRow, 'id'> & { id: string }>(
+        `SELECT p.id::text AS id, ${OTHER_COLUMNS} FROM passes p WHERE p.id = ANY($1::bigint[])`,
+        [staleIds],
+      );
+      const again = new Map(
+        (
+          await prepare(
+            options,
+            rows.map((row) => ({ ...row, id: BigInt(row.id) })),
+          )
+        ).map((pass) => [pass.id, pass]),
+      );
+      page.passes = page.passes.map((pass) => again.get(pass.id) ?? pass);
+    }
 
-      const now = deps.clock.now();
-      const changed: Array<PagePass & { change: SignedChange }> = [];
-      const pageErrors: BulkError[] = [];
-      for (const pass of page.passes) {
-        if (!lockedVersions.has(pass.id)) {
-          pageErrors.push({
-            serialNumber: pass.serialNumber,
-            message: `No pass ${pass.passTypeIdentifier}/${pass.serialNumber}`,
-          });
-        } else if (pass.outcome.ok) {
-          changed.push({ ...pass, change: pass.outcome.change });
-        } else {
-          pageErrors.push({ serialNumber: pass.serialNumber, message: pass.outcome.message });
-        }
+    const now = deps.clock.now();
+    const changed: Array<PagePass & { change: SignedChange }> = [];
+    const pageErrors: BulkError[] = [];
+    for (const pass of page.passes) {
+      if (!lockedVersions.has(pass.id)) {
+        pageErrors.push({
+          serialNumber: pass.serialNumber,
+          message: `No pass ${pass.passTypeIdentifier}/${pass.serialNumber}`,
+        });
+      } else if (pass.outcome.ok) {
+        changed.push({ ...pass, change: pass.outcome.change });
+      } else {
+        pageErrors.push({ serialNumber: pass.serialNumber, message: pass.outcome.message });
       }
-      if (changed.length > 0) {
-        const written = await writeNewVersions(
-          tx,
-          changed.map((pass) => ({ id: pass.id, ...pass.change })),
-          now,
-        );
-        const versions = new Map(written.map((row) => [row.id, row.version]));
-        // Locked rows at the version signed: each is now exactly one version further (the bundle says which).
-        for (const pass of changed) {
-          if (versions.get(pass.id) !== pass.version + 1)
-            throw new Error(`pass ${pass.id} is not at version ${pass.version + 1} after the bulk change`);
-        }
-        await storeBundles(
-          tx,
-          changed.map((pass) => ({ passId: pass.id, version: pass.version + 1, bytes: pass.change.bytes })),
-          now,
-        );
-        // One statement per pass type (a page usually holds one): enqueuePushes' rule, for the whole page.
-        const byType = new Map<string, bigint[]>();
-        for (const pass of changed) {
-          const group = byType.get(pass.passTypeIdentifier) ?? [];
-          group.push(pass.id);
-          byType.set(pass.passTypeIdentifier, group);
-        }
-        for (const [passTypeIdentifier, passIds] of byType)
-          await enqueuePushes(tx, passIds, passTypeIdentifier, now);
+    }
+    if (changed.length > 0) {
+      const written = await writeNewVersions(
+        query,
+        changed.map((pass) => ({ id: pass.id, ...pass.change })),
+        now,
+      );
+      const versions = new Map(written.map((row) => [row.id, row.version]));
+      // Locked rows at the version signed: each is now exactly one version further (the bundle says which).
+      for (const pass of changed) {
+        if (versions.get(pass.id) !== pass.version + 1)
+          throw new Error(`pass ${pass.id} is not at version ${pass.version + 1} after the bulk change`);
       }
-      const allErrors = [...errors, ...pageErrors].slice(0, MAX_ERRORS);
-      const lease = await saveProgress(tx, job, deps.clock.now(), {
-        cursor: page.lastId,
-        done: changed.length,
-        failed: pageErrors.length,
-        errors: allErrors,
-      });
-      return { done: changed.length, failed: pageErrors.length, errors: allErrors, lease };
-    },
-    // Prisma's default (5 s) is short for a page of large bundles on a busy machine; a runaway page still ends.
-    { timeout: options.transactionTimeoutMs, maxWait: 10_000 },
-  );
+      await storeBundles(
+        query,
+        changed.map((pass) => ({ passId: pass.id, version: pass.version + 1, bytes: pass.change.bytes })),
+        now,
+      );
+      // One statement per pass type (a page usually holds one): enqueuePushes' rule, for the whole page.
+      const byType = new Map<string, bigint[]>();
+      for (const pass of changed) {
+        const group = byType.get(pass.passTypeIdentifier) ?? [];
+        group.push(pass.id);
+        byType.set(pass.passTypeIdentifier, group);
+      }
+      for (const [passTypeIdentifier, passIds] of byType)
+        await enqueuePushes(query, passIds, passTypeIdentifier, now);
+    }
+    const allErrors = [...errors, ...pageErrors].slice(0, MAX_ERRORS);
+    const lease = await saveProgress(query, job, deps.clock.now(), {
+      cursor: page.lastId,
+      done: changed.length,
+      failed: pageErrors.length,
+      errors: allErrors,
+    });
+    return { done: changed.length, failed: pageErrors.length, errors: allErrors, lease };
+  });
 }
 
 /**
@@ -214,20 +237,32 @@ export async function commitPage(
  * when another runner has claimed the job since, so a page is never written by two runners.
  */
 export async function saveProgress(
-  db: Prisma.TransactionClient | PrismaClient,
+  query: SqlQuery,
   job: JobLease,
   now: Date,
   progress: { cursor: bigint; done: number; failed: number; errors: BulkError[]; matched?: number },
 ): Promise<Date> {
   const renewed = new Date(now.getTime() + job.leaseMs);
-  const count = await db.$executeRaw`
-    UPDATE bulk_jobs SET
-      cursor = ${progress.cursor}, done = done + ${progress.done}, failed = failed + ${progress.failed},
-      errors = ${JSON.stringify(progress.errors)}::jsonb,
-      matched = COALESCE(${progress.matched ?? null}::int, matched),
-      lease_until = ${renewed}::timestamptz
-    WHERE id = ${job.jobId}::uuid AND status = 'running' AND lease_until = ${job.lease}::timestamptz`;
-  if (count === 0) throw new LeaseLostError(job.jobId);
+  const saved = await query(
+    `UPDATE bulk_jobs SET
+      cursor = $1::bigint, done = done + $2::int, failed = failed + $3::int,
+      errors = $4::jsonb,
+      matched = COALESCE($5::int, matched),
+      lease_until = $6::timestamptz
+    WHERE id = $7::uuid AND status = 'running' AND lease_until = $8::timestamptz
+    RETURNING 1`,
+    [
+      progress.cursor.toString(),
+      progress.done,
+      progress.failed,
+      JSON.stringify(progress.errors),
+      progress.matched ?? null,
+      renewed,
+      job.jobId,
+      job.lease,
+    ],
+  );
+  if (saved.length === 0) throw new LeaseLostError(job.jobId);
   return renewed;
 }
 

@@ -9,7 +9,7 @@
  * not at all, so no pass gets the change twice. The next page is read and signed while the current one is written.
  */
 import { randomUUID } from 'node:crypto';
-import type { PrismaClient } from '../db/database.js';
+import type { Database, PrismaClient } from '../db/database.js';
 import { Prisma } from '../db/generated/client.js';
 import { InvalidError, NotFoundError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -25,7 +25,7 @@ import {
   saveProgress,
 } from './bulk-page.js';
 import { checkFieldKeys, type FieldValues } from './pass-content.js';
-import type { PassChange, PassesDeps } from './passes.js';
+import { type PassChange, type PassesDeps, prismaQuery } from './passes.js';
 
 export type BulkSelection =
   | { serialNumbers: string[] }
@@ -122,6 +122,8 @@ export async function getBulkJob(deps: Pick<PassesDeps, 'prisma'>, jobId: string
 
 export interface BulkRunnerOptions {
   deps: PassesDeps;
+  /** The database of deps.prisma: pages are written in its driver's transactions (src/passes/bulk-page.ts). */
+  database: Pick<Database, 'transaction'>;
   log: Logger;
   /**
    * Passes read, signed and written per page; the cursor commits with each page. 100 by default: a page of the
@@ -257,7 +259,7 @@ export function startBulkRunner(options: BulkRunnerOptions): BulkRunner {
           : [];
       for (const { serial } of missing.slice(0, MAX_ERRORS - errors.length))
         errors.push({ serialNumber: serial, message: `No pass with serialNumber "${serial}"` });
-      lease.lease = await saveProgress(prisma, lease, deps.clock.now(), {
+      lease.lease = await saveProgress(prismaQuery(prisma), lease, deps.clock.now(), {
         matched: counted?.matched ?? 0,
         cursor: job.cursor,
         done: 0,
@@ -275,7 +277,7 @@ export function startBulkRunner(options: BulkRunnerOptions): BulkRunner {
       // Pipelined: the pool signs the next page while PostgreSQL writes this one. Not after SIGTERM.
       next = stopping ? undefined : read(page.lastId);
       const result = await withRetries('writing a page', job.id, () =>
-        commitPage({ ...pageOptions, transactionTimeoutMs }, page, lease, errors),
+        commitPage({ ...pageOptions, transactionTimeoutMs, database: options.database }, page, lease, errors),
       );
       lease.lease = result.lease;
       errors = result.errors;

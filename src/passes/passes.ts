@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.js';
-import type { PrismaClient } from '../db/database.js';
+import type { PrismaClient, SqlQuery } from '../db/database.js';
 import { Prisma } from '../db/generated/client.js';
 import { ConflictError, InvalidError, NotFoundError } from '../errors.js';
 import { buildSignedBundle, type PassContent } from './bundle.js';
@@ -189,11 +189,22 @@ async function changePassInTransaction(
   const pass = toStoredPass(current);
   const next = await signChange(deps, pass, change);
   const now = deps.clock.now();
-  const [updated] = await writeNewVersions(tx, [{ id: pass.id, ...next }], now);
+  const query = prismaQuery(tx);
+  const [updated] = await writeNewVersions(query, [{ id: pass.id, ...next }], now);
   if (!updated) throw new NotFoundError(`No pass ${key.passTypeIdentifier}/${key.serialNumber}`);
-  await storeBundles(tx, [{ passId: pass.id, version: updated.version, bytes: next.bytes }], now);
-  await enqueuePushes(tx, pass.id, key.passTypeIdentifier, now);
+  await storeBundles(query, [{ passId: pass.id, version: updated.version, bytes: next.bytes }], now);
+  await enqueuePushes(query, pass.id, key.passTypeIdentifier, now);
   return pass.id;
+}
+
+/**
+ * A Prisma client or interactive transaction as a SqlQuery: the statements below are written once, for both
+ * PATCH's Prisma transaction and a bulk page's driver transaction (Database.transaction). Rows come as Prisma's
+ * raw queries give them, so the statements cast what the drivers give differently (ids to text).
+ */
+export function prismaQuery(db: Prisma.TransactionClient): SqlQuery {
+  return <Row extends Record<string, unknown>>(sql: string, params: unknown[]) =>
+    db.$queryRawUnsafe<Row[]>(sql, ...params);
 }
 
 /** What a change makes of a pass: its merged content and the signed bundle of it (not yet stored). */
@@ -235,7 +246,7 @@ export async function signChange(
  * every change), and update_xid, which lastUpdated tags compare with. The caller holds the rows locked.
  */
 export async function writeNewVersions(
-  tx: Prisma.TransactionClient,
+  query: SqlQuery,
   passes: ReadonlyArray<{
     id: bigint;
     fields: FieldValues;
@@ -253,18 +264,22 @@ export async function writeNewVersions(
       change_messages: pass.changeMessages,
     })),
   );
-  return tx.$queryRaw<Array<{ id: bigint; version: number }>>`
-    UPDATE passes SET
+  // The id as text: each driver gives int8 as a type of its own.
+  const written = await query<{ id: string; version: number }>(
+    `UPDATE passes SET
       fields = c.fields,
       overrides = c.overrides,
       change_messages = c.change_messages,
       version = passes.version + 1,
-      last_modified = GREATEST(date_trunc('second', ${now}::timestamptz), passes.last_modified + interval '1 second'),
+      last_modified = GREATEST(date_trunc('second', $1::timestamptz), passes.last_modified + interval '1 second'),
       update_xid = pg_current_xact_id()::text::bigint,
-      updated_at = ${now}::timestamptz
-    FROM jsonb_to_recordset(${rows}::jsonb) AS c(id bigint, fields jsonb, overrides jsonb, change_messages jsonb)
+      updated_at = $1::timestamptz
+    FROM jsonb_to_recordset($2::jsonb) AS c(id bigint, fields jsonb, overrides jsonb, change_messages jsonb)
     WHERE passes.id = c.id
-    RETURNING passes.id, passes.version`;
+    RETURNING passes.id::text AS id, passes.version`,
+    [now, rows],
+  );
+  return written.map((row) => ({ id: BigInt(row.id), version: row.version }));
 }
 
 /**
@@ -275,7 +290,7 @@ export async function writeNewVersions(
  * change is visible, the device would sync too early, and no row would be left for this change.
  */
 export async function enqueuePushes(
-  tx: Prisma.TransactionClient,
+  query: SqlQuery,
   passIds: bigint | readonly bigint[],
   passTypeIdentifier: string,
   now: Date,
@@ -283,15 +298,23 @@ export async function enqueuePushes(
   // One statement for a bulk job's page too (passes of one pass type). DISTINCT: a token registered for several
   // of the passes gets one row (ON CONFLICT cannot touch a row twice in one statement). Ordered by token, so two
   // changes lock the waiting rows in the same order and cannot deadlock on them.
-  const ids = typeof passIds === 'bigint' ? [passIds] : [...passIds];
-  return tx.$executeRaw`
-    INSERT INTO push_outbox (push_token, pass_type_identifier, enqueued_at, due_at)
-    SELECT DISTINCT d.push_token, ${passTypeIdentifier}, ${now}::timestamptz, ${now}::timestamptz
-    FROM registrations r JOIN devices d ON d.id = r.device_id
-    WHERE r.pass_id = ANY(${ids}::bigint[])
-    ORDER BY d.push_token
-    ON CONFLICT (push_token, pass_type_identifier) WHERE claimed_until IS NULL
-      DO UPDATE SET claimed_until = push_outbox.claimed_until`;
+  // Ids as strings (cast by the statement): every driver sends those alike. The count is of rows inserted or
+  // touched, as an INSERT's row count would be, in one row.
+  const ids = (typeof passIds === 'bigint' ? [passIds] : [...passIds]).map(String);
+  const [counted] = await query<{ count: number }>(
+    `WITH enqueued AS (
+      INSERT INTO push_outbox (push_token, pass_type_identifier, enqueued_at, due_at)
+      SELECT DISTINCT d.push_token, $1, $2::timestamptz, $2::timestamptz
+      FROM registrations r JOIN devices d ON d.id = r.device_id
+      WHERE r.pass_id = ANY($3::bigint[])
+      ORDER BY d.push_token
+      ON CONFLICT (push_token, pass_type_identifier) WHERE claimed_until IS NULL
+        DO UPDATE SET claimed_until = push_outbox.claimed_until
+      RETURNING 1)
+    SELECT count(*)::int AS count FROM enqueued`,
+    [passTypeIdentifier, now, ids],
+  );
+  return counted?.count ?? 0;
 }
 
 export async function deletePass(deps: Pick<PassesDeps, 'prisma'>, key: PassKey): Promise<void> {
@@ -353,7 +376,11 @@ export async function getSignedBundle(deps: PassesDeps, pass: StoredPass): Promi
   }
   deps.observeBundleCache?.('miss');
   const bytes = await signBundle(deps, passContent(deps, pass));
-  await storeBundles(deps.prisma, [{ passId: pass.id, version: pass.version, bytes }], deps.clock.now());
+  await storeBundles(
+    prismaQuery(deps.prisma),
+    [{ passId: pass.id, version: pass.version, bytes }],
+    deps.clock.now(),
+  );
   deps.bundleCache?.set(pass.id, pass.version, bytes);
   return bytes;
 }
@@ -363,17 +390,23 @@ export async function getSignedBundle(deps: PassesDeps, pass: StoredPass): Promi
  * replaces a newer one signed concurrently.
  */
 export async function storeBundles(
-  db: Prisma.TransactionClient,
+  query: SqlQuery,
   bundles: ReadonlyArray<{ passId: bigint; version: number; bytes: Buffer }>,
   now: Date,
 ) {
   if (bundles.length === 0) return;
-  const rows = bundles.map(
-    (bundle) => Prisma.sql`(${bundle.passId}, ${bundle.version}, ${bundle.bytes}, ${now}::timestamptz)`,
-  );
-  await db.$executeRaw`
-    INSERT INTO pass_bundles (pass_id, version, bytes, signed_at)
-    VALUES ${Prisma.join(rows)}
+  // Each bundle its own parameter (not one array or JSON of them): pg sends a Buffer parameter as binary bytea.
+  const params: unknown[] = [now];
+  const rows = bundles.map((bundle) => {
+    params.push(bundle.passId.toString(), bundle.version, bundle.bytes);
+    const n = params.length;
+    return `($${n - 2}::bigint, $${n - 1}::int, $${n}::bytea, $1::timestamptz)`;
+  });
+  await query(
+    `INSERT INTO pass_bundles (pass_id, version, bytes, signed_at)
+    VALUES ${rows.join(', ')}
     ON CONFLICT (pass_id) DO UPDATE SET version = EXCLUDED.version, bytes = EXCLUDED.bytes, signed_at = EXCLUDED.signed_at
-    WHERE pass_bundles.version < EXCLUDED.version`;
+    WHERE pass_bundles.version < EXCLUDED.version`,
+    params,
+  );
 }

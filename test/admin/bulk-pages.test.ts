@@ -44,6 +44,7 @@ function passesDeps() {
 function startRunner(options: Partial<BulkRunnerOptions> = {}): BulkRunner {
   const runner = startBulkRunner({
     deps: passesDeps(),
+    database: server.database,
     log: silent,
     pageSize: 4,
     concurrency: 3,

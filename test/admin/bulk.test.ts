@@ -24,6 +24,7 @@ beforeAll(async () => {
   server = await startTestServer();
   runner = startBulkRunner({
     deps: passesDeps(),
+    database: server.database,
     log: pino({ level: 'silent' }),
     pageSize: 3,
     concurrency: 2,

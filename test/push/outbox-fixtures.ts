@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { PrismaClient } from '../../src/db/database.js';
-import { enqueuePushes } from '../../src/passes/passes.js';
+import type { Prisma } from '../../src/db/generated/client.js';
+import { enqueuePushes as enqueuePushesSql, prismaQuery } from '../../src/passes/passes.js';
 
 /** Passes, devices and registrations as the wallet routes store them, with raw SQL (no pass signing needed). */
 export async function insertPass(prisma: PrismaClient, passTypeIdentifier: string, serialNumber: string) {
@@ -20,8 +21,15 @@ export async function insertDevice(prisma: PrismaClient, deviceLibraryIdentifier
   return row.id;
 }
 
-// The statement a change runs in its transaction (one outbox row per push token, coalesced).
-export { enqueuePushes };
+/** The statement a change runs in its transaction (one outbox row per push token, coalesced), through Prisma. */
+export function enqueuePushes(
+  db: Prisma.TransactionClient,
+  passId: bigint,
+  passTypeIdentifier: string,
+  now: Date,
+): Promise<number> {
+  return enqueuePushesSql(prismaQuery(db), passId, passTypeIdentifier, now);
+}
 
 export async function register(prisma: PrismaClient, deviceId: bigint, passId: bigint, registeredAt: Date) {
   await prisma.$executeRaw`
