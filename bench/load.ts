@@ -30,6 +30,8 @@ export interface LoadOptions {
 export interface LoadResult {
   /** Requests completed in the measured window. */
   completed: number;
+  /** Requests completed from the first connection to the last answer, warm-up included (for CPU per request). */
+  completedInAll: number;
   requestsPerSecond: number;
   p50Ms: number;
   p99Ms: number;
@@ -60,6 +62,7 @@ async function generate(options: LoadOptions): Promise<LoadResult> {
   let measuring = false;
   let stopping = false;
   let next = 0;
+  let completedInAll = 0;
 
   const runConnection = (index: number) =>
     new Promise<void>((resolve) => {
@@ -84,6 +87,7 @@ async function generate(options: LoadOptions): Promise<LoadResult> {
         socket.write(request);
       };
       const done = () => {
+        completedInAll++;
         if (counted && measuring) {
           latencies.push(performance.now() - started);
           statuses[status] = (statuses[status] ?? 0) + 1;
@@ -138,6 +142,7 @@ async function generate(options: LoadOptions): Promise<LoadResult> {
   const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
   return {
     completed: latencies.length,
+    completedInAll,
     requestsPerSecond: latencies.length / seconds,
     p50Ms: at(0.5),
     p99Ms: at(0.99),

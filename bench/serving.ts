@@ -33,7 +33,7 @@ const median = (values: number[]) => {
 
 export interface Side {
   name: string;
-  runs: LoadResult[];
+  runs: Array<LoadResult & { cpuMsPerThousand: number }>;
 }
 
 export function summarize(side: Side) {
@@ -42,6 +42,7 @@ export function summarize(side: Side) {
     p99: median(side.runs.map((run) => run.p99Ms)),
     p50: median(side.runs.map((run) => run.p50Ms)),
     errors: side.runs.reduce((sum, run) => sum + run.errors, 0),
+    cpuMsPerThousand: median(side.runs.map((run) => run.cpuMsPerThousand)),
     statuses: side.runs.map((run) => Object.keys(run.statuses).join('/')).join(' '),
   };
 }
@@ -53,9 +54,12 @@ export async function alternate(
   durationMs: number,
   connections: number,
 ): Promise<Side[]> {
-  const results = sides.map((side) => ({ name: side.name, runs: [] as LoadResult[] }));
+  const results: Side[] = sides.map((side) => ({ name: side.name, runs: [] }));
   for (let round = 0; round < rounds; round++) {
     for (const [index, side] of sides.entries()) {
+      // CPU time of this process (the measured server; the load and PostgreSQL run in other processes) per
+      // request: unlike requests/s, it hardly moves with what else the machine is doing.
+      const cpuBefore = process.cpuUsage();
       const run = await runLoad({
         port: side.port,
         connections,
@@ -63,7 +67,9 @@ export async function alternate(
         durationMs,
         requests: side.requests,
       });
-      results[index]?.runs.push(run);
+      const cpu = process.cpuUsage(cpuBefore);
+      const cpuMsPerThousand = (cpu.user + cpu.system) / Math.max(1, run.completedInAll);
+      results[index]?.runs.push({ ...run, cpuMsPerThousand });
     }
   }
   return results;
@@ -158,16 +164,16 @@ export async function benchServing(): Promise<void> {
     rows.push(
       `| ${what.padEnd(21)} | ${a.rps.toFixed(0).padStart(8)} | ${a.p99.toFixed(1).padStart(7)} | ` +
         `${b.rps.toFixed(0).padStart(8)} | ${b.p99.toFixed(1).padStart(7)} | ${(a.rps / b.rps).toFixed(2).padStart(5)} | ` +
-        `${a.statuses} / ${b.statuses} | ${a.errors}/${b.errors} |`,
+        `${a.cpuMsPerThousand.toFixed(1)} / ${b.cpuMsPerThousand.toFixed(1)} | ${a.statuses} / ${b.statuses} | ${a.errors}/${b.errors} |`,
     );
     console.log(
       `  ${what}: runs ours ${ours.runs.map((r) => r.requestsPerSecond.toFixed(0)).join(', ')}; bare ${baseline.runs.map((r) => r.requestsPerSecond.toFixed(0)).join(', ')}`,
     );
   }
   console.log(
-    '| answer                | ours r/s | ours p99 ms | bare r/s | bare p99 ms | ratio | statuses | errors |',
+    '| answer                | ours r/s | ours p99 ms | bare r/s | bare p99 ms | ratio | CPU ms per 1000, ours / bare | statuses | errors |',
   );
-  console.log('|---|---:|---:|---:|---:|---:|---|---|');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---|---|');
   for (const row of rows) console.log(row);
 
   await new Promise((resolve) => bare.close(resolve));
