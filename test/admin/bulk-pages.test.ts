@@ -13,6 +13,7 @@ import { type BulkRunner, type BulkRunnerOptions, startBulkRunner } from '../../
 import { openTestDatabase, testDatabaseKind } from '../support/database.js';
 import { verifyPkpass } from '../support/pkpass-verifier.js';
 import { startTestServer, type TestServer } from '../support/server.js';
+import { createPasses, passesDeps, registerDevice } from './bulk-fixtures.js';
 
 let database: Awaited<ReturnType<typeof openTestDatabase>>;
 let server: TestServer;
@@ -31,19 +32,9 @@ afterAll(async () => {
   await server?.close();
 });
 
-function passesDeps() {
-  return {
-    prisma: server.database.prisma,
-    templates: server.templates,
-    identity: server.identity,
-    clock: { now: () => new Date() },
-    webServiceURL: server.baseUrl,
-  };
-}
-
 function startRunner(options: Partial<BulkRunnerOptions> = {}): BulkRunner {
   const runner = startBulkRunner({
-    deps: passesDeps(),
+    deps: passesDeps(server),
     database: server.database,
     log: silent,
     pageSize: 4,
@@ -57,30 +48,24 @@ function startRunner(options: Partial<BulkRunnerOptions> = {}): BulkRunner {
 
 const passType = () => server.identity.passTypeIdentifier;
 
-async function createPasses(
-  template: string,
-  prefix: string,
-  count: number,
-  fields: Record<string, unknown>,
-) {
-  const serials: string[] = [];
-  for (let i = 0; i < count; i++) {
-    const serialNumber = `${prefix}-${i}`;
-    const created = await server.admin('POST', '/admin/passes', { template, serialNumber, fields });
-    expect(created.status).toBe(201);
-    serials.push(serialNumber);
-  }
-  return serials;
-}
-
-/** A device (its own library identifier, the given push token) registered for the pass. */
-async function registerDevice(serialNumber: string, pushToken: string) {
+/**
+ * Runs `run` with a trigger before each insert into pass_bundles (a page's bundles, written in its transaction)
+ * whose PL/pgSQL `body` sees NEW: to fail a page, or act in its transaction, at a chosen pass. Dropped after.
+ */
+async function withBundleInsertTrigger<T>(name: string, body: string, run: () => Promise<T>): Promise<T> {
   const prisma = server.database.prisma;
-  const pass = await prisma.pass.findFirstOrThrow({ where: { serialNumber } });
-  const device = await prisma.device.create({
-    data: { deviceLibraryIdentifier: `device-${serialNumber}-${pushToken}`, pushToken },
-  });
-  await prisma.registration.create({ data: { deviceId: device.id, passId: pass.id } });
+  await prisma.$executeRawUnsafe(
+    `CREATE FUNCTION ${name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN ${body} RETURN NEW; END $$`,
+  );
+  await prisma.$executeRawUnsafe(
+    `CREATE TRIGGER ${name} BEFORE INSERT ON pass_bundles FOR EACH ROW EXECUTE FUNCTION ${name}()`,
+  );
+  try {
+    return await run();
+  } finally {
+    await prisma.$executeRawUnsafe(`DROP TRIGGER ${name} ON pass_bundles`);
+    await prisma.$executeRawUnsafe(`DROP FUNCTION ${name}()`);
+  }
 }
 
 async function postJob(body: unknown): Promise<string> {
@@ -148,7 +133,7 @@ async function outboxCountsByToken(): Promise<Record<string, number>> {
 
 describe('bulk job pages', () => {
   it('writes each page whole: every pass one version further, its bundle of that version, one outbox row per push token', async () => {
-    const serials = await createPasses('loyalty', 'pages', 10, { points: 1, member: 'Ada' });
+    const serials = await createPasses(server, 'loyalty', 'pages', 10, { points: 1, member: 'Ada' });
     // Passes at different versions: the bulk change makes each exactly one version more, not "version 2".
     for (const [serial, times] of [
       ['pages-2', 2],
@@ -163,12 +148,12 @@ describe('bulk job pages', () => {
     }
     // Two devices on one pass (tokens A and B); one push token on two passes of the same page (C: pages-1 and
     // pages-3); one on passes of different pages (A again, on pages-8).
-    await registerDevice('pages-0', 'token-pages-A');
-    await registerDevice('pages-0', 'token-pages-B');
-    await registerDevice('pages-1', 'token-pages-C');
-    await registerDevice('pages-3', 'token-pages-C');
-    await registerDevice('pages-8', 'token-pages-A');
-    await registerDevice('pages-9', 'token-pages-D');
+    await registerDevice(server, 'pages-0', 'token-pages-A');
+    await registerDevice(server, 'pages-0', 'token-pages-B');
+    await registerDevice(server, 'pages-1', 'token-pages-C');
+    await registerDevice(server, 'pages-3', 'token-pages-C');
+    await registerDevice(server, 'pages-8', 'token-pages-A');
+    await registerDevice(server, 'pages-9', 'token-pages-D');
     await server.database.prisma.pushOutbox.deleteMany();
     const before = await passStates(serials);
 
@@ -208,8 +193,8 @@ describe('bulk job pages', () => {
   });
 
   it('counts a pass whose template lacks a field key as failed, and writes the rest of its page', async () => {
-    const loyalty = await createPasses('loyalty', 'lacks-loyalty', 4, { points: 3 });
-    const [event] = await createPasses('event', 'lacks-event', 1, { event: 'Gig' });
+    const loyalty = await createPasses(server, 'loyalty', 'lacks-loyalty', 4, { points: 3 });
+    const [event] = await createPasses(server, 'event', 'lacks-event', 1, { event: 'Gig' });
     const serials = [loyalty[0], loyalty[1], event, loyalty[2], loyalty[3]].map(String);
     startRunner({ pageSize: 10 });
     const jobId = await postJob({ select: { serialNumbers: serials }, change: { fields: { points: 4 } } });
@@ -230,27 +215,23 @@ describe('bulk job pages', () => {
   });
 
   it('retries a page whose transaction fails on a database error, and changes its passes once', async () => {
-    const serials = await createPasses('membership', 'flaky', 6, { member: 'Flaky', level: 'silver' });
+    const serials = await createPasses(server, 'membership', 'flaky', 6, {
+      member: 'Flaky',
+      level: 'silver',
+    });
     const states = await passStates(serials);
     const flakyId = states.get('flaky-4')?.id ?? -1n;
-    await registerDevice('flaky-4', 'token-flaky-4');
+    await registerDevice(server, 'flaky-4', 'token-flaky-4');
     await server.database.prisma.pushOutbox.deleteMany();
     const prisma = server.database.prisma;
     // A real database error, once: the sequence counts outside the transaction, so the retry passes.
     await prisma.$executeRawUnsafe('CREATE SEQUENCE bulk_test_flaky');
-    await prisma.$executeRawUnsafe(`
-      CREATE FUNCTION bulk_test_flaky() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        -- Nested, so that the sequence counts the flaky pass's rows only.
-        IF NEW.pass_id = ${flakyId} THEN
-          IF nextval('bulk_test_flaky') = 1 THEN RAISE EXCEPTION 'bulk test: injected failure'; END IF;
-        END IF;
-        RETURN NEW;
-      END $$`);
-    await prisma.$executeRawUnsafe(`
-      CREATE TRIGGER bulk_test_flaky BEFORE INSERT ON pass_bundles
-      FOR EACH ROW EXECUTE FUNCTION bulk_test_flaky()`);
-    try {
+    // Nested, so that the sequence counts the flaky pass's rows only.
+    const flaky = `
+      IF NEW.pass_id = ${flakyId} THEN
+        IF nextval('bulk_test_flaky') = 1 THEN RAISE EXCEPTION 'bulk test: injected failure'; END IF;
+      END IF;`;
+    await withBundleInsertTrigger('bulk_test_flaky', flaky, async () => {
       startRunner({ pageSize: 3, pageAttempts: 3 });
       const jobId = await postJob({
         select: { template: 'membership', fields: { member: 'Flaky' } },
@@ -263,36 +244,26 @@ describe('bulk job pages', () => {
       );
       // Tried twice: the injected failure, then the retry.
       expect(counted).toEqual([{ calls: 2n }]);
-    } finally {
-      await prisma.$executeRawUnsafe('DROP TRIGGER bulk_test_flaky ON pass_bundles');
-      await prisma.$executeRawUnsafe('DROP FUNCTION bulk_test_flaky()');
-      await prisma.$executeRawUnsafe('DROP SEQUENCE bulk_test_flaky');
-    }
+    }).finally(() => prisma.$executeRawUnsafe('DROP SEQUENCE bulk_test_flaky'));
     for (const state of (await passStates(serials)).values())
       expect(state).toMatchObject({ version: 2, bundleVersion: 2, fields: { level: 'gold' } });
     expect(await outboxCountsByToken()).toEqual({ 'token-flaky-4': 1 });
   });
 
   it('fails the job on a page that keeps failing, leaves nothing of that page, and resumes after its cursor', async () => {
-    const serials = await createPasses('membership', 'broken', 7, { member: 'Broken', level: 'silver' });
+    const serials = await createPasses(server, 'membership', 'broken', 7, {
+      member: 'Broken',
+      level: 'silver',
+    });
     const states = await passStates(serials);
     const id = (serial: string) => states.get(serial)?.id ?? -1n;
-    for (const serial of serials) await registerDevice(serial, `token-${serial}`);
+    for (const serial of serials) await registerDevice(server, serial, `token-${serial}`);
     await server.database.prisma.pushOutbox.deleteMany();
     const prisma = server.database.prisma;
-    await prisma.$executeRawUnsafe(`
-      CREATE FUNCTION bulk_test_broken() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF NEW.pass_id = ${id('broken-4')} THEN RAISE EXCEPTION 'bulk test: injected failure'; END IF;
-        RETURN NEW;
-      END $$`);
-    await prisma.$executeRawUnsafe(`
-      CREATE TRIGGER bulk_test_broken BEFORE INSERT ON pass_bundles
-      FOR EACH ROW EXECUTE FUNCTION bulk_test_broken()`);
-    let jobId: string;
-    try {
+    const broken = `IF NEW.pass_id = ${id('broken-4')} THEN RAISE EXCEPTION 'bulk test: injected failure'; END IF;`;
+    const jobId = await withBundleInsertTrigger('bulk_test_broken', broken, async () => {
       const runner = startRunner({ pageSize: 3, pageAttempts: 2 });
-      jobId = await postJob({
+      const jobId = await postJob({
         select: { template: 'membership', fields: { member: 'Broken' } },
         change: { fields: { level: 'gold' } },
       });
@@ -300,10 +271,8 @@ describe('bulk job pages', () => {
       expect(failed).toMatchObject({ status: 'failed', done: 3, failed: 0, cursor: id('broken-2') });
       expect(JSON.stringify(failed.errors)).toMatch(/injected failure/);
       await runner.stop();
-    } finally {
-      await prisma.$executeRawUnsafe('DROP TRIGGER bulk_test_broken ON pass_bundles');
-      await prisma.$executeRawUnsafe('DROP FUNCTION bulk_test_broken()');
-    }
+      return jobId;
+    });
     // The first page committed; the failing page and the one read ahead left nothing: no version, no push.
     const versions = async () =>
       [...(await passStates(serials)).values()].map((state) => [state.version, state.bundleVersion]);
@@ -337,35 +306,28 @@ describe('bulk job pages', () => {
   });
 
   it('rolls a page back when the lease was lost, without failing the job', async () => {
-    const serials = await createPasses('membership', 'lease', 6, { member: 'Lease', level: 'silver' });
+    const serials = await createPasses(server, 'membership', 'lease', 6, {
+      member: 'Lease',
+      level: 'silver',
+    });
     const ids = [...(await passStates(serials)).values()].map((state) => state.id);
     const prisma = server.database.prisma;
     // Another runner taking the job over while the second page is written: its claim moves lease_until. (Done
     // here inside the page's own transaction, so it is certain to come before the page's progress is saved.)
-    await prisma.$executeRawUnsafe(`
-      CREATE FUNCTION bulk_test_take_over() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF NEW.pass_id = ${ids[3]} THEN
-          UPDATE bulk_jobs SET lease_until = lease_until + interval '1 hour' WHERE status = 'running';
-        END IF;
-        RETURN NEW;
-      END $$`);
-    await prisma.$executeRawUnsafe(`
-      CREATE TRIGGER bulk_test_take_over BEFORE INSERT ON pass_bundles
-      FOR EACH ROW EXECUTE FUNCTION bulk_test_take_over()`);
-    let jobId: string;
-    try {
+    const takeOver = `
+      IF NEW.pass_id = ${ids[3]} THEN
+        UPDATE bulk_jobs SET lease_until = lease_until + interval '1 hour' WHERE status = 'running';
+      END IF;`;
+    const jobId = await withBundleInsertTrigger('bulk_test_take_over', takeOver, async () => {
       const runner = startRunner({ pageSize: 3 });
-      jobId = await postJob({
+      const jobId = await postJob({
         select: { template: 'membership', fields: { member: 'Lease' } },
         change: { fields: { level: 'gold' } },
       });
       await expect.poll(async () => (await jobRow(jobId)).cursor, { timeout: 10_000 }).toBe(ids[2]);
       await runner.idle();
-    } finally {
-      await prisma.$executeRawUnsafe('DROP TRIGGER bulk_test_take_over ON pass_bundles');
-      await prisma.$executeRawUnsafe('DROP FUNCTION bulk_test_take_over()');
-    }
+      return jobId;
+    });
     // Not failed (the other runner carries on), and nothing of the second page written by this one.
     expect(await jobRow(jobId)).toMatchObject({ status: 'running', cursor: ids[2], done: 3, errors: [] });
     const versions = async () => [...(await passStates(serials)).values()].map((state) => state.version);
@@ -378,14 +340,17 @@ describe('bulk job pages', () => {
   });
 
   it('stops after the page in flight on stop() (SIGTERM), gives the job back, and another runner finishes it', async () => {
-    const serials = await createPasses('membership', 'sigterm', 9, { member: 'Sigterm', level: 'silver' });
+    const serials = await createPasses(server, 'membership', 'sigterm', 9, {
+      member: 'Sigterm',
+      level: 'silver',
+    });
     const ids = [...(await passStates(serials)).values()].map((state) => state.id);
     let stopping: Promise<void> | undefined;
     // Stopped right after its first page commits (afterChange runs once per committed page), before the second.
     const first: BulkRunner = startRunner({
       pageSize: 3,
       deps: {
-        ...passesDeps(),
+        ...passesDeps(server),
         afterChange: () => {
           stopping ??= first.stop();
         },
@@ -414,11 +379,11 @@ describe('bulk job pages', () => {
   });
 
   it('starts a posted job at once: POST /admin/passes/bulk wakes the runner', async () => {
-    const [serial] = await createPasses('loyalty', 'woken', 1, { points: 1 });
+    const [serial] = await createPasses(server, 'loyalty', 'woken', 1, { points: 1 });
     // A runner that would look for jobs only every 10 minutes, behind an app wired as src/server.ts wires it.
     const runner = startRunner({ pollIntervalMs: 600_000 });
     const app = await buildApp({
-      ...passesDeps(),
+      ...passesDeps(server),
       database: server.database,
       log: silent,
       adminToken: 'wake-test-admin-token-0123456789',
@@ -445,7 +410,7 @@ describe('bulk job pages', () => {
 
   describe.skipIf(testDatabaseKind !== 'postgresql')('with a concurrent PATCH (PostgreSQL)', () => {
     it('applies both changes: the page re-signs a pass PATCHed after it was read, from its new fields', async () => {
-      const serials = await createPasses('loyalty', 'race', 4, { points: 1, member: 'Ada' });
+      const serials = await createPasses(server, 'loyalty', 'race', 4, { points: 1, member: 'Ada' });
       const raced = 'race-1';
       const racedId = (await passStates([raced])).get(raced)?.id;
       const locker = new pg.Client({ connectionString: database.url });

@@ -6,24 +6,15 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BulkRunner, startBulkRunner } from '../../src/passes/bulk.js';
 import { startTestServer, type TestServer } from '../support/server.js';
+import { createPasses, passesDeps, registerDevice } from './bulk-fixtures.js';
 
 let server: TestServer;
 let runner: BulkRunner;
 
-function passesDeps() {
-  return {
-    prisma: server.database.prisma,
-    templates: server.templates,
-    identity: server.identity,
-    clock: { now: () => new Date() },
-    webServiceURL: server.baseUrl,
-  };
-}
-
 beforeAll(async () => {
   server = await startTestServer();
   runner = startBulkRunner({
-    deps: passesDeps(),
+    deps: passesDeps(server),
     database: server.database,
     log: pino({ level: 'silent' }),
     pageSize: 3,
@@ -45,32 +36,6 @@ interface JobView {
   errors: Array<{ serialNumber: string | null; message: string }>;
   startedAt: string | null;
   finishedAt: string | null;
-}
-
-async function createPasses(
-  template: string,
-  prefix: string,
-  count: number,
-  fields: Record<string, unknown> = {},
-) {
-  const serials: string[] = [];
-  for (let i = 0; i < count; i++) {
-    const serialNumber = `${prefix}-${i}`;
-    const created = await server.admin('POST', '/admin/passes', { template, serialNumber, fields });
-    expect(created.status).toBe(201);
-    serials.push(serialNumber);
-  }
-  return serials;
-}
-
-/** A device registered for the pass, inserted directly: registration is not what these tests are about. */
-async function registerDevice(serialNumber: string, pushToken: string) {
-  const prisma = server.database.prisma;
-  const device = await prisma.device.create({
-    data: { deviceLibraryIdentifier: `device-${pushToken}`, pushToken },
-  });
-  const pass = await prisma.pass.findFirstOrThrow({ where: { serialNumber } });
-  await prisma.registration.create({ data: { deviceId: device.id, passId: pass.id } });
 }
 
 async function waitForJob(jobId: string): Promise<JobView> {
@@ -100,11 +65,11 @@ async function outboxTokens(): Promise<string[]> {
 
 describe('bulk changes', () => {
   it('changes exactly the passes given by serial, as PATCH does, with outbox rows for their devices', async () => {
-    const selected = await createPasses('loyalty', 'serials-in', 7, { points: 1, member: 'Ada' });
-    const others = await createPasses('loyalty', 'serials-out', 2, { points: 1 });
-    await registerDevice('serials-in-0', 'token-serials-in-0');
-    await registerDevice('serials-in-6', 'token-serials-in-6');
-    await registerDevice('serials-out-0', 'token-serials-out-0');
+    const selected = await createPasses(server, 'loyalty', 'serials-in', 7, { points: 1, member: 'Ada' });
+    const others = await createPasses(server, 'loyalty', 'serials-out', 2, { points: 1 });
+    await registerDevice(server, 'serials-in-0', 'token-serials-in-0');
+    await registerDevice(server, 'serials-in-6', 'token-serials-in-6');
+    await registerDevice(server, 'serials-out-0', 'token-serials-out-0');
 
     const posted = await server.admin('POST', '/admin/passes/bulk', {
       select: { serialNumbers: selected },
@@ -139,12 +104,12 @@ describe('bulk changes', () => {
   });
 
   it('changes every pass of a template whose field values equal the selection, and no other', async () => {
-    const matching = await createPasses('event', 'gig-a', 5, { event: 'Gig A', section: '1' });
-    const otherEvent = await createPasses('event', 'gig-b', 2, { event: 'Gig B', section: '1' });
-    const otherSection = await createPasses('event', 'gig-a2', 1, { event: 'Gig A', section: '2' });
-    const otherTemplate = await createPasses('boarding', 'flight-a', 1, { gate: 'A1' });
-    await registerDevice('gig-a-4', 'token-gig-a-4');
-    await registerDevice('gig-b-0', 'token-gig-b-0');
+    const matching = await createPasses(server, 'event', 'gig-a', 5, { event: 'Gig A', section: '1' });
+    const otherEvent = await createPasses(server, 'event', 'gig-b', 2, { event: 'Gig B', section: '1' });
+    const otherSection = await createPasses(server, 'event', 'gig-a2', 1, { event: 'Gig A', section: '2' });
+    const otherTemplate = await createPasses(server, 'boarding', 'flight-a', 1, { gate: 'A1' });
+    await registerDevice(server, 'gig-a-4', 'token-gig-a-4');
+    await registerDevice(server, 'gig-b-0', 'token-gig-b-0');
 
     const posted = await server.admin('POST', '/admin/passes/bulk', {
       select: { template: 'event', fields: { event: 'Gig A', section: '1' } },
@@ -168,9 +133,9 @@ describe('bulk changes', () => {
   });
 
   it('counts a pass whose change fails, and a serial that names no pass, and still changes the others', async () => {
-    const loyalty = await createPasses('loyalty', 'mixed-loyalty', 4, { points: 3 });
+    const loyalty = await createPasses(server, 'loyalty', 'mixed-loyalty', 4, { points: 3 });
     // The event template has no "points" field: that pass's change is refused like PATCH would refuse it.
-    const [event] = await createPasses('event', 'mixed-event', 1);
+    const [event] = await createPasses(server, 'event', 'mixed-event', 1);
     const posted = await server.admin('POST', '/admin/passes/bulk', {
       select: { serialNumbers: [loyalty[0], event, 'no-such-pass', ...loyalty.slice(1)] },
       change: { fields: { points: 4 } },
@@ -222,7 +187,10 @@ describe('bulk changes', () => {
   it('resumes an interrupted job after its cursor, without changing a pass twice', async () => {
     // Selected by a field the change does not touch: a changed pass still matches, so only the cursor keeps it
     // from a second change.
-    const serials = await createPasses('membership', 'resume', 8, { member: 'Resume Test', level: 'silver' });
+    const serials = await createPasses(server, 'membership', 'resume', 8, {
+      member: 'Resume Test',
+      level: 'silver',
+    });
     const prisma = server.database.prisma;
     const ids = (
       await prisma.pass.findMany({ where: { serialNumber: { in: serials } }, orderBy: { id: 'asc' } })
