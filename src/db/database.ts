@@ -72,6 +72,12 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   return database;
 }
 
+/** A SqlQuery on whatever runs `query(sql, params)` and answers `{ rows }`: pg's pool or client, PGlite or its transaction. */
+function sqlQueryOn(db: { query(sql: string, params: unknown[]): Promise<{ rows: unknown[] }> }): SqlQuery {
+  return async <Row extends Record<string, unknown>>(sql: string, params: unknown[]) =>
+    (await db.query(sql, params)).rows as Row[];
+}
+
 function openPostgres(connectionString: string, log: Logger): Database {
   const pool = new pg.Pool({ connectionString });
   // An idle connection that PostgreSQL closes (restart, failover, an administrator) is reported on the pool; unheard,
@@ -83,8 +89,7 @@ function openPostgres(connectionString: string, log: Logger): Database {
   return {
     prisma,
     kind: 'postgresql',
-    query: async <Row extends Record<string, unknown>>(sql: string, params: unknown[]) =>
-      (await pool.query<Row>(sql, params)).rows,
+    query: sqlQueryOn(pool),
     transaction: (run) => inPoolTransaction(pool, run),
     passChanges,
     adapterFactory: new PostgresMigrationAdapterFactory(connectionString),
@@ -107,10 +112,7 @@ async function inPoolTransaction<T>(pool: pg.Pool, run: (query: SqlQuery) => Pro
   client.on('error', onError);
   try {
     await client.query('BEGIN');
-    const result = await run(
-      async <Row extends Record<string, unknown>>(sql: string, params: unknown[]) =>
-        (await client.query<Row>(sql, params)).rows,
-    );
+    const result = await run(sqlQueryOn(client));
     await client.query('COMMIT');
     return result;
   } catch (error) {
@@ -143,15 +145,8 @@ export function embeddedDatabase(client: PGlite, log: Logger): Database {
   return {
     prisma,
     kind: 'embedded',
-    query: async <Row extends Record<string, unknown>>(sql: string, params: unknown[]) =>
-      (await client.query<Row>(sql, params)).rows,
-    transaction: (run) =>
-      client.transaction((tx) =>
-        run(
-          async <Row extends Record<string, unknown>>(sql: string, params: unknown[]) =>
-            (await tx.query<Row>(sql, params)).rows,
-        ),
-      ),
+    query: sqlQueryOn(client),
+    transaction: (run) => client.transaction((tx) => run(sqlQueryOn(tx))),
     passChanges,
     adapterFactory,
     close: async () => {
