@@ -17,6 +17,7 @@ import {
   passChangeKey,
   postgresNotificationSession,
 } from '../../src/db/pass-changes.js';
+import { insertPass } from '../push/outbox-fixtures.js';
 import { openTestDatabase, testDatabaseUrl } from '../support/database.js';
 
 const log = pino({ level: 'silent' });
@@ -55,11 +56,10 @@ async function listening(changes: PassChanges) {
 }
 
 let serial = 0;
-async function insertPass() {
+/** A new pass of type pass.test.feed, inserted with SQL; its serial. */
+async function insertFeedPass() {
   const serialNumber = `feed-${++serial}`;
-  await database.prisma.$executeRaw`
-    INSERT INTO passes (pass_type_identifier, serial_number, authentication_token, template, last_modified)
-    VALUES ('pass.test.feed', ${serialNumber}, 'token-token-token-token-token-tok', 'loyalty', now())`;
+  await insertPass(database.prisma, 'pass.test.feed', serialNumber);
   return serialNumber;
 }
 
@@ -70,7 +70,7 @@ describe('pass change feed', () => {
     changes.subscribe((key) => told.push(key));
     await listening(changes);
     told.length = 0;
-    const serialNumber = await insertPass();
+    const serialNumber = await insertFeedPass();
     await database.prisma
       .$executeRaw`UPDATE passes SET version = version + 1 WHERE serial_number = ${serialNumber}`;
     // A change that touches none of what Wallet's requests check is not told.
@@ -87,7 +87,7 @@ describe('pass change feed', () => {
     const told: string[] = [];
     changes.subscribe((key) => told.push(key));
     await listening(changes);
-    const serialNumber = await insertPass();
+    const serialNumber = await insertFeedPass();
     // The insert's notification is on its way, 150 ms late: caughtUp() must not answer before it is told.
     expect(await changes.caughtUp()).toBe(true);
     expect(told).toContain(passChangeKey('pass.test.feed', serialNumber));
