@@ -70,8 +70,10 @@ export function postgresNotificationSession(connectionString: string): OpenNotif
       listen: async (channel) => {
         await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
       },
+      // A statement without parameters goes as one simple-protocol message: about half the work of a parameterized
+      // one for pg, and fences are sent thousands of times a second under load.
       notify: async (channel, payload) => {
-        await client.query('SELECT pg_notify($1, $2)', [channel, payload]);
+        await client.query(`NOTIFY ${pg.escapeIdentifier(channel)}, ${pg.escapeLiteral(payload)}`);
       },
       close: () => client.end(),
     };
