@@ -1,3 +1,4 @@
+import { createServer } from 'node:http';
 import sensible from '@fastify/sensible';
 import Fastify, { type FastifyError } from 'fastify';
 import {
@@ -9,17 +10,28 @@ import { downloadLinks } from './admin/download-links.js';
 import { downloadRoute } from './admin/download-route.js';
 import { adminRoutes } from './admin/routes.js';
 import type { TrustProxy } from './config.js';
+import type { Database } from './db/database.js';
 import { registerDocs } from './docs/openapi.js';
 import { ServiceError } from './errors.js';
 import type { Logger } from './logger.js';
 import { type OpsDeps, registerOps, withOps } from './ops/ops.js';
-import { defaultRateLimits, type RateLimitSettings, registerRateLimits } from './ops/rate-limits.js';
+import {
+  clientIpFor,
+  createRateLimits,
+  defaultRateLimits,
+  type RateLimitSettings,
+  registerRateLimits,
+} from './ops/rate-limits.js';
 import { requestIdFor } from './ops/request-id.js';
 import { addSecurityHeaders } from './ops/security-headers.js';
+import { createBundleCache } from './passes/bundle-cache.js';
 import type { PassesDeps } from './passes/passes.js';
-import { type WalletRoutesDeps, walletRoutes } from './wallet/routes.js';
+import { createKnownPasses } from './wallet/known-passes.js';
+import { createPassFastPath } from './wallet/pass-fast-path.js';
+import { walletRoutes } from './wallet/routes.js';
 
-export interface AppDeps extends PassesDeps, Pick<WalletRoutesDeps, 'database'> {
+export interface AppDeps extends PassesDeps {
+  database: Pick<Database, 'query' | 'passChanges'>;
   log: Logger;
   /** Metrics, readiness parts, METRICS_PORT (src/ops/ops.ts). */
   ops?: OpsDeps;
@@ -66,9 +78,24 @@ function errorBody(error: FastifyError): ErrorBody {
   return { statusCode: 500, error: 'internal', message: 'Internal server error' };
 }
 
+const numberOr = (value: unknown, fallback: number) => (typeof value === 'number' ? value : fallback);
+
 export async function buildApp(appDeps: AppDeps) {
   // This app's metrics registry, and the passes service's signing and bundle cache observers feeding it.
   const deps = withOps(appDeps);
+  const limits = createRateLimits(deps.rateLimits ?? defaultRateLimits, deps.clock);
+  const wallet = {
+    knownPasses: createKnownPasses(deps.database.passChanges),
+    bundleCache: deps.bundleCache ?? createBundleCache(),
+  };
+  const fastPath = createPassFastPath({
+    ...wallet,
+    limits,
+    metrics: deps.ops.metrics,
+    observeBundleCache: deps.observeBundleCache,
+    log: deps.log,
+    clientIp: clientIpFor(deps.trustProxy ?? false),
+  });
   const app = Fastify({
     loggerInstance: deps.log,
     // Identifiers may be up to 256 characters each; the default 100-character limit on params is too short.
@@ -83,12 +110,22 @@ export async function buildApp(appDeps: AppDeps) {
     // handler. Not forceCloseConnections: true, which would cut requests in flight.
     forceCloseConnections: 'idle',
     return503OnClosing: true,
+    // Fastify's own server, with Wallet's pass downloads answered first where they can be (pass-fast-path.ts).
+    // The timeouts are set as Fastify sets them on the server it makes (fastify/lib/server.js), from its defaults.
+    serverFactory: (handler, options) => {
+      const server = createServer((request, response) => fastPath.serve(request, response, handler));
+      server.keepAliveTimeout = numberOr(options.keepAliveTimeout, 72_000);
+      server.requestTimeout = numberOr(options.requestTimeout, 0);
+      server.setTimeout(numberOr(options.connectionTimeout, 0));
+      return server;
+    },
   });
   // Node's server.close() closes the connections idle at that moment only: one serving a request keeps its
   // keep-alive after the answer, and close() would wait keepAliveTimeout (72 s), past any shutdown deadline.
   // So while closing, answers say `Connection: close`, and connections that went idle are closed as they appear.
   let idleReaper: NodeJS.Timeout | undefined;
   app.addHook('preClose', async () => {
+    fastPath.close();
     idleReaper = setInterval(() => app.server.closeIdleConnections(), 50);
   });
   app.addHook('onSend', (_request, reply, payload, done) => {
@@ -122,10 +159,10 @@ export async function buildApp(appDeps: AppDeps) {
   });
   // Before every route: these hooks and the OpenAPI collector only apply to routes registered after them.
   addSecurityHeaders(app);
-  await registerRateLimits(app, deps.rateLimits ?? defaultRateLimits, deps.clock);
+  await registerRateLimits(app, limits);
   await registerDocs(app, { publicUrl: deps.publicUrl });
   await registerOps(app, deps);
-  await app.register(walletRoutes(deps));
+  await app.register(walletRoutes({ ...deps, ...wallet }));
   await app.register(adminRoutes({ ...deps, links }));
   await app.register(downloadRoute({ ...deps, links }));
   return app;

@@ -9,9 +9,19 @@ export function newAuthenticationToken(): string {
 }
 
 /**
- * Compares two secrets in constant time, whatever their lengths (hashing first makes the lengths equal). One-shot
- * `hash()`, not `createHash()`: it runs on every Wallet request, and saves about 4 µs of CPU per request there.
+ * What secrets are compared by: their SHA-256, so that lengths are equal and the comparison takes constant time.
+ * One-shot `hash()`, not `createHash()`: it runs on every Wallet request, and saves about 4 µs of CPU there.
  */
+export function secretDigest(secret: string): Buffer {
+  return hash('sha256', secret, 'buffer');
+}
+
+/** Compares a secret with the digest of the expected one in constant time, whatever their lengths. */
+export function matchesDigest(given: string, expectedDigest: Buffer): boolean {
+  return timingSafeEqual(secretDigest(given), expectedDigest);
+}
+
+/** Compares two secrets in constant time, whatever their lengths. */
 export function secretsEqual(given: string, expected: string): boolean {
-  return timingSafeEqual(hash('sha256', given, 'buffer'), hash('sha256', expected, 'buffer'));
+  return matchesDigest(given, secretDigest(expected));
 }

@@ -1,12 +1,17 @@
 import { everyPass, type PassChanges, passChangeKey } from '../db/pass-changes.js';
 import type { PassKey } from '../passes/passes.js';
 
-/** What Wallet's authenticated requests check of a pass: its token, and which version is current. */
+/**
+ * What Wallet's authenticated requests check of a pass: its token (as its digest: the token itself is not kept in
+ * memory, and a request hashes only the token it brings), and which version is current.
+ */
 export interface PassCredentials {
   id: bigint;
-  authenticationToken: string;
+  tokenDigest: Buffer;
   version: number;
   lastModified: Date;
+  /** lastModified as an HTTP date, as Last-Modified sends it and If-Modified-Since brings it back. */
+  lastModifiedHttp: string;
 }
 
 export interface KnownPasses {
@@ -16,6 +21,8 @@ export interface KnownPasses {
    * changes is forgotten when its notification arrives.
    */
   find(key: PassKey, load: () => Promise<PassCredentials | undefined>): Promise<PassCredentials | undefined>;
+  /** Like find(), from memory only: undefined when the pass is not remembered (or remembered as absent). */
+  remembered(key: PassKey): Promise<PassCredentials | undefined>;
   readonly size: number;
 }
 
@@ -61,6 +68,12 @@ export function createKnownPasses(changes: PassChanges, maxPasses = defaultKnown
       } finally {
         if (--loads.loads === 0) loading.delete(key);
       }
+    },
+    async remembered(pass) {
+      const caughtUp = await changes.caughtUp();
+      return (
+        (caughtUp && remembered.get(passChangeKey(pass.passTypeIdentifier, pass.serialNumber))) || undefined
+      );
     },
     get size() {
       return remembered.size;

@@ -3,9 +3,9 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Database } from '../db/database.js';
 import { errorResponses, noBody, pkpassResponse, walletDoc } from '../docs/route-docs.js';
-import { createBundleCache } from '../passes/bundle-cache.js';
+import type { BundleCache } from '../passes/bundle-cache.js';
 import { findPass, getSignedBundle, type PassesDeps } from '../passes/passes.js';
-import { parseHttpDate, parseUpdateTag } from '../passes/versions.js';
+import { parseUpdateTag } from '../passes/versions.js';
 import {
   authenticatePass,
   type FindCredentials,
@@ -13,7 +13,8 @@ import {
   requireApplePassToken,
   wrongTokenError,
 } from './authentication.js';
-import { createKnownPasses } from './known-passes.js';
+import type { KnownPasses } from './known-passes.js';
+import { latestPassRoute, notModifiedSince, pkpassContentType } from './latest-pass.js';
 import { listUpdatablePasses, registerDevice, storeDeviceLogs, unregisterDevice } from './registrations.js';
 import {
   deviceParams,
@@ -32,8 +33,12 @@ const smallBody = 16 * 1024;
 const emptyObject = z.object({});
 
 export interface WalletRoutesDeps extends PassesDeps {
-  /** The driver path and the pass change feed, for what every Wallet request reads. */
-  database: Pick<Database, 'query' | 'passChanges'>;
+  /** The driver path, for the statements Wallet's requests run. */
+  database: Pick<Database, 'query'>;
+  /** Token, version and Last-Modified of passes, remembered until the database says they changed. */
+  knownPasses: KnownPasses;
+  /** Shared with the fast path (pass-fast-path.ts), which serves from it too. */
+  bundleCache: BundleCache;
 }
 
 /** Apple's PassKit web service: the five endpoints Wallet calls at the pass's webServiceURL. */
@@ -41,11 +46,8 @@ export const walletRoutes =
   (deps: WalletRoutesDeps): FastifyPluginAsync =>
   async (fastify) => {
     const app = fastify.withTypeProvider<ZodTypeProvider>();
-    const bundleCache = deps.bundleCache ?? createBundleCache();
-    const cached: PassesDeps = { ...deps, bundleCache };
+    const { bundleCache, knownPasses } = deps;
     const walletDeps = { ...deps, query: deps.database.query };
-    // Token, version and Last-Modified of passes, remembered until the database says they changed.
-    const knownPasses = createKnownPasses(deps.database.passChanges);
     const findCredentials: FindCredentials = (key) =>
       knownPasses.find(key, () => readPassCredentials(deps.database.query, key));
 
@@ -130,7 +132,7 @@ export const walletRoutes =
 
     // The latest version of a pass. 304 when If-Modified-Since is at or after the current version.
     app.get(
-      '/v1/passes/:passTypeIdentifier/:serialNumber',
+      latestPassRoute,
       {
         schema: {
           ...walletDoc('The latest version of a pass', { authenticated: true }),
@@ -146,23 +148,22 @@ export const walletRoutes =
         const pass = await authenticatePass(findCredentials, request.params, request.headers.authorization);
         // Devices must always revalidate: the pass may change at any time.
         reply.header('cache-control', 'no-cache');
-        const since = parseHttpDate(request.headers['if-modified-since']);
-        if (since && pass.lastModified.getTime() <= since.getTime()) {
-          return reply.code(304).header('last-modified', pass.lastModified.toUTCString()).send();
+        if (notModifiedSince(pass, request.headers['if-modified-since'])) {
+          return reply.code(304).header('last-modified', pass.lastModifiedHttp).send();
         }
         // The version is the database's as of this request (known-passes.ts); memory answers only for exactly it.
         let bundle = bundleCache.get(pass.id, pass.version);
-        let lastModified = pass.lastModified;
+        let lastModified = pass.lastModifiedHttp;
         if (!bundle) {
           const stored = await findPass(deps, request.params);
           if (!stored) throw wrongTokenError();
-          bundle = await getSignedBundle(cached, stored);
-          lastModified = stored.lastModified;
+          bundle = await getSignedBundle(deps, stored);
+          lastModified = stored.lastModified.toUTCString();
         }
         return reply
           .code(200)
-          .header('last-modified', lastModified.toUTCString())
-          .type('application/vnd.apple.pkpass')
+          .header('last-modified', lastModified)
+          .header('content-type', pkpassContentType)
           .send(bundle);
       },
     );

@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Clock } from '../../src/clock.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
-import { defaultRateLimits, FailedAuthentications } from '../../src/ops/rate-limits.js';
+import { addressKey, defaultRateLimits, FailedAuthentications } from '../../src/ops/rate-limits.js';
 import { adminToken, startTestServer, type TestServer } from '../support/server.js';
 
 /* Real, low limits: each test starts its own server (the counters live in the app). */
@@ -205,6 +205,20 @@ describe('FailedAuthentications', () => {
     expect(failures.blockedForMs('c')).toBe(60_000);
     now = 60_000;
     expect(failures.blockedForMs('c')).toBe(0);
+  });
+});
+
+describe('addressKey', () => {
+  it('counts IPv4 as it is (also mapped into IPv6) and IPv6 by its /64, however it is written', () => {
+    expect(addressKey('203.0.113.7')).toBe('203.0.113.7');
+    expect(addressKey('::ffff:203.0.113.7')).toBe('203.0.113.7');
+    expect(addressKey('2001:db8:1:2:3:4:5:6')).toBe('2001:db8:1:2::/64');
+    expect(addressKey('2001:0DB8:0001:0002::9')).toBe('2001:db8:1:2::/64');
+    expect(addressKey('2001:db8:1::2:3:4:5')).toBe('2001:db8:1:0::/64');
+    expect(addressKey('2001:db8::1')).toBe('2001:db8:0:0::/64');
+    expect(addressKey('::1')).toBe('0:0:0:0::/64');
+    expect(addressKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
+    expect(addressKey('64:ff9b::192.0.2.1')).toBe('64:ff9b:0:0::/64');
   });
 });
 
