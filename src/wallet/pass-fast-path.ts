@@ -19,9 +19,8 @@ import { securityHeaders } from '../ops/security-headers.js';
 import type { BundleCache } from '../passes/bundle-cache.js';
 import { matchesDigest } from '../passes/tokens.js';
 import { applePassToken } from './authentication.js';
-import type { KnownPasses } from './known-passes.js';
+import type { KnownPasses, PassCredentials } from './known-passes.js';
 import { latestPassRoute, notModifiedSince, pkpassContentType } from './latest-pass.js';
-import { passParams } from './schemas.js';
 
 export interface PassFastPathDeps {
   knownPasses: Pick<KnownPasses, 'remembered'>;
@@ -35,6 +34,12 @@ export interface PassFastPathDeps {
   clientIp(request: IncomingMessage): string;
 }
 
+interface Answer {
+  status: 200 | 304;
+  lastModified: string;
+  bundle?: Buffer;
+}
+
 export type RequestListener = (request: IncomingMessage, response: ServerResponse) => void;
 
 export interface PassFastPath {
@@ -44,7 +49,8 @@ export interface PassFastPath {
   close(): void;
 }
 
-// Only plain segments: anything percent-encoded, or a query, is Fastify's to decode and route.
+// Only plain segments: anything percent-encoded, or a query, is Fastify's to decode and route. The identifiers need no
+// checking here: only a pass the route has looked up, after validating its parameters, is remembered.
 const passPath = /^\/v1\/passes\/([^/?%#]+)\/([^/?%#]+)$/;
 
 const securityHead = Object.entries(securityHeaders).flat();
@@ -53,16 +59,19 @@ export function createPassFastPath(deps: PassFastPathDeps): PassFastPath {
   const { knownPasses, bundleCache, limits, metrics, log } = deps;
   let closed = false;
 
-  /** What to answer from memory, or undefined for Fastify to answer. */
-  async function answer(request: IncomingMessage, match: RegExpExecArray, token: string, address: string) {
-    const key = { passTypeIdentifier: match[1] ?? '', serialNumber: match[2] ?? '' };
-    const credentials = await knownPasses.remembered(key);
+  /** What to answer from the remembered credentials, or undefined for Fastify to answer. */
+  function answer(
+    request: IncomingMessage,
+    credentials: PassCredentials | undefined,
+    token: string,
+    address: string,
+  ): Answer | undefined {
     if (!credentials || !matchesDigest(token, credentials.tokenDigest)) return undefined;
     // A burst of failures from this address may have blocked it meanwhile (rate-limits.ts replaces such answers).
     if (limits.failures.blockedForMs(address) > 0) return undefined;
     const lastModified = credentials.lastModifiedHttp;
-    const since = request.headers['if-modified-since'];
-    if (notModifiedSince(credentials, since)) return { status: 304, lastModified };
+    if (notModifiedSince(credentials, request.headers['if-modified-since']))
+      return { status: 304, lastModified };
     const bundle = bundleCache.get(credentials.id, credentials.version);
     if (!bundle) return undefined;
     deps.observeBundleCache?.('hit');
@@ -73,13 +82,11 @@ export function createPassFastPath(deps: PassFastPathDeps): PassFastPath {
   function send(
     request: IncomingMessage,
     response: ServerResponse,
-    answered: { status: number; lastModified: string; bundle?: Buffer },
-    budget: Budget | undefined,
-    start: number,
+    answered: Answer,
+    { budget, ip, start }: { budget: Budget | undefined; ip: string; start: number },
   ): void {
     const id = requestIdFor(request);
     const requestLog = log.isLevelEnabled('info') ? log.child({ reqId: id }) : undefined;
-    const ip = deps.clientIp(request);
     requestLog?.info({ req: { id, method: request.method, url: request.url, ip } }, 'incoming request');
     const { status, lastModified, bundle } = answered;
     // A flat list, not an object built with spreads: this runs for every download.
@@ -107,19 +114,24 @@ export function createPassFastPath(deps: PassFastPathDeps): PassFastPath {
     const match = request.method === 'GET' && !closed ? passPath.exec(request.url ?? '') : null;
     const token = applePassToken(request.headers.authorization);
     if (!match || !token) return false;
-    if (!passParams.safeParse({ passTypeIdentifier: match[1], serialNumber: match[2] }).success) return false;
-    const address = rememberedAddressKey(deps.clientIp(request));
+    const ip = deps.clientIp(request);
+    const address = rememberedAddressKey(ip);
     // Counted here, once: Fastify's hook reads this count if the request goes on to it.
     const budget = limits.settings.perMinute > 0 ? limits.countRequest(request, 'v1', address) : undefined;
     if (budget?.exceeded || limits.failures.blockedForMs(address) > 0) return false;
 
-    answer(request, match, token, address)
-      .catch((error: unknown) => {
-        log.error({ err: error }, 'pass fast path failed; the request goes to the framework');
-        return undefined;
-      })
+    const key = { passTypeIdentifier: match[1] ?? '', serialNumber: match[2] ?? '' };
+    knownPasses
+      .remembered(key)
+      .then(
+        (credentials) => answer(request, credentials, token, address),
+        (error: unknown) => {
+          log.error({ err: error }, 'pass fast path failed; the request goes to the framework');
+          return undefined;
+        },
+      )
       .then((answered) => {
-        if (answered) send(request, response, answered, budget, start);
+        if (answered) send(request, response, answered, { budget, ip, start });
         else framework(request, response);
       })
       .catch((error: unknown) => {
