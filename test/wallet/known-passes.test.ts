@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testDatabaseKind } from '../support/database.js';
 import { startTestServer, type TestServer } from '../support/server.js';
+import { type CreatedPass, createPass } from './pass-fixtures.js';
 
 let server: TestServer;
 
@@ -16,25 +17,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.close();
 });
-
-interface CreatedPass {
-  passTypeIdentifier: string;
-  serialNumber: string;
-  authenticationToken: string;
-}
-
-async function createPass(): Promise<CreatedPass> {
-  const created = await server.admin('POST', '/admin/passes', { template: 'loyalty' });
-  expect(created.status).toBe(201);
-  const { passTypeIdentifier, serialNumber } = created.body as {
-    passTypeIdentifier: string;
-    serialNumber: string;
-  };
-  const { authenticationToken } = await server.database.prisma.pass.findUniqueOrThrow({
-    where: { passTypeIdentifier_serialNumber: { passTypeIdentifier, serialNumber } },
-  });
-  return { passTypeIdentifier, serialNumber, authenticationToken };
-}
 
 /** The pass as Wallet fetches it; with `since`, conditionally (a stale version would answer 304). */
 async function getPass(pass: CreatedPass, options: { token?: string; since?: string | null } = {}) {
@@ -74,7 +56,7 @@ async function withoutNotifications(run: () => Promise<void>) {
 
 describe('remembered pass credentials', () => {
   it('serve a change made with plain SQL on the very next request', async () => {
-    const pass = await createPass();
+    const pass = await createPass(server);
     const first = await getPass(pass);
     expect(first.status).toBe(200);
     for (let i = 0; i < 5; i++) {
@@ -86,7 +68,7 @@ describe('remembered pass credentials', () => {
   });
 
   it('refuse an old token at once after the token changed, and accept the new one', async () => {
-    const pass = await createPass();
+    const pass = await createPass(server);
     expect((await getPass(pass)).status).toBe(200);
     await changeBehindTheServersBack(pass, "authentication_token = 'a-new-token-a-new-token-a-new-tok'");
     expect((await getPass(pass)).status).toBe(401);
@@ -94,7 +76,7 @@ describe('remembered pass credentials', () => {
   });
 
   it('answer 401 for a pass until it exists, then 200 (creation notifies too)', async () => {
-    const pass = await createPass();
+    const pass = await createPass(server);
     const renamed = { ...pass, serialNumber: `${pass.serialNumber}-renamed` };
     expect((await getPass(renamed)).status).toBe(401);
     await changeBehindTheServersBack(pass, `serial_number = '${renamed.serialNumber}'`);
@@ -103,7 +85,7 @@ describe('remembered pass credentials', () => {
   });
 
   it('are really remembered: without the notification trigger, a change goes unseen', async () => {
-    const pass = await createPass();
+    const pass = await createPass(server);
     const before = await getPass(pass);
     expect(before.status).toBe(200);
     await withoutNotifications(async () => {
@@ -120,7 +102,7 @@ describe('remembered pass credentials', () => {
   it.skipIf(testDatabaseKind !== 'postgresql')(
     'are forgotten when the LISTEN session is lost: changes made meanwhile are served, and again after it is back',
     async () => {
-      const pass = await createPass();
+      const pass = await createPass(server);
       const before = await getPass(pass);
       await withoutNotifications(async () => {
         await server.database.prisma.$executeRawUnsafe(

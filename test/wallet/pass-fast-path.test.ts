@@ -18,6 +18,7 @@ import { readPassCredentials } from '../../src/wallet/authentication.js';
 import { createKnownPasses } from '../../src/wallet/known-passes.js';
 import { createPassFastPath, type PassFastPath } from '../../src/wallet/pass-fast-path.js';
 import { startTestServer, type TestServer } from '../support/server.js';
+import { type CreatedPass, createPass } from './pass-fixtures.js';
 
 const log = pino({ level: 'silent' });
 let server: TestServer;
@@ -28,31 +29,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.close();
 });
-
-interface CreatedPass {
-  passTypeIdentifier: string;
-  serialNumber: string;
-  authenticationToken: string;
-  path: string;
-}
-
-async function createPass(): Promise<CreatedPass> {
-  const created = await server.admin('POST', '/admin/passes', { template: 'loyalty' });
-  expect(created.status).toBe(201);
-  const { passTypeIdentifier, serialNumber } = created.body as {
-    passTypeIdentifier: string;
-    serialNumber: string;
-  };
-  const { authenticationToken } = await server.database.prisma.pass.findUniqueOrThrow({
-    where: { passTypeIdentifier_serialNumber: { passTypeIdentifier, serialNumber } },
-  });
-  return {
-    passTypeIdentifier,
-    serialNumber,
-    authenticationToken,
-    path: `/v1/passes/${passTypeIdentifier}/${serialNumber}`,
-  };
-}
 
 /** A fast path over the test database, in front of a stand-in for Fastify that answers 599 and counts. */
 async function startFastPath(perMinute = 1000, appLog: Logger = log) {
@@ -111,7 +87,7 @@ const authorized = (pass: CreatedPass, extra: Record<string, string> = {}) => ({
 describe('the fast path on its own', () => {
   it('answers a remembered pass from memory: 200 with the bundle, 304 at or after Last-Modified', async () => {
     const fast = await startFastPath();
-    const pass = await createPass();
+    const pass = await createPass(server);
     const credentials = await fast.warm(pass);
 
     const ok = await fast.get(pass.path, authorized(pass));
@@ -140,9 +116,9 @@ describe('the fast path on its own', () => {
 
   it('hands on everything that is not the plain success, untouched', async () => {
     const fast = await startFastPath();
-    const pass = await createPass();
+    const pass = await createPass(server);
     await fast.warm(pass);
-    const unremembered = await createPass();
+    const unremembered = await createPass(server);
     const answers = [
       await fast.get(pass.path, { authorization: 'ApplePass wrong-token-wrong-token' }),
       await fast.get(pass.path),
@@ -162,7 +138,7 @@ describe('the fast path on its own', () => {
 
   it('hands on a pass whose bundle for the current version is not in memory, and a version changed in SQL', async () => {
     const fast = await startFastPath();
-    const pass = await createPass();
+    const pass = await createPass(server);
     // Remembered, but its bundle is not in this instance's memory: the route loads it.
     await fast.knownPasses.find(pass, () => readPassCredentials(server.database.query, pass));
     expect((await fast.get(pass.path, authorized(pass))).status).toBe(599);
@@ -188,7 +164,7 @@ describe('the fast path on its own', () => {
 
   it('counts each request once in the budget, also those it hands on, and hands on past the budget', async () => {
     const fast = await startFastPath(3);
-    const pass = await createPass();
+    const pass = await createPass(server);
     await fast.warm(pass);
     const statuses: number[] = [];
     for (let i = 0; i < 4; i++) {
@@ -208,7 +184,7 @@ describe('the fast path on its own', () => {
 
   it('hands on while the address is blocked for failed authentications, and after close()', async () => {
     const fast = await startFastPath();
-    const pass = await createPass();
+    const pass = await createPass(server);
     await fast.warm(pass);
     for (let i = 0; i < 3; i++) fast.limits.failures.record('127.0.0.1');
     expect((await fast.get(pass.path, authorized(pass))).status).toBe(599);
@@ -224,7 +200,7 @@ describe('the fast path on its own', () => {
 
   it('records the request metrics of what it answers', async () => {
     const fast = await startFastPath();
-    const pass = await createPass();
+    const pass = await createPass(server);
     await fast.warm(pass);
     await fast.get(pass.path, authorized(pass));
     const text = await fast.metrics.registry.metrics();
@@ -243,7 +219,7 @@ describe('request logs of the fast path', () => {
       destination: { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) },
     });
     const fast = await startFastPath(1000, appLog);
-    const pass = await createPass();
+    const pass = await createPass(server);
     await fast.warm(pass);
     const answer = await fast.get(pass.path, authorized(pass, { 'x-request-id': 'fast-1' }));
     expect(answer.status).toBe(200);
@@ -288,7 +264,7 @@ describe('inside the app', () => {
     );
 
   it('answers exactly as the Fastify route does, 200 and 304', async () => {
-    const pass = await createPass();
+    const pass = await createPass(server);
     const headers = authorized(pass);
     // The first download goes to Fastify (nothing remembered yet); the next ones are the fast path's.
     await (await fetch(`${server.baseUrl}${pass.path}`, { headers })).arrayBuffer();
