@@ -112,11 +112,11 @@ export function createPassFastPath(deps: PassFastPathDeps): PassFastPath {
   function started(request: IncomingMessage, response: ServerResponse, framework: RequestListener): boolean {
     const start = performance.now();
     const match = request.method === 'GET' && !closed ? passPath.exec(request.url ?? '') : null;
-    const token = applePassToken(request.headers.authorization);
+    const token = match ? applePassToken(request.headers.authorization) : undefined;
     if (!match || !token) return false;
     const ip = deps.clientIp(request);
     const address = rememberedAddressKey(ip);
-    // Counted here, once: Fastify's hook reads this count if the request goes on to it.
+    // Counted here, once, in the /v1 budget (rate-limits.ts): Fastify's hook reads this count if the request goes on.
     const budget = limits.settings.perMinute > 0 ? limits.countRequest(request, 'v1', address) : undefined;
     if (budget?.exceeded || limits.failures.blockedForMs(address) > 0) return false;
 
