@@ -17,8 +17,7 @@ import { type Budget, type RateLimits, rememberedAddressKey } from '../ops/rate-
 import { requestIdFor } from '../ops/request-id.js';
 import { securityHeaders } from '../ops/security-headers.js';
 import type { BundleCache } from '../passes/bundle-cache.js';
-import { matchesDigest } from '../passes/tokens.js';
-import { applePassToken } from './authentication.js';
+import { applePassToken, tokenMatches } from './authentication.js';
 import type { KnownPasses, PassCredentials } from './known-passes.js';
 import { latestPassRoute, notModifiedSince, pkpassContentType } from './latest-pass.js';
 
@@ -66,7 +65,7 @@ export function createPassFastPath(deps: PassFastPathDeps): PassFastPath {
     token: string,
     address: string,
   ): Answer | undefined {
-    if (!credentials || !matchesDigest(token, credentials.tokenDigest)) return undefined;
+    if (!tokenMatches(token, credentials)) return undefined;
     // A burst of failures from this address may have blocked it meanwhile (rate-limits.ts replaces such answers).
     if (limits.failures.blockedForMs(address) > 0) return undefined;
     const lastModified = credentials.lastModifiedHttp;
