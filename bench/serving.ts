@@ -8,6 +8,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
+import { createLogger } from '../src/logger.js';
 import { startTestServer } from '../test/support/server.js';
 import { benchDatabase } from './database.js';
 import { type LoadRequest, type LoadResult, runLoad } from './load.js';
@@ -17,7 +18,12 @@ const PASSES = Number(process.env.BENCH_SERVING_PASSES ?? 50);
 const ROUNDS = Number(process.env.BENCH_SERVING_ROUNDS ?? 3);
 const DURATION_MS = Number(process.env.BENCH_SERVING_SECONDS ?? 5) * 1000;
 const TEMPLATE = process.env.BENCH_SERVING_TEMPLATE ?? 'event';
-const log = pino({ level: 'silent' });
+// The app's logger as server.ts makes it (redaction, serializers), writing to /dev/null: BENCH_SERVING_LOG_LEVEL=info
+// measures the two request lines every answer writes at the default LOG_LEVEL.
+const log = createLogger({
+  level: process.env.BENCH_SERVING_LOG_LEVEL ?? 'silent',
+  destination: pino.destination('/dev/null'),
+});
 
 function listen(server: Server): Promise<number> {
   return new Promise((resolve) =>
@@ -155,7 +161,7 @@ export async function benchServing(): Promise<void> {
   console.log(
     `\nServing (bench/serving.ts): ${database.kind}, ${PASSES} passes of template "${TEMPLATE}" ` +
       `(bundles of about ${sample.bundle.length} bytes), ${CONNECTIONS} keep-alive connections, ${ROUNDS}×${DURATION_MS / 1000} s ` +
-      'per side, alternating; medians',
+      `per side, alternating, log level ${log.level}; medians`,
   );
   const rows: string[] = [];
   for (const conditional of [false, true]) {
