@@ -69,13 +69,8 @@ export function clientIpFor(trustProxy: TrustProxy): (request: IncomingMessage) 
 // Addresses repeat (a device asks for the list, then the pass): their keys are remembered, boundedly.
 const addressKeys = new Map<string, string>();
 
-/** The client address of a request, as both limits count it. */
-export function clientAddress(request: Pick<FastifyRequest, 'ip'>): string {
-  return rememberedAddressKey(request.ip);
-}
-
-/** addressKey(ip), remembered. */
-export function rememberedAddressKey(ip: string): string {
+/** The client address of a request (its request.ip), as both limits count it: addressKey(ip), remembered. */
+export function clientAddress(ip: string): string {
   let key = addressKeys.get(ip);
   if (key === undefined) {
     if (addressKeys.size >= 10_000) addressKeys.clear();
@@ -86,7 +81,7 @@ export function rememberedAddressKey(ip: string): string {
 }
 
 /** The API whose general budget a route uses; undefined for routes that are not limited (health, docs). */
-function limitedApi(url: string): string | undefined {
+export function limitedApi(url: string): string | undefined {
   return /^\/(v1|admin|download)\//.exec(url)?.[1];
 }
 
@@ -271,7 +266,7 @@ export async function registerRateLimits(
   const countRequest =
     (api: string): OnRequestHook =>
     (request, reply, done) => {
-      const budget = limits.countRequest(request.raw, api, clientAddress(request));
+      const budget = limits.countRequest(request.raw, api, clientAddress(request.ip));
       reply.headers(budget.headers);
       if (!budget.exceeded) return done();
       reply.header('retry-after', String(budget.resetSeconds));
@@ -285,7 +280,7 @@ export async function registerRateLimits(
 
   // Refused before any work (no database lookup, no token comparison) while the address is blocked.
   const refuseBlocked: OnRequestHook = (request, reply, done) => {
-    const blockedMs = failures.blockedForMs(clientAddress(request));
+    const blockedMs = failures.blockedForMs(clientAddress(request.ip));
     if (blockedMs <= 0) return done();
     const seconds = retryAfter(blockedMs);
     reply.header('retry-after', String(seconds));
@@ -297,7 +292,7 @@ export async function registerRateLimits(
   // among them included), and a burst gets no more answers than the threshold.
   const countFailure: OnSendHook = (request, reply, payload, done) => {
     if (reply.statusCode === 429) return done(null, payload);
-    const address = clientAddress(request);
+    const address = clientAddress(request.ip);
     const blockedMs = failures.blockedForMs(address);
     if (blockedMs > 0) return done(null, replaceWithBlocked(reply, retryAfter(blockedMs)));
     if (reply.statusCode === 401) failures.record(address);

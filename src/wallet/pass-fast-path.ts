@@ -13,7 +13,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../ops/metrics.js';
-import { type Budget, type RateLimits, rememberedAddressKey } from '../ops/rate-limits.js';
+import { type Budget, clientAddress, limitedApi, type RateLimits } from '../ops/rate-limits.js';
 import { requestIdFor } from '../ops/request-id.js';
 import { securityHeaders } from '../ops/security-headers.js';
 import type { BundleCache } from '../passes/bundle-cache.js';
@@ -53,6 +53,9 @@ export interface PassFastPath {
 const passPath = /^\/v1\/passes\/([^/?%#]+)\/([^/?%#]+)$/;
 
 const securityHead = Object.entries(securityHeaders).flat();
+
+// The general budget the route's requests count in, as rate-limits.ts gives it to the route.
+const passApi = limitedApi(latestPassRoute) ?? '';
 
 export function createPassFastPath(deps: PassFastPathDeps): PassFastPath {
   const { knownPasses, bundleCache, limits, metrics, log } = deps;
@@ -114,9 +117,9 @@ export function createPassFastPath(deps: PassFastPathDeps): PassFastPath {
     const token = match ? applePassToken(request.headers.authorization) : undefined;
     if (!match || !token) return false;
     const ip = deps.clientIp(request);
-    const address = rememberedAddressKey(ip);
-    // Counted here, once, in the /v1 budget (rate-limits.ts): Fastify's hook reads this count if the request goes on.
-    const budget = limits.settings.perMinute > 0 ? limits.countRequest(request, 'v1', address) : undefined;
+    const address = clientAddress(ip);
+    // Counted here, once, in the route's budget: Fastify's hook reads this count if the request goes on.
+    const budget = limits.settings.perMinute > 0 ? limits.countRequest(request, passApi, address) : undefined;
     if (budget?.exceeded || limits.failures.blockedForMs(address) > 0) return false;
 
     const key = { passTypeIdentifier: match[1] ?? '', serialNumber: match[2] ?? '' };
