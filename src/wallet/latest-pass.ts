@@ -9,6 +9,9 @@ export const latestPassRoute = '/v1/passes/:passTypeIdentifier/:serialNumber';
 
 export const pkpassContentType = 'application/vnd.apple.pkpass';
 
+/** Devices must always revalidate: the pass may change at any time. */
+export const passCacheControl = 'no-cache';
+
 /**
  * True when If-Modified-Since is at or after the pass's Last-Modified. Wallet sends back the Last-Modified it got, so
  * the usual case is the very same text, which needs no date parsing.

@@ -19,7 +19,7 @@ import { securityHeaders } from '../ops/security-headers.js';
 import type { BundleCache } from '../passes/bundle-cache.js';
 import { applePassToken, tokenMatches } from './authentication.js';
 import type { KnownPasses, PassCredentials } from './known-passes.js';
-import { latestPassRoute, notModifiedSince, pkpassContentType } from './latest-pass.js';
+import { latestPassRoute, notModifiedSince, passCacheControl, pkpassContentType } from './latest-pass.js';
 
 export interface PassFastPathDeps {
   knownPasses: Pick<KnownPasses, 'remembered'>;
@@ -96,7 +96,7 @@ export function createPassFastPath(deps: PassFastPathDeps): PassFastPath {
       'x-request-id',
       id,
       'cache-control',
-      'no-cache',
+      passCacheControl,
       'last-modified',
       lastModified,
       ...securityHead,

@@ -14,7 +14,7 @@ import {
   wrongTokenError,
 } from './authentication.js';
 import type { KnownPasses } from './known-passes.js';
-import { latestPassRoute, notModifiedSince, pkpassContentType } from './latest-pass.js';
+import { latestPassRoute, notModifiedSince, passCacheControl, pkpassContentType } from './latest-pass.js';
 import { listUpdatablePasses, registerDevice, storeDeviceLogs, unregisterDevice } from './registrations.js';
 import {
   deviceParams,
@@ -146,8 +146,7 @@ export const walletRoutes =
       },
       async (request, reply) => {
         const pass = await authenticatePass(findCredentials, request.params, request.headers.authorization);
-        // Devices must always revalidate: the pass may change at any time.
-        reply.header('cache-control', 'no-cache');
+        reply.header('cache-control', passCacheControl);
         if (notModifiedSince(pass, request.headers['if-modified-since'])) {
           return reply.code(304).header('last-modified', pass.lastModifiedHttp).send();
         }
