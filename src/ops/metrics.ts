@@ -158,19 +158,16 @@ function registerRequestMetrics(registry: Registry): Metrics['observeRequest'] {
     let one = byStatus.get(statusCode);
     if (!one) {
       const labels = { route, method, status_code: String(statusCode) };
-      one = { labels, count: 0, sum: 0, buckets: new Float64Array(bounds.length + 1) };
+      one = { labels, count: 0, sum: 0, buckets: new Float64Array(bounds.length) };
       byStatus.set(statusCode, one);
       series.push(one);
     }
     one.count += 1;
     one.sum += seconds;
-    // The first bound the value does not exceed, as prom-client's histogram picks it.
-    let i = 0;
-    for (const bound of bounds) {
-      if (seconds <= bound) break;
-      i += 1;
-    }
-    one.buckets[i] = (one.buckets[i] ?? 0) + 1;
+    // The first bound the value does not exceed, as prom-client's histogram picks it; above the last one, only +Inf
+    // (which is the count) holds it.
+    const i = bounds.findIndex((bound) => seconds <= bound);
+    if (i >= 0) one.buckets[i] = (one.buckets[i] ?? 0) + 1;
   };
 }
 
