@@ -8,13 +8,14 @@
  * encoded or odd URLs, shutting down) is handed to Fastify untouched, and the route in routes.ts answers it, with
  * the same rules: so every error, and every decision about credentials and limits that is not a plain yes, is made in
  * one place. What the fast path does answer carries what Fastify's hooks would have added: the request id, the
- * security headers, the rate-limit headers, the request metrics and the request log lines.
+ * security headers, the rate-limit headers, the request metrics and the access log line (request-log.ts).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import { type Budget, clientAddress, limitedApi, type RateLimits } from '../ops/rate-limits.js';
 import { requestIdFor } from '../ops/request-id.js';
+import type { AccessLog } from '../ops/request-log.js';
 import { securityHeaders } from '../ops/security-headers.js';
 import type { BundleCache } from '../passes/bundle-cache.js';
 import { applePassToken, tokenMatches } from './authentication.js';
@@ -28,7 +29,9 @@ export interface PassFastPathDeps {
   metrics: Pick<Metrics, 'observeRequest'>;
   /** The bundle cache metric, as getSignedBundle reports a hit (src/ops/ops.ts). */
   observeBundleCache?: (result: 'hit') => void;
+  /** For its own failures. */
   log: Logger;
+  accessLog: AccessLog;
   /** The client's address as Fastify's request.ip gives it (TRUST_PROXY applied). */
   clientIp(request: IncomingMessage): string;
 }
@@ -58,7 +61,7 @@ const securityHead = Object.entries(securityHeaders).flat();
 const passApi = limitedApi(latestPassRoute) ?? '';
 
 export function createPassFastPath(deps: PassFastPathDeps): PassFastPath {
-  const { knownPasses, bundleCache, limits, metrics, log } = deps;
+  const { knownPasses, bundleCache, limits, metrics, log, accessLog } = deps;
   let closed = false;
 
   /** What to answer from the remembered credentials, or undefined for Fastify to answer. */
@@ -88,8 +91,6 @@ export function createPassFastPath(deps: PassFastPathDeps): PassFastPath {
     { budget, ip, start }: { budget: Budget | undefined; ip: string; start: number },
   ): void {
     const id = requestIdFor(request);
-    const requestLog = log.isLevelEnabled('info') ? log.child({ reqId: id }) : undefined;
-    requestLog?.info({ req: { id, method: request.method, url: request.url, ip } }, 'incoming request');
     const { status, lastModified, bundle } = answered;
     // A flat list, not an object built with spreads: this runs for every download.
     const head = [
@@ -107,7 +108,12 @@ export function createPassFastPath(deps: PassFastPathDeps): PassFastPath {
     response.end(bundle);
     const milliseconds = performance.now() - start;
     metrics.observeRequest(latestPassRoute, 'GET', status, milliseconds / 1000);
-    requestLog?.info({ res: { statusCode: status }, responseTime: milliseconds }, 'request completed');
+    accessLog.completed({
+      reqId: id,
+      req: { id, method: request.method, url: request.url, ip },
+      res: { statusCode: status },
+      responseTime: milliseconds,
+    });
   }
 
   /** Starts answering the request; false when it is not one for the fast path. */

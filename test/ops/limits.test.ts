@@ -150,8 +150,8 @@ describe('TRUST_PROXY', () => {
     expect((await get(server, '/admin/passes', { ...right, ...attacker })).status).toBe(429);
     expect((await get(server, '/admin/passes', { ...right, ...neighbour })).status).toBe(200);
 
-    const incoming = lines.filter((line) => line.msg === 'incoming request');
-    const addresses = incoming.map((line) => (line.req as { remoteAddress?: string }).remoteAddress);
+    const completed = lines.filter((line) => line.msg === 'request completed');
+    const addresses = completed.map((line) => (line.req as { remoteAddress?: string }).remoteAddress);
     expect(addresses).toContain('203.0.113.7');
     expect(addresses).toContain('203.0.113.8');
   });

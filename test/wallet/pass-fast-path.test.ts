@@ -13,6 +13,7 @@ import { systemClock } from '../../src/clock.js';
 import { createLogger, type Logger } from '../../src/logger.js';
 import { createMetrics } from '../../src/ops/metrics.js';
 import { clientIpFor, createRateLimits } from '../../src/ops/rate-limits.js';
+import { createAccessLog } from '../../src/ops/request-log.js';
 import { createBundleCache } from '../../src/passes/bundle-cache.js';
 import { readPassCredentials } from '../../src/wallet/authentication.js';
 import { createKnownPasses } from '../../src/wallet/known-passes.js';
@@ -42,6 +43,7 @@ async function startFastPath(perMinute = 1000, appLog: Logger = log) {
     limits,
     metrics,
     log: appLog,
+    accessLog: createAccessLog(appLog),
     clientIp: clientIpFor(false),
   });
   const handedOn: IncomingMessage[] = [];
@@ -212,7 +214,7 @@ describe('the fast path on its own', () => {
 });
 
 describe('request logs of the fast path', () => {
-  it('writes the two lines Fastify writes, with the request id and no secrets', async () => {
+  it('writes the access line the routes write, with the request id and no secrets', async () => {
     const lines: Array<Record<string, unknown>> = [];
     const appLog = createLogger({
       level: 'info',
@@ -225,9 +227,10 @@ describe('request logs of the fast path', () => {
     expect(answer.status).toBe(200);
     expect(answer.headers.get('x-request-id')).toBe('fast-1');
     const mine = lines.filter((line) => line.reqId === 'fast-1');
-    expect(mine.map((line) => line.msg)).toEqual(['incoming request', 'request completed']);
+    expect(mine.map((line) => line.msg)).toEqual(['request completed']);
     expect(mine[0]?.req).toEqual({ id: 'fast-1', method: 'GET', url: pass.path, remoteAddress: '127.0.0.1' });
-    expect(mine[1]?.res).toEqual({ statusCode: 200 });
+    expect(mine[0]?.res).toEqual({ statusCode: 200 });
+    expect(mine[0]?.responseTime).toEqual(expect.any(Number));
     expect(JSON.stringify(lines)).not.toContain(pass.authenticationToken);
     await fast.close();
   });
