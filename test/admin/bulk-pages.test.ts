@@ -192,6 +192,48 @@ describe('bulk job pages', () => {
     expect(job.cursor).toBe(after.get('pages-9')?.id);
   });
 
+  it('pages a list of serials by id: a repeat changed once, a page of serials that name no pass passed over', async () => {
+    const serials = await createPasses(server, 'loyalty', 'walk', 6, { points: 1 });
+    const listed = ['walk-3', 'walk-0', 'nope-1', 'walk-0', 'nope-2', 'walk-5', 'walk-1', 'walk-2', 'walk-4'];
+    startRunner({ pageSize: 2 });
+    const jobId = await postJob({ select: { serialNumbers: listed }, change: { fields: { points: 5 } } });
+    const job = await waitForJob(jobId);
+    const states = await passStates(serials);
+    expect(job).toMatchObject({
+      status: 'done',
+      matched: 6,
+      done: 6,
+      failed: 2,
+      cursor: states.get('walk-5')?.id,
+    });
+    for (const serial of serials)
+      expect(states.get(serial), serial).toMatchObject({ version: 2, fields: { points: 5 } });
+  });
+
+  it('resumes a list of serials after its cursor, without changing a pass twice', async () => {
+    const serials = await createPasses(server, 'loyalty', 'again', 5, { points: 1 });
+    const before = await passStates(serials);
+    const jobId = '22222222-2222-4222-8222-222222222222';
+    // The state a runner that died leaves: its lease run out, the cursor after the first page (again-0 and again-1).
+    await server.database.prisma.bulkJob.create({
+      data: {
+        id: jobId,
+        selection: { serialNumbers: [...serials].reverse() },
+        change: { fields: { points: 7 } },
+        status: 'running',
+        cursor: before.get('again-1')?.id ?? 0n,
+        matched: 5,
+        done: 2,
+        startedAt: new Date(Date.now() - 120_000),
+        leaseUntil: new Date(Date.now() - 1_000),
+      },
+    });
+    startRunner({ pageSize: 2 });
+    expect(await waitForJob(jobId)).toMatchObject({ status: 'done', matched: 5, done: 5 });
+    const states = await passStates(serials);
+    expect(serials.map((serial) => states.get(serial)?.version)).toEqual([1, 1, 2, 2, 2]);
+  });
+
   it('counts a pass whose template lacks a field key as failed, and writes the rest of its page', async () => {
     const loyalty = await createPasses(server, 'loyalty', 'lacks-loyalty', 4, { points: 3 });
     const [event] = await createPasses(server, 'event', 'lacks-event', 1, { event: 'Gig' });
