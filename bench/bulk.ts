@@ -1,6 +1,7 @@
 /**
  * End to end bulk change: N passes (100,000 by default; BENCH_BULK_PASSES), each registered on its own device, one
- * POST /admin/passes/bulk selecting all of them by template and field value → time until the job is done, every
+ * POST /admin/passes/bulk selecting all of them by template and field value (or by the list of their serials:
+ * BENCH_BULK_SELECT=serials) → time until the job is done, every
  * pass is at version 2 with a signed bundle of version 2, and every push was acknowledged by the mock APNs (the
  * outbox is empty and no push was given up on: a row is deleted only once APNs answered 200). The server (app, bulk
  * runner, push worker, APNs client over HTTP/2 + TLS) is built in this process as src/server.ts builds it; the mock
@@ -29,6 +30,8 @@ const CONCURRENCY = Number(process.env.BENCH_BULK_CONCURRENCY ?? 16);
 /** Passes per page (the runner's pageSize); unset, the server's default. */
 const PAGE_SIZE = process.env.BENCH_BULK_PAGE_SIZE ? Number(process.env.BENCH_BULK_PAGE_SIZE) : undefined;
 const TIMEOUT_MS = Number(process.env.BENCH_BULK_TIMEOUT_MS ?? 30 * 60_000);
+/** `template` (the default): all passes of the template with a field value; `serials`: the list of their serials. */
+const SELECT = process.env.BENCH_BULK_SELECT ?? 'template';
 const log = pino({ level: 'silent' });
 const token = 'bench-admin-token-0123456789';
 const mb = (bytes: number) => Math.round(bytes / 1024 / 1024);
@@ -135,7 +138,10 @@ export async function benchBulk(): Promise<void> {
       url: '/admin/passes/bulk',
       headers: { authorization: `Bearer ${token}` },
       payload: {
-        select: { template: 'event', fields: { event: 'Bench Gig' } },
+        select:
+          SELECT === 'serials'
+            ? { serialNumbers: Array.from({ length: PASSES }, (_, i) => `bulk-${i + 1}`) }
+            : { template: 'event', fields: { event: 'Bench Gig' } },
         change: { fields: { gate: 'B12' }, changeMessages: { gate: 'Your gate is now %@' } },
       },
     });
@@ -175,7 +181,9 @@ export async function benchBulk(): Promise<void> {
       return milestone ? `${mb(milestone.rss)} MB (${milestone.seconds.toFixed(0)} s)` : 'n/a';
     };
     const seconds = finishedAt / 1000;
-    console.log(`\n## Bulk change (${database.kind} database)`);
+    console.log(
+      `\n## Bulk change (${database.kind} database, selected by ${SELECT === 'serials' ? 'a list of serials' : 'template and field value'})`,
+    );
     console.log(
       '| passes | job done | all signed + all pushes acknowledged | passes/s | RSS before | RSS at 10% | RSS at 50% | RSS at 100% | peak RSS |',
     );
