@@ -245,10 +245,13 @@ export function startBulkRunner(options: BulkRunnerOptions): BulkRunner {
     let errors = [...(job.errors as unknown as BulkError[])];
     const lease: JobLease = { jobId: job.id, lease: job.lease_until as Date, leaseMs };
     const where = selectionSql(job.id, selection, deps.identity.passTypeIdentifier);
+    const pageOptions: PageOptions = { deps, change, concurrency };
+    const pages = await withRetries('reading the selection', job.id, () =>
+      pageReader(selection, where, pageOptions, pageSize),
+    );
     if (job.matched === null) {
       // Counted once, when the job first starts: a serial that names no pass is a failure of its own.
-      const [counted] = await prisma.$queryRaw<Array<{ matched: number }>>`
-        SELECT count(*)::int AS matched FROM passes p WHERE ${where}`;
+      const matched = pages.matched ?? (await countPasses(prisma, where));
       const missing =
         'serialNumbers' in selection
           ? await prisma.$queryRaw<Array<{ serial: string }>>`
@@ -260,18 +263,14 @@ export function startBulkRunner(options: BulkRunnerOptions): BulkRunner {
       for (const { serial } of missing.slice(0, MAX_ERRORS - errors.length))
         errors.push({ serialNumber: serial, message: `No pass with serialNumber "${serial}"` });
       lease.lease = await saveProgress(prismaQuery(prisma), lease, deps.clock.now(), {
-        matched: counted?.matched ?? 0,
+        matched,
         cursor: job.cursor,
         done: 0,
         failed: missing.length,
         errors,
       });
     }
-    const pageOptions: PageOptions = { deps, change, concurrency };
-    const readAfter = await withRetries('reading the selection', job.id, () =>
-      pageReader(selection, where, pageOptions, pageSize),
-    );
-    const read = (after: bigint) => handled(withRetries('reading a page', job.id, () => readAfter(after)));
+    const read = (after: bigint) => handled(withRetries('reading a page', job.id, () => pages.read(after)));
     let next: Promise<Page | undefined> | undefined = read(job.cursor);
     while (next) {
       const page: Page | undefined = await next;
@@ -355,12 +354,16 @@ async function pageReader(
   where: Prisma.Sql,
   options: PageOptions,
   pageSize: number,
-): Promise<(after: bigint) => Promise<Page | undefined>> {
-  if (!('serialNumbers' in selection)) return (after) => readPage(options, where, after, pageSize);
+): Promise<{
+  read(after: bigint): Promise<Page | undefined>;
+  /** How many passes a list of serials names, known from its ids; undefined for a template, not read whole. */
+  matched?: number;
+}> {
+  if (!('serialNumbers' in selection)) return { read: (after) => readPage(options, where, after, pageSize) };
   const named = await options.deps.prisma.$queryRaw<Array<{ id: bigint }>>`
     SELECT p.id FROM passes p WHERE ${where} ORDER BY p.id`;
   const ids = named.map((row) => row.id);
-  return async (after) => {
+  const read = async (after: bigint) => {
     const from = firstAfter(ids, after);
     const pageIds = ids.slice(from, from + pageSize);
     const last = pageIds.at(-1);
@@ -374,6 +377,13 @@ async function pageReader(
     // Passes deleted since the ids were read are not in the page; the cursor still moves past them.
     return page ?? { passes: [], lastId: last };
   };
+  return { read, matched: ids.length };
+}
+
+async function countPasses(prisma: PrismaClient, where: Prisma.Sql): Promise<number> {
+  const [counted] = await prisma.$queryRaw<Array<{ matched: number }>>`
+    SELECT count(*)::int AS matched FROM passes p WHERE ${where}`;
+  return counted?.matched ?? 0;
 }
 
 /** The index of the first id above `after` in ascending `ids` (binary search). */
