@@ -2,14 +2,14 @@
  * Device endpoints with 1,000,000 registrations in PostgreSQL (200,000 devices × 5 passes of 100,000; made with
  * SQL): register (POST, 90% re-registrations of existing pairs, 10% new devices) and list-updatable (GET, with and
  * without passesUpdatedSince) through the real app, against a bare Fastify route (no plugins, no hooks) running
- * the same single SQL statement with `pg`. The two are measured alternately (bench/serving.ts's alternate()), and
+ * the same single SQL statement with `pg` (prepared by name, as ours is). The two are measured alternately (bench/serving.ts's alternate()), and
  * EXPLAIN ANALYZE of each statement is printed. Needs BENCH_DATABASE_URL (PostgreSQL).
  */
 import Fastify from 'fastify';
 import pg from 'pg';
 import pino from 'pino';
 import { openDatabase } from '../src/db/database.js';
-import { listUpdatableSql, registerDeviceSql } from '../src/wallet/registrations.js';
+import { listUpdatableStatement, registerDeviceStatement } from '../src/wallet/registrations.js';
 import { createFreshPostgresDatabase } from '../test/support/database.js';
 import { startTestServer } from '../test/support/server.js';
 import type { LoadRequest } from './load.js';
@@ -55,6 +55,8 @@ async function populate(client: pg.Client, passTypeIdentifier: string): Promise<
     `UPDATE passes SET version = 2, update_xid = pg_current_xact_id()::text::bigint WHERE id % 100 = 0`,
   );
   await client.query('VACUUM ANALYZE');
+  // The load's writes flushed now, so that neither side's rounds pay for them (a checkpoint started by them).
+  await client.query('CHECKPOINT');
   return tag?.tag ?? '';
 }
 
@@ -88,7 +90,7 @@ export async function benchDeviceEndpoints(): Promise<void> {
   );
 
   // The baseline: Fastify with nothing registered, the same statements through a pg pool of pg's default size
-  // (PrismaPg's pool is the same pg.Pool with the same default).
+  // (PrismaPg's pool is the same pg.Pool with the same default), prepared by name as ours are.
   const pool = new pg.Pool({ connectionString: fresh.url });
   const bare = Fastify();
   bare.post<{
@@ -96,25 +98,27 @@ export async function benchDeviceEndpoints(): Promise<void> {
     Body: { pushToken: string };
   }>('/v1/devices/:device/registrations/:type/:serial', async (request, reply) => {
     const token = /^ApplePass\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '')?.[1] ?? '';
-    const { rows } = await pool.query<{ authenticated: boolean; created: boolean }>(registerDeviceSql, [
-      request.params.type,
-      request.params.serial,
-      token,
-      request.params.device,
-      request.body.pushToken,
-      new Date(),
-    ]);
+    const { rows } = await pool.query<{ authenticated: boolean; created: boolean }>({
+      ...registerDeviceStatement,
+      values: [
+        request.params.type,
+        request.params.serial,
+        token,
+        request.params.device,
+        request.body.pushToken,
+        new Date(),
+      ],
+    });
     if (!rows[0]?.authenticated) return reply.code(401).send({});
     return reply.code(rows[0].created ? 201 : 200).send({});
   });
   bare.get<{ Params: { device: string; type: string }; Querystring: { passesUpdatedSince?: string } }>(
     '/v1/devices/:device/registrations/:type',
     async (request, reply) => {
-      const { rows } = await pool.query<{ serial_number: string; tag: string }>(listUpdatableSql, [
-        request.params.device,
-        request.params.type,
-        request.query.passesUpdatedSince ?? null,
-      ]);
+      const { rows } = await pool.query<{ serial_number: string; tag: string }>({
+        ...listUpdatableStatement,
+        values: [request.params.device, request.params.type, request.query.passesUpdatedSince ?? null],
+      });
       if (!rows[0]) return reply.code(204).send();
       return { serialNumbers: rows.map((row) => row.serial_number), lastUpdated: rows[0].tag };
     },
@@ -190,7 +194,7 @@ export async function benchDeviceEndpoints(): Promise<void> {
     for (const line of plan.rows) console.log(`  ${line['QUERY PLAN']}`);
   };
   const pass = passOf(1234, 0);
-  await explain('register (re-registration)', registerDeviceSql, [
+  await explain('register (re-registration)', registerDeviceStatement.text, [
     passType,
     serialOf(pass),
     tokenOf(pass),
@@ -198,8 +202,8 @@ export async function benchDeviceEndpoints(): Promise<void> {
     'ab'.repeat(32),
     new Date(),
   ]);
-  await explain('list-updatable, no tag', listUpdatableSql, [deviceOf(1234), passType, null]);
-  await explain('list-updatable, with tag', listUpdatableSql, [deviceOf(1234), passType, since]);
+  await explain('list-updatable, no tag', listUpdatableStatement.text, [deviceOf(1234), passType, null]);
+  await explain('list-updatable, with tag', listUpdatableStatement.text, [deviceOf(1234), passType, since]);
 
   await client.end();
   await bare.close();

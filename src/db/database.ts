@@ -25,9 +25,23 @@ export type DatabaseKind = 'postgresql' | 'embedded';
  * as the driver gives them, so the statements cast what differs between the two (bigint ids to text).
  */
 export type SqlQuery = <Row extends Record<string, unknown>>(
-  sql: string,
+  sql: string | PreparedStatement,
   params: unknown[],
 ) => Promise<Row[]>;
+
+/**
+ * A statement that Wallet's devices run on every request, with a name: on PostgreSQL, each pooled connection
+ * parses and plans it once (a prepared statement, which pg keeps per connection by name) instead of at every
+ * request. Planning cost PostgreSQL more than running these statements (bench/RESULTS.md). Its text must never
+ * change under the same name; PGlite and Prisma run the text as an ordinary statement.
+ */
+export interface PreparedStatement {
+  readonly name: string;
+  readonly text: string;
+}
+
+export const sqlText = (sql: string | PreparedStatement): string =>
+  typeof sql === 'string' ? sql : sql.text;
 
 export interface Database {
   prisma: PrismaClient;
@@ -72,10 +86,20 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   return database;
 }
 
-/** A SqlQuery on whatever runs `query(sql, params)` and answers `{ rows }`: pg's pool or client, PGlite or its transaction. */
-function sqlQueryOn(db: { query(sql: string, params: unknown[]): Promise<{ rows: unknown[] }> }): SqlQuery {
-  return async <Row extends Record<string, unknown>>(sql: string, params: unknown[]) =>
-    (await db.query(sql, params)).rows as Row[];
+/** A SqlQuery on pg's pool or one of its clients: prepared statements are sent by name (see PreparedStatement). */
+function pgQueryOn(db: pg.Pool | pg.PoolClient): SqlQuery {
+  return async <Row extends Record<string, unknown>>(sql: string | PreparedStatement, params: unknown[]) =>
+    (
+      await db.query<Row>(
+        typeof sql === 'string' ? { text: sql, values: params } : { ...sql, values: params },
+      )
+    ).rows;
+}
+
+/** A SqlQuery on PGlite or its transaction, which plan every statement anyway. */
+function pgliteQueryOn(db: Pick<PGlite, 'query'>): SqlQuery {
+  return async <Row extends Record<string, unknown>>(sql: string | PreparedStatement, params: unknown[]) =>
+    (await db.query<Row>(sqlText(sql), params)).rows;
 }
 
 function openPostgres(connectionString: string, log: Logger): Database {
@@ -89,7 +113,7 @@ function openPostgres(connectionString: string, log: Logger): Database {
   return {
     prisma,
     kind: 'postgresql',
-    query: sqlQueryOn(pool),
+    query: pgQueryOn(pool),
     transaction: (run) => inPoolTransaction(pool, run),
     passChanges,
     adapterFactory: new PostgresMigrationAdapterFactory(connectionString),
@@ -112,7 +136,7 @@ async function inPoolTransaction<T>(pool: pg.Pool, run: (query: SqlQuery) => Pro
   client.on('error', onError);
   try {
     await client.query('BEGIN');
-    const result = await run(sqlQueryOn(client));
+    const result = await run(pgQueryOn(client));
     await client.query('COMMIT');
     return result;
   } catch (error) {
@@ -145,8 +169,8 @@ export function embeddedDatabase(client: PGlite, log: Logger): Database {
   return {
     prisma,
     kind: 'embedded',
-    query: sqlQueryOn(client),
-    transaction: (run) => client.transaction((tx) => run(sqlQueryOn(tx))),
+    query: pgliteQueryOn(client),
+    transaction: (run) => client.transaction((tx) => run(pgliteQueryOn(tx))),
     passChanges,
     adapterFactory,
     close: async () => {

@@ -5,7 +5,7 @@
  * the page with one statement per table (new versions, bundles, outbox rows) together with the job's cursor,
  * counts and lease: a crash commits the whole page with its cursor, or nothing of it, so no pass is changed twice.
  */
-import type { Database, SqlQuery } from '../db/database.js';
+import type { Database, PreparedStatement, SqlQuery } from '../db/database.js';
 import { Prisma } from '../db/generated/client.js';
 import type { BulkError } from './bulk.js';
 import type { ChangeMessages, FieldValues, PassOverrides } from './pass-content.js';
@@ -146,7 +146,10 @@ export async function commitPage(
     await driverQuery("SELECT set_config('statement_timeout', $1, true)", [
       String(options.transactionTimeoutMs),
     ]);
-    const query: SqlQuery = async <Row extends Record<string, unknown>>(sql: string, params: unknown[]) => {
+    const query: SqlQuery = async <Row extends Record<string, unknown>>(
+      sql: string | PreparedStatement,
+      params: unknown[],
+    ) => {
       if (Date.now() > deadline)
         throw new Error(`bulk page transaction took longer than ${options.transactionTimeoutMs} ms`);
       return driverQuery<Row>(sql, params);

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.js';
-import type { PrismaClient, SqlQuery } from '../db/database.js';
+import { type PreparedStatement, type PrismaClient, type SqlQuery, sqlText } from '../db/database.js';
 import { Prisma } from '../db/generated/client.js';
 import { ConflictError, InvalidError, NotFoundError } from '../errors.js';
 import { buildSignedBundle, type PassContent } from './bundle.js';
@@ -203,8 +203,8 @@ async function changePassInTransaction(
  * raw queries give them, so the statements cast what the drivers give differently (ids to text).
  */
 export function prismaQuery(db: Prisma.TransactionClient): SqlQuery {
-  return <Row extends Record<string, unknown>>(sql: string, params: unknown[]) =>
-    db.$queryRawUnsafe<Row[]>(sql, ...params);
+  return <Row extends Record<string, unknown>>(sql: string | PreparedStatement, params: unknown[]) =>
+    db.$queryRawUnsafe<Row[]>(sqlText(sql), ...params);
 }
 
 /** What a change makes of a pass: its merged content and the signed bundle of it (not yet stored). */

@@ -1,4 +1,4 @@
-import type { SqlQuery } from '../db/database.js';
+import type { PreparedStatement, SqlQuery } from '../db/database.js';
 import { UnauthorizedError } from '../errors.js';
 import type { PassKey } from '../passes/passes.js';
 import { matchesDigest, secretDigest } from '../passes/tokens.js';
@@ -59,7 +59,13 @@ export async function authenticatePass(
   return { passTypeIdentifier, serialNumber, id, version, lastModified, lastModifiedHttp };
 }
 
-/** One indexed lookup of the few columns authentication needs, not the pass's contents. */
+const readPassCredentialsStatement: PreparedStatement = {
+  name: 'read-pass-credentials',
+  text: `SELECT id::text AS id, authentication_token, version, last_modified FROM passes
+     WHERE pass_type_identifier = $1 AND serial_number = $2`,
+};
+
+/** One indexed lookup of the few columns authentication needs, not the pass's contents. Prepared: Wallet's requests run it. */
 export async function readPassCredentials(
   query: SqlQuery,
   key: PassKey,
@@ -69,11 +75,7 @@ export async function readPassCredentials(
     authentication_token: string;
     version: number;
     last_modified: Date;
-  }>(
-    `SELECT id::text AS id, authentication_token, version, last_modified FROM passes
-     WHERE pass_type_identifier = $1 AND serial_number = $2`,
-    [key.passTypeIdentifier, key.serialNumber],
-  );
+  }>(readPassCredentialsStatement, [key.passTypeIdentifier, key.serialNumber]);
   if (!row) return undefined;
   return {
     id: BigInt(row.id),

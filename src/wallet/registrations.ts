@@ -1,5 +1,5 @@
 import type { Clock } from '../clock.js';
-import type { PrismaClient, SqlQuery } from '../db/database.js';
+import type { PreparedStatement, PrismaClient, SqlQuery } from '../db/database.js';
 import type { PassKey } from '../passes/passes.js';
 import type { AuthenticatedPass } from './authentication.js';
 
@@ -21,12 +21,15 @@ export interface RegistrationRequest {
 
 /**
  * The statement registerDevice runs, with its parameters in order: pass type, serial, token, device library
- * identifier, push token, time. Exported for bench/device-endpoints.ts, which runs the same SQL through bare `pg`.
+ * identifier, push token, time. Exported for bench/device-endpoints.ts, which runs the same statement through bare
+ * `pg`. Prepared: see PreparedStatement.
  *
  * The token is compared as SHA-256 digests: the comparison's time can only tell an attacker about a digest, not
  * about the token (the same reason secretsEqual compares in constant time). Nothing is written unless it matches.
  */
-export const registerDeviceSql = `
+export const registerDeviceStatement: PreparedStatement = {
+  name: 'register-device',
+  text: `
   WITH pass AS (
     SELECT id FROM passes
     WHERE pass_type_identifier = $1 AND serial_number = $2
@@ -43,7 +46,8 @@ export const registerDeviceSql = `
     ON CONFLICT (device_id, pass_id) DO UPDATE SET registered_at = EXCLUDED.registered_at
     RETURNING (xmax = 0) AS created
   )
-  SELECT EXISTS (SELECT 1 FROM pass) AS authenticated, coalesce((SELECT created FROM registration), false) AS created`;
+  SELECT EXISTS (SELECT 1 FROM pass) AS authenticated, coalesce((SELECT created FROM registration), false) AS created`,
+};
 
 /**
  * Registers a device for update notifications of a pass (Apple: create the device if needed, store the
@@ -57,7 +61,7 @@ export async function registerDevice(
   request: RegistrationRequest,
 ): Promise<{ created: boolean } | undefined> {
   const now = deps.clock.now();
-  const [row] = await deps.query<{ authenticated: boolean; created: boolean }>(registerDeviceSql, [
+  const [row] = await deps.query<{ authenticated: boolean; created: boolean }>(registerDeviceStatement, [
     request.key.passTypeIdentifier,
     request.key.serialNumber,
     request.authenticationToken,
@@ -94,7 +98,9 @@ export interface UpdatablePasses {
 }
 
 /** listUpdatablePasses' statement (device library identifier, pass type, tag); bench/device-endpoints.ts runs it too. */
-export const listUpdatableSql = `
+export const listUpdatableStatement: PreparedStatement = {
+  name: 'list-updatable-passes',
+  text: `
   SELECT p.serial_number, pg_current_snapshot()::text AS tag
   FROM devices d
   JOIN registrations r ON r.device_id = d.id
@@ -102,7 +108,8 @@ export const listUpdatableSql = `
   WHERE d.device_library_identifier = $1
     AND p.pass_type_identifier = $2
     AND ($3::text IS NULL OR NOT pg_visible_in_snapshot(p.update_xid::text::xid8, $3::text::pg_snapshot))
-  ORDER BY p.serial_number`;
+  ORDER BY p.serial_number`,
+};
 
 /**
  * The serial numbers of the passes of one type registered to the device and changed since the tag (all of them
@@ -115,7 +122,7 @@ export async function listUpdatablePasses(
   passTypeIdentifier: string,
   passesUpdatedSince: string | undefined,
 ): Promise<UpdatablePasses | undefined> {
-  const rows = await deps.query<{ serial_number: string; tag: string }>(listUpdatableSql, [
+  const rows = await deps.query<{ serial_number: string; tag: string }>(listUpdatableStatement, [
     deviceLibraryIdentifier,
     passTypeIdentifier,
     passesUpdatedSince ?? null,

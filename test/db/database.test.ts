@@ -38,3 +38,32 @@ describe.skipIf(testDatabaseKind !== 'postgresql')('PostgreSQL connections', () 
     }
   });
 });
+
+describe.skipIf(testDatabaseKind !== 'postgresql')('Prepared statements', () => {
+  it('are prepared under their name on each connection, and again on a new one', async () => {
+    const database = await openTestDatabase();
+    const statement = { name: 'test-add-one', text: 'SELECT $1::int + 1 AS sum' };
+    const preparedOnConnection = () =>
+      database.query<{ statement: string }>('SELECT statement FROM pg_prepared_statements WHERE name = $1', [
+        statement.name,
+      ]);
+    try {
+      expect(await database.query(statement, [1])).toEqual([{ sum: 2 }]);
+      expect(await database.query(statement, [2])).toEqual([{ sum: 3 }]);
+      // One query at a time: the pool hands out its one idle connection, the one that prepared it.
+      expect(await preparedOnConnection()).toEqual([{ statement: statement.text }]);
+      const admin = new pg.Client({ connectionString: database.url });
+      await admin.connect();
+      await admin.query(
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()`,
+      );
+      await admin.end();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(await database.query(statement, [3])).toEqual([{ sum: 4 }]);
+      expect(await preparedOnConnection()).toEqual([{ statement: statement.text }]);
+    } finally {
+      await database.close();
+    }
+  });
+});
