@@ -1,7 +1,8 @@
+import { timingSafeEqual } from 'node:crypto';
 import type { PreparedStatement, SqlQuery } from '../db/database.js';
 import { UnauthorizedError } from '../errors.js';
 import type { PassKey } from '../passes/passes.js';
-import { matchesDigest, secretDigest } from '../passes/tokens.js';
+import { newAuthenticationToken } from '../passes/tokens.js';
 import type { PassCredentials } from './known-passes.js';
 
 /** Apple: Wallet sends `Authorization: ApplePass <authenticationToken>` on the pass's own endpoints. */
@@ -10,21 +11,26 @@ export function applePassToken(header: string | undefined): string | undefined {
   return match?.[1];
 }
 
-// Compared against when the pass does not exist, so that unknown passes take as long as wrong tokens.
-const absentPassDigest = secretDigest('no-such-pass-no-such-pass-no-such-pass');
+// Compared against when the pass does not exist, so that unknown passes take as long as wrong tokens; as long as
+// the tokens we issue.
+const absentPassToken = Buffer.from(newAuthenticationToken());
 
 /** What Apple's endpoints need of an authenticated pass: which one, and its current version. */
-export interface AuthenticatedPass extends PassKey, Omit<PassCredentials, 'tokenDigest'> {}
+export interface AuthenticatedPass extends PassKey, Omit<PassCredentials, 'authenticationToken'> {}
 
 /**
- * Whether the token is the pass's. Without a pass, the same comparison runs against a stand-in, so that an unknown
- * pass takes as long as a wrong token.
+ * Whether the token is the pass's, compared as bytes in constant time. Only a difference in length returns early,
+ * and every token we issue has the same length (newAuthenticationToken), so the time taken tells nothing. Not hashed
+ * first: a digest was the largest part of answering a 304 from memory (bench/RESULTS.md). Without a pass, the same
+ * comparison runs against a stand-in, so that an unknown pass takes as long as a wrong token.
  */
 export function tokenMatches(
   token: string,
   credentials: PassCredentials | undefined,
 ): credentials is PassCredentials {
-  const matches = matchesDigest(token, credentials?.tokenDigest ?? absentPassDigest);
+  const expected = credentials?.authenticationToken ?? absentPassToken;
+  const given = Buffer.from(token);
+  const matches = given.length === expected.length && timingSafeEqual(given, expected);
   return credentials !== undefined && matches;
 }
 
@@ -79,7 +85,7 @@ export async function readPassCredentials(
   if (!row) return undefined;
   return {
     id: BigInt(row.id),
-    tokenDigest: secretDigest(row.authentication_token),
+    authenticationToken: Buffer.from(row.authentication_token),
     version: row.version,
     lastModified: row.last_modified,
     lastModifiedHttp: row.last_modified.toUTCString(),

@@ -1,13 +1,11 @@
 import { everyPass, type PassChanges, passChangeKey } from '../db/pass-changes.js';
 import type { PassKey } from '../passes/passes.js';
 
-/**
- * What Wallet's authenticated requests check of a pass: its token (as its digest: the token itself is not kept in
- * memory, and a request hashes only the token it brings), and which version is current.
- */
+/** What Wallet's authenticated requests check of a pass: its token, and which version is current. */
 export interface PassCredentials {
   id: bigint;
-  tokenDigest: Buffer;
+  /** The pass's authenticationToken, as bytes for tokenMatches. */
+  authenticationToken: Buffer;
   version: number;
   lastModified: Date;
   /** lastModified as an HTTP date, as Last-Modified sends it and If-Modified-Since brings it back. */
