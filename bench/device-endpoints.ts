@@ -14,6 +14,7 @@ import { createFreshPostgresDatabase } from '../test/support/database.js';
 import { startTestServer } from '../test/support/server.js';
 import type { LoadRequest } from './load.js';
 import { alternate, summarize } from './serving.js';
+import { perSecond, printTargets, skippedLine, type TargetLine } from './targets.js';
 
 const DEVICES = Number(process.env.BENCH_DEVICE_DEVICES ?? 200_000);
 const PASSES = Number(process.env.BENCH_DEVICE_PASSES ?? 100_000);
@@ -22,6 +23,12 @@ const CONNECTIONS = Number(process.env.BENCH_DEVICE_CONNECTIONS ?? 64);
 const ROUNDS = Number(process.env.BENCH_DEVICE_ROUNDS ?? 3);
 const DURATION_MS = Number(process.env.BENCH_DEVICE_SECONDS ?? 5) * 1000;
 const log = pino({ level: 'silent' });
+const scenarioNames = [
+  'register (90% re-registrations)',
+  'list-updatable, no tag',
+  'list-updatable, with tag',
+] as const;
+const goal = `≥ 0.7× the bare route, p99 < 20 ms at ${CONNECTIONS} clients`;
 
 const tokenOf = (pass: number) => `tok-${pass.toString().padStart(12, '0')}-bench-token`;
 const serialOf = (pass: number) => `bench-${pass}`;
@@ -60,13 +67,13 @@ async function populate(client: pg.Client, passTypeIdentifier: string): Promise<
   return tag?.tag ?? '';
 }
 
-export async function benchDeviceEndpoints(): Promise<void> {
+export async function benchDeviceEndpoints(): Promise<TargetLine[]> {
   const baseUrl = process.env.BENCH_DATABASE_URL;
   if (!baseUrl) {
     console.log(
       '\nDevice endpoints (bench/device-endpoints.ts): skipped, set BENCH_DATABASE_URL (PostgreSQL)',
     );
-    return;
+    return [...scenarioNames, 'query plans'].map((name) => skippedLine(`Device endpoints: ${name}`, goal));
   }
   const fresh = await createFreshPostgresDatabase(baseUrl);
   const database = await openDatabase({ databaseUrl: fresh.url, dataDir: '', log });
@@ -147,11 +154,12 @@ export async function benchDeviceEndpoints(): Promise<void> {
     }));
 
   const rows: string[] = [];
+  const lines: TargetLine[] = [];
   const scenarios: Array<{ name: string; ours: LoadRequest[]; bare: LoadRequest[] }> = [
     // New devices get distinct names per side, so that both sides create (not find) them.
-    { name: 'register (90% re-registrations)', ours: register('o'), bare: register('b') },
-    { name: 'list-updatable, no tag', ours: list(false), bare: list(false) },
-    { name: 'list-updatable, with tag', ours: list(true), bare: list(true) },
+    { name: scenarioNames[0], ours: register('o'), bare: register('b') },
+    { name: scenarioNames[1], ours: list(false), bare: list(false) },
+    { name: scenarioNames[2], ours: list(true), bare: list(true) },
   ];
   for (const scenario of scenarios) {
     const [ours, baseline] = await alternate(
@@ -170,6 +178,13 @@ export async function benchDeviceEndpoints(): Promise<void> {
       `  ${scenario.name}: runs ours ${ours.runs.map((r) => r.requestsPerSecond.toFixed(0)).join(', ')}; ` +
         `bare ${baseline.runs.map((r) => r.requestsPerSecond.toFixed(0)).join(', ')}`,
     );
+    lines.push({
+      figure: `Device endpoints: ${scenario.name}`,
+      ours: `${perSecond(a.rps)} (${(a.rps / b.rps).toFixed(2)}×), p99 ${a.p99.toFixed(1)} ms`,
+      baseline: `${perSecond(b.rps)} (bare Fastify + pg), p99 ${b.p99.toFixed(1)} ms`,
+      goal,
+      met: a.rps / b.rps >= 0.7 && a.p99 < 20,
+    });
     rows.push(
       `| ${scenario.name} | ${a.rps.toFixed(0)} | ${a.p99.toFixed(1)} | ${b.rps.toFixed(0)} | ${b.p99.toFixed(1)} | ` +
         `${(a.rps / b.rps).toFixed(2)} | ${a.cpuMsPerThousand.toFixed(1)} / ${b.cpuMsPerThousand.toFixed(1)} | ` +
@@ -192,18 +207,28 @@ export async function benchDeviceEndpoints(): Promise<void> {
     await client.query('ROLLBACK');
     console.log(`\nEXPLAIN ANALYZE: ${title}`);
     for (const line of plan.rows) console.log(`  ${line['QUERY PLAN']}`);
+    return plan.rows.some((line) => line['QUERY PLAN'].includes('Seq Scan'));
   };
   const pass = passOf(1234, 0);
-  await explain('register (re-registration)', registerDeviceStatement.text, [
-    passType,
-    serialOf(pass),
-    tokenOf(pass),
-    deviceOf(1234),
-    'ab'.repeat(32),
-    new Date(),
-  ]);
-  await explain('list-updatable, no tag', listUpdatableStatement.text, [deviceOf(1234), passType, null]);
-  await explain('list-updatable, with tag', listUpdatableStatement.text, [deviceOf(1234), passType, since]);
+  const sequentialScans = [
+    await explain('register (re-registration)', registerDeviceStatement.text, [
+      passType,
+      serialOf(pass),
+      tokenOf(pass),
+      deviceOf(1234),
+      'ab'.repeat(32),
+      new Date(),
+    ]),
+    await explain('list-updatable, no tag', listUpdatableStatement.text, [deviceOf(1234), passType, null]),
+    await explain('list-updatable, with tag', listUpdatableStatement.text, [deviceOf(1234), passType, since]),
+  ].filter(Boolean).length;
+  lines.push({
+    figure: 'Device endpoints: query plans (EXPLAIN ANALYZE above)',
+    ours: sequentialScans ? `${sequentialScans} of 3 statements scan a table` : 'index scans only',
+    baseline: '',
+    goal: 'indexes, no sequential scans',
+    met: sequentialScans === 0,
+  });
 
   await client.end();
   await bare.close();
@@ -211,6 +236,7 @@ export async function benchDeviceEndpoints(): Promise<void> {
   await server.app.close();
   await database.close();
   await fresh.drop();
+  return lines;
 }
 
-if (process.argv[1] === import.meta.filename) await benchDeviceEndpoints();
+if (process.argv[1] === import.meta.filename) printTargets(await benchDeviceEndpoints());

@@ -1,4 +1,4 @@
-/** `npm run bench`: every benchmark, one after the other (not part of the tests). */
+/** `npm run bench`: every benchmark, one after the other (not part of the tests), then the targets' table. */
 import { benchApns } from './apns.js';
 import { benchBulk } from './bulk.js';
 import { benchDeviceEndpoints } from './device-endpoints.js';
@@ -6,11 +6,14 @@ import { benchFanout } from './fanout.js';
 import { benchScaleOut } from './scale-out.js';
 import { benchServing } from './serving.js';
 import { benchSigning } from './signing.js';
+import { printTargets } from './targets.js';
 
 await benchApns();
-await benchFanout();
-await benchScaleOut();
-await benchBulk();
-await benchSigning();
-await benchServing();
-await benchDeviceEndpoints();
+const fanout = await benchFanout();
+const scaleOut = await benchScaleOut();
+const bulk = await benchBulk();
+const signing = await benchSigning();
+const serving = await benchServing();
+const deviceEndpoints = await benchDeviceEndpoints();
+// In the order of the README's targets.
+printTargets([...signing, ...serving, ...deviceEndpoints, ...bulk, ...fanout, ...scaleOut]);

@@ -18,6 +18,7 @@ import { createFreshPostgresDatabase } from '../test/support/database.js';
 import { generateProviderKey } from '../test/support/mock-apns.js';
 import { MockApnsProcess } from './mock-process.js';
 import type { FromScaleOutWorker, ScaleOutWorkerJob, ToScaleOutWorker } from './scale-out-worker.js';
+import { perSecond, skippedLine, type TargetLine } from './targets.js';
 
 const PUSHES = Number(process.env.BENCH_SCALEOUT_PUSHES ?? 60_000);
 const RUNS = Number(process.env.BENCH_SCALEOUT_RUNS ?? 3);
@@ -120,16 +121,20 @@ async function runOnce(
   }
 }
 
+const scaleOutFigure = (instances: number) =>
+  `Scale out: ${instances} instance${instances === 1 ? '' : 's'}, ${PUSHES.toLocaleString('en-US')} pushes from one outbox`;
+const scaleOutGoal = 'shared: none sent twice (no faults injected), none lost; throughput reported';
+
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
 }
 
-export async function benchScaleOut(): Promise<void> {
+export async function benchScaleOut(): Promise<TargetLine[]> {
   const baseUrl = process.env.BENCH_DATABASE_URL;
   if (!baseUrl) {
     console.log('\n## Scale out: skipped (needs BENCH_DATABASE_URL=postgres://…; PGlite cannot be shared)');
-    return;
+    return INSTANCES.map((instances) => skippedLine(scaleOutFigure(instances), scaleOutGoal));
   }
   const key = generateProviderKey();
   const mock = await MockApnsProcess.start({
@@ -139,6 +144,7 @@ export async function benchScaleOut(): Promise<void> {
   });
   try {
     const rows: string[] = [];
+    const lines: TargetLine[] = [];
     let single = Number.NaN;
     for (const instances of INSTANCES) {
       const results: RunResult[] = [];
@@ -146,6 +152,15 @@ export async function benchScaleOut(): Promise<void> {
       const ms = median(results.map((result) => result.ms));
       const rate = PUSHES / (ms / 1000);
       if (instances === 1) single = rate;
+      const duplicates = results.reduce((sum, result) => sum + result.duplicates, 0);
+      const lost = results.reduce((sum, result) => sum + result.lost, 0);
+      lines.push({
+        figure: scaleOutFigure(instances),
+        ours: `${perSecond(rate)} (${(rate / single).toFixed(2)}× one instance), ${duplicates} sent twice, ${lost} lost`,
+        baseline: instances === 1 ? '' : `${perSecond(single)} (one instance)`,
+        goal: scaleOutGoal,
+        met: duplicates === 0 && lost === 0,
+      });
       rows.push(
         `| ${instances} | ${(ms / 1000).toFixed(2)} s | ${Math.round(rate)} | ${(rate / single).toFixed(2)} | ${results.map((r) => (r.ms / 1000).toFixed(2)).join(', ')} | ${results.map((r) => r.duplicates).join(', ')} | ${results.map((r) => r.lost).join(', ')} | ${results.map((r) => r.split.join('/')).join(', ')} |`,
       );
@@ -156,6 +171,7 @@ export async function benchScaleOut(): Promise<void> {
     );
     console.log('| ---: | ---: | ---: | ---: | --- | --- | --- | --- |');
     for (const row of rows) console.log(row);
+    return lines;
   } finally {
     await mock.stop();
   }

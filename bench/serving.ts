@@ -14,6 +14,7 @@ import { createLogger } from '../src/logger.js';
 import { startTestServer } from '../test/support/server.js';
 import { benchDatabase } from './database.js';
 import { type LoadRequest, type LoadResult, runLoad } from './load.js';
+import { perSecond, printTargets, type TargetLine } from './targets.js';
 
 const CONNECTIONS = Number(process.env.BENCH_SERVING_CONNECTIONS ?? 64);
 const PASSES = Number(process.env.BENCH_SERVING_PASSES ?? 50);
@@ -83,7 +84,7 @@ export async function alternate(
   return results;
 }
 
-export async function benchServing(): Promise<void> {
+export async function benchServing(): Promise<TargetLine[]> {
   const { database, drop } = await benchDatabase();
   const server = await startTestServer({
     database,
@@ -182,6 +183,7 @@ export async function benchServing(): Promise<void> {
       `per side, alternating, log level ${log.level}; medians`,
   );
   const rows: string[] = [];
+  const measured: Array<{ ours: ReturnType<typeof summarize>; bare: ReturnType<typeof summarize> }> = [];
   for (const conditional of [false, true]) {
     const [ours, baseline, withHeaders] = await alternate(
       [
@@ -197,6 +199,7 @@ export async function benchServing(): Promise<void> {
     const a = summarize(ours);
     const b = summarize(baseline);
     const c = summarize(withHeaders);
+    measured.push({ ours: a, bare: b });
     const what = conditional ? '304 If-Modified-Since' : '200 bundle';
     rows.push(
       `| ${what.padEnd(21)} | ${a.rps.toFixed(0).padStart(8)} | ${a.p99.toFixed(1).padStart(7)} | ` +
@@ -221,6 +224,29 @@ export async function benchServing(): Promise<void> {
   await server.app.close();
   await database.close();
   await drop();
+
+  const [full, notModified] = measured;
+  if (!full || !notModified) throw new Error('no results');
+  const ratio = ({ ours, bare }: (typeof measured)[number]) => ours.rps / bare.rps;
+  const cpuMicroseconds = ({ ours }: (typeof measured)[number]) => ours.cpuMsPerThousand;
+  return [
+    {
+      figure: `Serving: GET /v1/passes/… 200, cached bundle (${database.kind})`,
+      ours: `${perSecond(full.ours.rps)} (${ratio(full).toFixed(2)}×)`,
+      baseline: `${perSecond(full.bare.rps)} (bare node:http, same bytes)`,
+      goal: '≥ 0.8× the bare server',
+      met: ratio(full) >= 0.8,
+    },
+    {
+      figure: 'Serving: 304 Not Modified',
+      ours:
+        `${perSecond(notModified.ours.rps)} (${ratio(notModified).toFixed(2)}× bare), ` +
+        `${cpuMicroseconds(notModified).toFixed(1)} µs CPU each against ${cpuMicroseconds(full).toFixed(1)} per 200`,
+      baseline: `${perSecond(notModified.bare.rps)} (bare node:http)`,
+      goal: 'cheaper still: more answers/s, less CPU each than a 200',
+      met: notModified.ours.rps > full.ours.rps && cpuMicroseconds(notModified) < cpuMicroseconds(full),
+    },
+  ];
 }
 
-if (process.argv[1] === import.meta.filename) await benchServing();
+if (process.argv[1] === import.meta.filename) printTargets(await benchServing());
