@@ -223,7 +223,7 @@ export async function benchDeviceEndpoints(): Promise<TargetLine[]> {
     await explain('list-updatable, with tag', listUpdatableStatement.text, [deviceOf(1234), passType, since]),
   ].filter(Boolean).length;
   lines.push({
-    figure: 'Device endpoints: query plans (EXPLAIN ANALYZE above)',
+    figure: 'Device endpoints: query plans (EXPLAIN ANALYZE, printed by the bench)',
     ours: sequentialScans ? `${sequentialScans} of 3 statements scan a table` : 'index scans only',
     baseline: '',
     goal: 'indexes, no sequential scans',

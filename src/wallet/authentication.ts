@@ -71,7 +71,10 @@ const readPassCredentialsStatement: PreparedStatement = {
      WHERE pass_type_identifier = $1 AND serial_number = $2`,
 };
 
-/** One indexed lookup of the few columns authentication needs, not the pass's contents. Prepared: Wallet's requests run it. */
+/**
+ * One indexed lookup of the few columns authentication needs, not the pass's contents. A prepared statement: Wallet's
+ * requests run it.
+ */
 export async function readPassCredentials(
   query: SqlQuery,
   key: PassKey,
