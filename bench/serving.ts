@@ -138,8 +138,9 @@ export async function benchServing(): Promise<TargetLine[]> {
   const bareHeaderNames = new Set(['last-modified', 'cache-control', 'date', 'connection', 'keep-alive']);
   const ourExtraHeaders = [...ours304.headers].filter(([name]) => !bareHeaderNames.has(name));
 
-  // The bare server: a static-file server's minimum (find the file by path, the same headers, the same 304 rule); no
-  // database, no framework. One bundle per pass, not one for all: 50 bundles do not fit in a CPU cache as one does.
+  // The bare server: a static-file server's minimum (find the file by path, a download's headers, the same 304
+  // rule); no database, no framework. One bundle per pass, not one for all: 50 bundles do not fit in a CPU cache as
+  // one does.
   const bareServer = (extraHeaders: Array<[string, string]>) =>
     createServer((request, response) => {
       const download = downloads.get(request.url ?? '');
