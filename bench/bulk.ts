@@ -31,8 +31,8 @@ const CONCURRENCY = Number(process.env.BENCH_BULK_CONCURRENCY ?? 16);
 /** Passes per page (the runner's pageSize); unset, the server's default. */
 const PAGE_SIZE = process.env.BENCH_BULK_PAGE_SIZE ? Number(process.env.BENCH_BULK_PAGE_SIZE) : undefined;
 const TIMEOUT_MS = Number(process.env.BENCH_BULK_TIMEOUT_MS ?? 30 * 60_000);
-/** `template` (the default): all passes of the template with a field value; `serials`: the list of their serials. */
-const SELECT = process.env.BENCH_BULK_SELECT ?? 'template';
+/** BENCH_BULK_SELECT: `template` (the default), all passes of the template with a field value; `serials`, their list. */
+const BY_SERIALS = (process.env.BENCH_BULK_SELECT ?? 'template') === 'serials';
 const log = pino({ level: 'silent' });
 const token = 'bench-admin-token-0123456789';
 const mb = (bytes: number) => Math.round(bytes / 1024 / 1024);
@@ -139,10 +139,9 @@ export async function benchBulk(): Promise<TargetLine[]> {
       url: '/admin/passes/bulk',
       headers: { authorization: `Bearer ${token}` },
       payload: {
-        select:
-          SELECT === 'serials'
-            ? { serialNumbers: Array.from({ length: PASSES }, (_, i) => `bulk-${i + 1}`) }
-            : { template: 'event', fields: { event: 'Bench Gig' } },
+        select: BY_SERIALS
+          ? { serialNumbers: Array.from({ length: PASSES }, (_, i) => `bulk-${i + 1}`) }
+          : { template: 'event', fields: { event: 'Bench Gig' } },
         change: { fields: { gate: 'B12' }, changeMessages: { gate: 'Your gate is now %@' } },
       },
     });
@@ -186,7 +185,7 @@ export async function benchBulk(): Promise<TargetLine[]> {
     };
     const seconds = finishedAt / 1000;
     console.log(
-      `\n## Bulk change (${database.kind} database, selected by ${SELECT === 'serials' ? 'a list of serials' : 'template and field value'})`,
+      `\n## Bulk change (${database.kind} database, selected by ${BY_SERIALS ? 'a list of serials' : 'template and field value'})`,
     );
     console.log(
       '| passes | job done | all signed + all pushes acknowledged | passes/s | RSS before | RSS at 10% | RSS at 50% | RSS at 100% | peak RSS |',
@@ -202,7 +201,7 @@ export async function benchBulk(): Promise<TargetLine[]> {
     const early = milestones.get(10)?.rss ?? peakRss;
     return [
       {
-        figure: `Bulk change: ${PASSES.toLocaleString('en-US')} passes by ${SELECT === 'serials' ? 'serial list' : 'template'}, all signed and pushes acknowledged (${database.kind})`,
+        figure: `Bulk change: ${PASSES.toLocaleString('en-US')} passes by ${BY_SERIALS ? 'serial list' : 'template'}, all signed and pushes acknowledged (${database.kind})`,
         ours: `${seconds.toFixed(1)} s (${perSecond(PASSES / seconds)}), peak RSS ${mb(peakRss)} MB (${mb(early)} MB at 10%)`,
         baseline: `RSS before the job: ${mb(rssBefore)} MB`,
         goal: 'done, at 100,000 passes; memory flat (peak ≤ 1.5× RSS at 10%)',

@@ -2,8 +2,8 @@
  * Device endpoints with 1,000,000 registrations in PostgreSQL (200,000 devices × 5 passes of 100,000; made with
  * SQL): register (POST, 90% re-registrations of existing pairs, 10% new devices) and list-updatable (GET, with and
  * without passesUpdatedSince) through the real app, against a bare Fastify route (no plugins, no hooks) running
- * the same single SQL statement with `pg` (prepared by name, as ours is). The two are measured alternately (bench/serving.ts's alternate()), and
- * EXPLAIN ANALYZE of each statement is printed. Needs BENCH_DATABASE_URL (PostgreSQL).
+ * the same single SQL statement with `pg` (prepared by name, as ours is). The two are measured alternately
+ * (bench/serving.ts's alternate()), and EXPLAIN ANALYZE of each statement is printed. Needs BENCH_DATABASE_URL (PostgreSQL).
  */
 import Fastify from 'fastify';
 import pg from 'pg';
