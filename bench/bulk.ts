@@ -67,7 +67,7 @@ export async function benchBulk(): Promise<TargetLine[]> {
       leaseMs: 60_000,
     },
     identity,
-    prisma,
+    repositories: database.repositories,
     clock: systemClock,
     log,
     ca: mock.caPem,
@@ -75,7 +75,7 @@ export async function benchBulk(): Promise<TargetLine[]> {
   // Time spent waiting for signatures (summed over concurrent signings): how much of the run is signing.
   const signing = { count: 0, seconds: 0 };
   const passesDeps = {
-    prisma,
+    repositories: database.repositories,
     templates,
     identity,
     clock: systemClock,
@@ -98,7 +98,6 @@ export async function benchBulk(): Promise<TargetLine[]> {
   });
   const bulk = startBulkRunner({
     deps: passesDeps,
-    database,
     log,
     concurrency: CONCURRENCY,
     ...(PAGE_SIZE ? { pageSize: PAGE_SIZE } : {}),
@@ -151,7 +150,7 @@ export async function benchBulk(): Promise<TargetLine[]> {
     let jobDoneAt: number | undefined;
     let finishedAt: number | undefined;
     while (finishedAt === undefined) {
-      const job = await getBulkJob({ prisma }, jobId);
+      const job = await getBulkJob(database, jobId);
       const elapsed = performance.now() - started;
       for (const percent of [10, 50, 100]) {
         if (!milestones.has(percent) && job.done >= (PASSES * percent) / 100) {

@@ -9,7 +9,7 @@ import Fastify from 'fastify';
 import pg from 'pg';
 import pino from 'pino';
 import { openDatabase } from '../src/db/database.js';
-import { listUpdatableStatement, registerDeviceStatement } from '../src/wallet/registrations.js';
+import { listUpdatableStatement, registerDeviceStatement } from '../src/db/registrations.js';
 import { createFreshPostgresDatabase } from '../test/support/database.js';
 import { startTestServer } from '../test/support/server.js';
 import type { LoadRequest } from './load.js';

@@ -61,14 +61,14 @@ async function runOnce(setup: Setup): Promise<RunResult> {
       leaseMs: 60_000,
     },
     identity,
-    prisma: database.prisma,
+    repositories: database.repositories,
     clock: systemClock,
     log,
     ca: mock.caPem,
   });
   const app = await buildApp({
     database,
-    prisma: database.prisma,
+    repositories: database.repositories,
     templates,
     identity,
     clock: systemClock,

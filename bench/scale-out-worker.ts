@@ -36,7 +36,7 @@ const client = createApnsClient({
 /** Pushes this instance got a 200 for: shows how the shared outbox split the work. */
 let delivered = 0;
 const worker = startPushWorker({
-  prisma: database.prisma,
+  repositories: database.repositories,
   send: (pushToken, topic) => client.send(pushToken, topic),
   clock: systemClock,
   log,

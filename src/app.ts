@@ -32,7 +32,7 @@ import { createPassFastPath } from './wallet/pass-fast-path.js';
 import { walletRoutes } from './wallet/routes.js';
 
 export interface AppDeps extends PassesDeps {
-  database: Pick<Database, 'query' | 'passChanges'>;
+  database: Pick<Database, 'passChanges'>;
   log: Logger;
   /** Metrics, readiness parts, METRICS_PORT (src/ops/ops.ts). */
   ops?: OpsDeps;

@@ -79,7 +79,7 @@ async function main() {
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, log });
   // Made before the push worker, which reports each send to them; the app (or METRICS_PORT) serves them.
   const metrics = createMetrics({
-    prisma: database.prisma,
+    repositories: database.repositories,
     clock: systemClock,
     log,
     passChanges: database.passChanges,
@@ -87,7 +87,7 @@ async function main() {
   const pushes = startPushes({
     config: config.apns,
     identity,
-    prisma: database.prisma,
+    repositories: database.repositories,
     clock: systemClock,
     log,
     onOutcome: (outcome) => metrics.observePush(outcome),
@@ -102,7 +102,7 @@ async function main() {
   }
   const app = await buildApp({
     database,
-    prisma: database.prisma,
+    repositories: database.repositories,
     templates,
     identity,
     clock: systemClock,
@@ -129,7 +129,7 @@ async function main() {
   // Bulk changes (POST /admin/passes/bulk): claims queued jobs, and resumes those a stopped instance left running.
   const bulk = startBulkRunner({
     deps: {
-      prisma: database.prisma,
+      repositories: database.repositories,
       templates,
       identity,
       clock: systemClock,
@@ -137,7 +137,6 @@ async function main() {
       afterChange: () => pushes.worker.wake(),
       observeSigning: (seconds) => metrics.observeSigning(seconds),
     },
-    database,
     log,
   });
   await app.listen({ port: config.port, host: config.host });

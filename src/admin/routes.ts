@@ -15,7 +15,6 @@ import {
   updatePass,
 } from '../passes/passes.js';
 import { secretsEqual } from '../passes/tokens.js';
-import { outboxStats, pushFailureCounts } from '../push/outbox.js';
 import { passParams } from '../wallet/schemas.js';
 import type { DownloadLinks } from './download-links.js';
 import {
@@ -231,8 +230,8 @@ export const adminRoutes =
         },
       },
       async () => ({
-        outbox: await outboxStats(deps.prisma, deps.clock.now()),
-        failures: await pushFailureCounts(deps.prisma),
+        outbox: await deps.repositories.outbox.stats(deps.clock.now()),
+        failures: await deps.repositories.outbox.failureCounts(),
       }),
     );
 
@@ -246,10 +245,7 @@ export const adminRoutes =
         },
       },
       async (request) => {
-        const logs = await deps.prisma.deviceLog.findMany({
-          orderBy: { id: 'desc' },
-          take: request.query.limit,
-        });
+        const logs = await deps.repositories.deviceLogs.latest(request.query.limit);
         return {
           logs: logs.map((log) => ({ message: log.message, createdAt: log.createdAt.toISOString() })),
         };

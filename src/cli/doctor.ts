@@ -235,7 +235,7 @@ async function checkDatabase(config: Config): Promise<Finding[]> {
         migrate: false,
       }),
     );
-    await withTimeout(database.prisma.$queryRawUnsafe('SELECT 1'));
+    await withTimeout(database.repositories.health.ping());
     const reachable = pass(R.database, `${where} answers`);
     return [reachable, await checkMigrations(database)];
   } catch (error) {

@@ -15,6 +15,7 @@ import {
 } from './pass-changes.js';
 import { PGliteAdapterFactory } from './pglite.js';
 import { PostgresMigrationAdapterFactory } from './postgres.js';
+import { createRepositories, type Repositories } from './repositories.js';
 
 export type { PrismaClient };
 export type DatabaseKind = 'postgresql' | 'embedded';
@@ -44,6 +45,9 @@ export const sqlText = (sql: string | PreparedStatement): string =>
   typeof sql === 'string' ? sql : sql.text;
 
 export interface Database {
+  /** Every statement the server runs (src/db/repositories.ts): what services and routes are given. */
+  repositories: Repositories;
+  /** The clients under the repositories: for src/db/ and for test fixtures that write rows directly. */
   prisma: PrismaClient;
   kind: DatabaseKind;
   query: SqlQuery;
@@ -110,11 +114,15 @@ function openPostgres(connectionString: string, log: Logger): Database {
   pool.on('error', (error) => log.warn({ err: error }, 'an idle database connection was closed'));
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
   const passChanges = createPassChanges(postgresNotificationSession(connectionString), { log });
-  return {
+  const handles = {
     prisma,
-    kind: 'postgresql',
     query: pgQueryOn(pool),
-    transaction: (run) => inPoolTransaction(pool, run),
+    transaction: <T>(run: (query: SqlQuery) => Promise<T>) => inPoolTransaction(pool, run),
+  };
+  return {
+    ...handles,
+    repositories: createRepositories(handles),
+    kind: 'postgresql',
     passChanges,
     adapterFactory: new PostgresMigrationAdapterFactory(connectionString),
     close: async () => {
@@ -166,11 +174,16 @@ export function embeddedDatabase(client: PGlite, log: Logger): Database {
     log,
     fenceTimeoutMs: Number.POSITIVE_INFINITY,
   });
-  return {
+  const handles = {
     prisma,
-    kind: 'embedded',
     query: pgliteQueryOn(client),
-    transaction: (run) => client.transaction((tx) => run(pgliteQueryOn(tx))),
+    transaction: <T>(run: (query: SqlQuery) => Promise<T>) =>
+      client.transaction((tx) => run(pgliteQueryOn(tx))),
+  };
+  return {
+    ...handles,
+    repositories: createRepositories(handles),
+    kind: 'embedded',
     passChanges,
     adapterFactory,
     close: async () => {

@@ -12,17 +12,17 @@ import {
   Registry,
 } from 'prom-client';
 import type { Clock } from '../clock.js';
-import type { PrismaClient } from '../db/database.js';
 import type { PassChanges } from '../db/pass-changes.js';
+import type { Repositories } from '../db/repositories.js';
 import type { Logger } from '../logger.js';
 import type { ApnsOutcome } from '../push/apns/response.js';
-import { outboxStats, pushFailureCounts } from '../push/outbox.js';
 
 /** The label of requests that matched no route: raw URLs carry identifiers and would make a series each. */
 export const unmatchedRoute = '(unmatched)';
 
 export interface MetricsOptions {
-  prisma: PrismaClient;
+  /** Counted on each scrape: passes and registrations, the outbox, the failed pushes. */
+  repositories: Pick<Repositories, 'health' | 'outbox'>;
   clock: Clock;
   log: Logger;
   /** The database's pass change feed, whose LISTEN session the metrics show. */
@@ -258,19 +258,18 @@ export function createMetrics(options: MetricsOptions): Metrics {
 
   /** Cheap reads (two counts, the outbox statistics, failures grouped by reason) taken on each scrape. */
   async function readDatabase(): Promise<void> {
-    const { prisma, clock } = options;
+    const { repositories, clock } = options;
     const [counts, outbox, failures] = await withTimeout(
       Promise.all([
-        prisma.$queryRaw<Array<{ passes: bigint; registrations: bigint }>>`
-          SELECT (SELECT count(*) FROM passes) AS passes, (SELECT count(*) FROM registrations) AS registrations`,
-        outboxStats(prisma, clock.now()),
-        pushFailureCounts(prisma),
+        repositories.health.counts(),
+        repositories.outbox.stats(clock.now()),
+        repositories.outbox.failureCounts(),
       ]),
       timeoutMs,
       'metrics database read',
     );
-    passes.set(Number(counts[0]?.passes ?? 0));
-    registrations.set(Number(counts[0]?.registrations ?? 0));
+    passes.set(counts.passes);
+    registrations.set(counts.registrations);
     outboxDepth.set(outbox.depth);
     outboxDue.set(outbox.due);
     outboxClaimed.set(outbox.claimed);

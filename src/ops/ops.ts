@@ -36,7 +36,7 @@ export function withOps<D extends DepsWithOps>(deps: D): D & { ops: OpsDeps & { 
   const metrics =
     deps.ops?.metrics ??
     createMetrics({
-      prisma: deps.prisma,
+      repositories: deps.repositories,
       clock: deps.clock,
       log: deps.log,
       passChanges: deps.database?.passChanges,
@@ -77,7 +77,7 @@ export async function registerOps(
     done();
   });
   const readiness = createReadiness({
-    prisma: deps.prisma,
+    health: deps.repositories.health,
     identity: deps.identity,
     clock: deps.clock,
     log: deps.log,

@@ -4,7 +4,7 @@
  * is kept, since migrations are applied at start and never undone by a running server.
  */
 import type { Clock } from '../clock.js';
-import type { PrismaClient } from '../db/database.js';
+import type { HealthRepository } from '../db/health.js';
 import type { MigrationStatus } from '../db/migrations.js';
 import type { Logger } from '../logger.js';
 import type { SigningIdentity } from '../passes/signing-identity.js';
@@ -12,7 +12,7 @@ import type { SigningIdentity } from '../passes/signing-identity.js';
 export type ReadinessPart = 'database' | 'migrations' | 'signingIdentity' | 'pushWorker';
 
 export interface ReadinessOptions {
-  prisma: PrismaClient;
+  health: Pick<HealthRepository, 'ping'>;
   identity: SigningIdentity | undefined;
   clock: Clock;
   log: Logger;
@@ -58,7 +58,7 @@ export function createReadiness(options: ReadinessOptions): Readiness {
 
   async function databaseAnswers(): Promise<boolean> {
     try {
-      await withTimeout(options.prisma.$queryRaw`SELECT 1`, databaseTimeoutMs, 'database');
+      await withTimeout(options.health.ping(), databaseTimeoutMs, 'database');
       return true;
     } catch (error) {
       log.debug({ err: error }, 'readiness: the database does not answer');

@@ -8,9 +8,7 @@
  * retried, then fails the job. A job interrupted by a restart resumes after its cursor: a page committed whole or
  * not at all, so no pass gets the change twice. The next page is read and signed while the current one is written.
  */
-import { randomUUID } from 'node:crypto';
-import type { Database, PrismaClient } from '../db/database.js';
-import { Prisma } from '../db/generated/client.js';
+import type { BulkJobError, BulkJobRecord, SelectionReads } from '../db/bulk-jobs.js';
 import { InvalidError, NotFoundError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import {
@@ -22,21 +20,16 @@ import {
   type Page,
   type PageOptions,
   readPage,
-  saveProgress,
 } from './bulk-page.js';
 import { checkFieldKeys, type FieldValues } from './pass-content.js';
-import { type PassChange, type PassesDeps, prismaQuery } from './passes.js';
+import type { PassChange, PassesDeps } from './passes.js';
 
 export type BulkSelection =
   | { serialNumbers: string[] }
   | { template: string; fields?: FieldValues | undefined };
 export type BulkStatus = 'queued' | 'running' | 'done' | 'failed';
 
-// A type, not an interface: the admin answer's loose-object schema needs an index-signature-compatible type.
-export type BulkError = {
-  serialNumber: string | null;
-  message: string;
-};
+export type BulkError = BulkJobError;
 
 export type BulkJobView = {
   jobId: string;
@@ -52,33 +45,17 @@ export type BulkJobView = {
   finishedAt: string | null;
 };
 
-interface JobRow {
-  id: string;
-  selection: Prisma.JsonValue;
-  change: Prisma.JsonValue;
-  status: string;
-  cursor: bigint;
-  matched: number | null;
-  done: number;
-  failed: number;
-  errors: Prisma.JsonValue;
-  lease_until: Date | null;
-  created_at: Date;
-  started_at: Date | null;
-  finished_at: Date | null;
-}
-
-function toView(row: JobRow): BulkJobView {
+function toView(job: BulkJobRecord): BulkJobView {
   return {
-    jobId: row.id,
-    status: row.status as BulkStatus,
-    matched: row.matched,
-    done: row.done,
-    failed: row.failed,
-    errors: row.errors as unknown as BulkError[],
-    createdAt: row.created_at.toISOString(),
-    startedAt: row.started_at?.toISOString() ?? null,
-    finishedAt: row.finished_at?.toISOString() ?? null,
+    jobId: job.id,
+    status: job.status as BulkStatus,
+    matched: job.matched,
+    done: job.done,
+    failed: job.failed,
+    errors: job.errors,
+    createdAt: job.createdAt.toISOString(),
+    startedAt: job.startedAt?.toISOString() ?? null,
+    finishedAt: job.finishedAt?.toISOString() ?? null,
   };
 }
 
@@ -88,7 +65,7 @@ function toView(row: JobRow): BulkJobView {
  * so field keys are checked per pass (a pass whose template lacks one is counted failed).
  */
 export async function createBulkJob(
-  deps: Pick<PassesDeps, 'prisma' | 'templates'>,
+  deps: Pick<PassesDeps, 'repositories' | 'templates'>,
   selection: BulkSelection,
   change: PassChange,
 ): Promise<BulkJobView> {
@@ -104,26 +81,20 @@ export async function createBulkJob(
       ...Object.keys(change.changeMessages ?? {}),
     ]);
   }
-  const rows = await deps.prisma.$queryRaw<JobRow[]>`
-    INSERT INTO bulk_jobs (id, selection, change)
-    VALUES (${randomUUID()}::uuid, ${JSON.stringify(selection)}::jsonb, ${JSON.stringify(change)}::jsonb)
-    RETURNING *`;
-  const row = rows[0];
-  if (!row) throw new Error('INSERT … RETURNING gave no row');
-  return toView(row);
+  return toView(await deps.repositories.bulkJobs.create(selection, { ...change }));
 }
 
-export async function getBulkJob(deps: Pick<PassesDeps, 'prisma'>, jobId: string): Promise<BulkJobView> {
-  const rows = await deps.prisma.$queryRaw<JobRow[]>`SELECT * FROM bulk_jobs WHERE id = ${jobId}::uuid`;
-  const row = rows[0];
-  if (!row) throw new NotFoundError(`No bulk job ${jobId}`);
-  return toView(row);
+export async function getBulkJob(
+  deps: Pick<PassesDeps, 'repositories'>,
+  jobId: string,
+): Promise<BulkJobView> {
+  const job = await deps.repositories.bulkJobs.find(jobId);
+  if (!job) throw new NotFoundError(`No bulk job ${jobId}`);
+  return toView(job);
 }
 
 export interface BulkRunnerOptions {
   deps: PassesDeps;
-  /** The database of deps.prisma: pages are written in its driver's transactions (src/passes/bulk-page.ts). */
-  database: Pick<Database, 'transaction'>;
   log: Logger;
   /**
    * Passes read, signed and written per page; the cursor commits with each page. 100 by default: a page of the
@@ -154,7 +125,7 @@ export interface BulkRunner {
 
 export function startBulkRunner(options: BulkRunnerOptions): BulkRunner {
   const { deps, log } = options;
-  const prisma = deps.prisma;
+  const jobs = deps.repositories.bulkJobs;
   const pageSize = options.pageSize ?? 100;
   const concurrency = options.concurrency ?? 16;
   // The admin route wakes the runner of its own instance; polling finds the others' jobs and orphaned ones.
@@ -192,9 +163,9 @@ export function startBulkRunner(options: BulkRunnerOptions): BulkRunner {
 
   const loop = async () => {
     while (!stopping) {
-      let job: JobRow | undefined;
+      let job: BulkJobRecord | undefined;
       try {
-        job = await claimJob(prisma, deps.clock.now(), leaseMs);
+        job = await jobs.claim(deps.clock.now(), leaseMs);
         if (job) await runJob(job);
       } catch (error) {
         if (error instanceof LeaseLostError) {
@@ -215,12 +186,8 @@ export function startBulkRunner(options: BulkRunnerOptions): BulkRunner {
     }
   };
 
-  async function failJob(job: JobRow, error: unknown) {
-    const errors = [{ serialNumber: null, message: messageOf(error) }];
-    await prisma.$executeRaw`
-      UPDATE bulk_jobs SET status = 'failed', finished_at = ${deps.clock.now()}::timestamptz, lease_until = NULL,
-        errors = errors || ${JSON.stringify(errors)}::jsonb
-      WHERE id = ${job.id}::uuid AND status = 'running'`;
+  async function failJob(job: BulkJobRecord, error: unknown) {
+    await jobs.fail(job.id, deps.clock.now(), [{ serialNumber: null, message: messageOf(error) }]);
   }
 
   /**
@@ -239,36 +206,32 @@ export function startBulkRunner(options: BulkRunnerOptions): BulkRunner {
     }
   }
 
-  async function runJob(job: JobRow) {
-    const selection = job.selection as unknown as BulkSelection;
-    const change = job.change as unknown as PassChange;
-    let errors = [...(job.errors as unknown as BulkError[])];
-    const lease: JobLease = { jobId: job.id, lease: job.lease_until as Date, leaseMs };
-    const where = selectionSql(job.id, selection, deps.identity.passTypeIdentifier);
+  async function runJob(job: BulkJobRecord) {
+    // Stored by createBulkJob from the admin API's validated body.
+    const selection = job.selection as BulkSelection;
+    const change = job.change as PassChange;
+    let errors = [...job.errors];
+    const lease: JobLease = { jobId: job.id, lease: job.leaseUntil as Date, leaseMs };
+    const reads = jobs.selection(job.id, selection, deps.identity.passTypeIdentifier);
     const pageOptions: PageOptions = { deps, change, concurrency };
     const pages = await withRetries('reading the selection', job.id, () =>
-      pageReader(selection, where, pageOptions, pageSize),
+      pageReader(selection, reads, pageOptions, pageSize),
     );
     if (job.matched === null) {
       // Counted once, when the job first starts: a serial that names no pass is a failure of its own.
-      const matched = pages.matched ?? (await countPasses(prisma, where));
-      const missing =
-        'serialNumbers' in selection
-          ? await prisma.$queryRaw<Array<{ serial: string }>>`
-            SELECT s.serial FROM bulk_jobs j, jsonb_array_elements_text(j.selection -> 'serialNumbers') AS s(serial)
-            WHERE j.id = ${job.id}::uuid AND NOT EXISTS (
-              SELECT 1 FROM passes p
-              WHERE p.pass_type_identifier = ${deps.identity.passTypeIdentifier} AND p.serial_number = s.serial)`
-          : [];
-      for (const { serial } of missing.slice(0, MAX_ERRORS - errors.length))
+      const matched = pages.matched ?? (await reads.count());
+      const missing = await reads.missingSerials();
+      for (const serial of missing.slice(0, MAX_ERRORS - errors.length))
         errors.push({ serialNumber: serial, message: `No pass with serialNumber "${serial}"` });
-      lease.lease = await saveProgress(prismaQuery(prisma), lease, deps.clock.now(), {
+      const renewed = await jobs.saveProgress(lease, deps.clock.now(), {
         matched,
         cursor: job.cursor,
         done: 0,
         failed: missing.length,
         errors,
       });
+      if (!renewed) throw new LeaseLostError(job.id);
+      lease.lease = renewed;
     }
     const read = (after: bigint) => handled(withRetries('reading a page', job.id, () => pages.read(after)));
     let next: Promise<Page | undefined> | undefined = read(job.cursor);
@@ -278,7 +241,7 @@ export function startBulkRunner(options: BulkRunnerOptions): BulkRunner {
       // Pipelined: the pool signs the next page while PostgreSQL writes this one. Not after SIGTERM.
       next = stopping ? undefined : read(page.lastId);
       const result = await withRetries('writing a page', job.id, () =>
-        commitPage({ ...pageOptions, transactionTimeoutMs, database: options.database }, page, lease, errors),
+        commitPage({ ...pageOptions, transactionTimeoutMs }, page, lease, errors),
       );
       lease.lease = result.lease;
       errors = result.errors;
@@ -288,15 +251,11 @@ export function startBulkRunner(options: BulkRunnerOptions): BulkRunner {
         // The page read ahead is dropped (nothing of it was written); nothing is left running after stop().
         await next?.catch(() => undefined);
         // Given back, still running: another runner (or this one after the restart) resumes after the cursor.
-        await prisma.$executeRaw`
-          UPDATE bulk_jobs SET lease_until = NULL
-          WHERE id = ${job.id}::uuid AND lease_until = ${lease.lease}::timestamptz`;
+        await jobs.giveBack(lease);
         return;
       }
     }
-    await prisma.$executeRaw`
-      UPDATE bulk_jobs SET status = 'done', finished_at = ${deps.clock.now()}::timestamptz, lease_until = NULL
-      WHERE id = ${job.id}::uuid AND lease_until = ${lease.lease}::timestamptz`;
+    await jobs.finish(lease, deps.clock.now());
   }
 
   const running = loop();
@@ -323,26 +282,6 @@ function handled<T>(promise: Promise<T>): Promise<T> {
 }
 
 /**
- * The oldest job that is queued, or running with a lease that ran out (its runner died) or was given back. SKIP
- * LOCKED: runners of several instances claim at once without waiting for each other or taking the same job.
- */
-async function claimJob(prisma: PrismaClient, now: Date, leaseMs: number): Promise<JobRow | undefined> {
-  const leaseUntil = new Date(now.getTime() + leaseMs);
-  const rows = await prisma.$queryRaw<JobRow[]>`
-    UPDATE bulk_jobs SET status = 'running', lease_until = ${leaseUntil}::timestamptz,
-      started_at = COALESCE(started_at, ${now}::timestamptz)
-    WHERE id = (
-      SELECT id FROM bulk_jobs
-      WHERE status = 'queued'
-        OR (status = 'running' AND (lease_until IS NULL OR lease_until < ${now}::timestamptz))
-      ORDER BY created_at, id
-      LIMIT 1
-      FOR UPDATE SKIP LOCKED)
-    RETURNING *`;
-  return rows[0];
-}
-
-/**
  * Reads a job's pages after its cursor, the last pass id done (keyset on ids). For a template, each page is the next
  * passes of the selection by id. For a list of serials, the ids they name are read once, when the job is claimed, and
  * each page asks for its own 100 ids: matching the passes against the whole list on every page cost PostgreSQL
@@ -351,7 +290,7 @@ async function claimJob(prisma: PrismaClient, now: Date, leaseMs: number): Promi
  */
 async function pageReader(
   selection: BulkSelection,
-  where: Prisma.Sql,
+  reads: SelectionReads,
   options: PageOptions,
   pageSize: number,
 ): Promise<{
@@ -359,31 +298,20 @@ async function pageReader(
   /** How many passes a list of serials names, known from its ids; undefined for a template, not read whole. */
   matched?: number;
 }> {
-  if (!('serialNumbers' in selection)) return { read: (after) => readPage(options, where, after, pageSize) };
-  const named = await options.deps.prisma.$queryRaw<Array<{ id: bigint }>>`
-    SELECT p.id FROM passes p WHERE ${where} ORDER BY p.id`;
-  const ids = named.map((row) => row.id);
+  if (!('serialNumbers' in selection))
+    return { read: (after) => readPage(options, reads.page, after, pageSize) };
+  const ids = await reads.ids();
+  const byIds = options.deps.repositories.bulkJobs.passesByIds;
   const read = async (after: bigint) => {
     const from = firstAfter(ids, after);
     const pageIds = ids.slice(from, from + pageSize);
     const last = pageIds.at(-1);
     if (last === undefined) return undefined;
-    const page = await readPage(
-      options,
-      Prisma.sql`p.id = ANY(${pageIds.map(String)}::bigint[])`,
-      after,
-      pageSize,
-    );
+    const page = await readPage(options, (from, limit) => byIds(pageIds, from, limit), after, pageSize);
     // Passes deleted since the ids were read are not in the page; the cursor still moves past them.
     return page ?? { passes: [], lastId: last };
   };
   return { read, matched: ids.length };
-}
-
-async function countPasses(prisma: PrismaClient, where: Prisma.Sql): Promise<number> {
-  const [counted] = await prisma.$queryRaw<Array<{ matched: number }>>`
-    SELECT count(*)::int AS matched FROM passes p WHERE ${where}`;
-  return counted?.matched ?? 0;
 }
 
 /** The index of the first id above `after` in ascending `ids` (binary search). */
@@ -396,18 +324,4 @@ function firstAfter(ids: readonly bigint[], after: bigint): number {
     else high = middle;
   }
   return low;
-}
-
-/**
- * The SQL condition on passes `p` for a selection (for a list of serials, read once per claim). Serials are read
- * from the job's own row, so a list of 100k serials is not sent with the query. Field values are strings or numbers,
- * so containment (@>) of { key: value } is equality of each given key's value, compared as JSON: 10 matches 10, not
- * "10".
- */
-function selectionSql(jobId: string, selection: BulkSelection, passTypeIdentifier: string): Prisma.Sql {
-  if ('serialNumbers' in selection) {
-    return Prisma.sql`p.pass_type_identifier = ${passTypeIdentifier} AND p.serial_number IN (
-      SELECT jsonb_array_elements_text(j.selection -> 'serialNumbers') FROM bulk_jobs j WHERE j.id = ${jobId}::uuid)`;
-  }
-  return Prisma.sql`p.template = ${selection.template} AND p.fields @> ${JSON.stringify(selection.fields ?? {})}::jsonb`;
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.js';
-import { type PreparedStatement, type PrismaClient, type SqlQuery, sqlText } from '../db/database.js';
-import { Prisma } from '../db/generated/client.js';
+import type { PassKey, PassRecord } from '../db/passes.js';
+import type { Repositories } from '../db/repositories.js';
 import { ConflictError, InvalidError, NotFoundError } from '../errors.js';
 import { buildSignedBundle, type PassContent } from './bundle.js';
 import type { BundleCache } from './bundle-cache.js';
@@ -11,9 +11,9 @@ import type { Template } from './templates.js';
 import { newAuthenticationToken } from './tokens.js';
 import { truncateToSecond } from './versions.js';
 
-/** What the passes service needs from the outside: one database handle, the templates and the signer. */
+/** What the passes service needs from the outside: the repositories, the templates and the signer. */
 export interface PassesDeps {
-  prisma: PrismaClient;
+  repositories: Repositories;
   templates: ReadonlyMap<string, Template>;
   identity: SigningIdentity;
   clock: Clock;
@@ -29,10 +29,7 @@ export interface PassesDeps {
   bundleCache?: BundleCache;
 }
 
-export interface PassKey {
-  passTypeIdentifier: string;
-  serialNumber: string;
-}
+export type { PassKey };
 
 export interface StoredPass extends PassKey {
   id: bigint;
@@ -60,14 +57,13 @@ export interface PassChange {
   changeMessages?: ChangeMessages | undefined;
 }
 
-type PassRow = Prisma.PassGetPayload<object>;
-
-function toStoredPass(row: PassRow): StoredPass {
+/** The stored JSON as the types it was validated as when it was written. */
+function toStoredPass(record: PassRecord): StoredPass {
   return {
-    ...row,
-    fields: row.fields as FieldValues,
-    overrides: row.overrides as PassOverrides,
-    changeMessages: row.changeMessages as ChangeMessages,
+    ...record,
+    fields: record.fields as FieldValues,
+    overrides: record.overrides as PassOverrides,
+    changeMessages: record.changeMessages as ChangeMessages,
   };
 }
 
@@ -95,10 +91,6 @@ function passContent(
   };
 }
 
-function isUniqueViolation(error: unknown): boolean {
-  return error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002';
-}
-
 /** buildSignedBundle, timed for the metrics: signing is the costly step of every create, change and cache miss. */
 async function signBundle(deps: PassesDeps, content: PassContent): Promise<Buffer> {
   const started = performance.now();
@@ -122,41 +114,34 @@ export async function createPass(deps: PassesDeps, input: NewPass): Promise<Stor
   };
   // Signed before it is stored: a pass that cannot be signed is refused (400), and the first download is a hit.
   const bytes = await signBundle(deps, passContent(deps, identity));
-  try {
-    const row = await deps.prisma.pass.create({
-      data: {
-        ...identity,
-        fields: identity.fields,
-        overrides: identity.overrides as Prisma.InputJsonObject,
-        lastModified: truncateToSecond(deps.clock.now()),
-        bundle: { create: { version: 1, bytes: new Uint8Array(bytes) } },
-      },
-    });
-    return toStoredPass(row);
-  } catch (error) {
-    if (isUniqueViolation(error)) {
-      throw new ConflictError(`A pass with serialNumber "${identity.serialNumber}" already exists`);
-    }
-    throw error;
-  }
+  const stored = await deps.repositories.passes.create({
+    ...identity,
+    lastModified: truncateToSecond(deps.clock.now()),
+    bytes,
+  });
+  if (!stored) throw new ConflictError(`A pass with serialNumber "${identity.serialNumber}" already exists`);
+  return toStoredPass(stored);
 }
 
 export async function findPass(
-  deps: Pick<PassesDeps, 'prisma'>,
+  deps: Pick<PassesDeps, 'repositories'>,
   key: PassKey,
 ): Promise<StoredPass | undefined> {
-  const row = await deps.prisma.pass.findUnique({ where: { passTypeIdentifier_serialNumber: key } });
-  return row ? toStoredPass(row) : undefined;
+  const record = await deps.repositories.passes.find(key);
+  return record ? toStoredPass(record) : undefined;
 }
 
-export async function getPass(deps: Pick<PassesDeps, 'prisma'>, key: PassKey): Promise<StoredPass> {
+export async function getPass(deps: Pick<PassesDeps, 'repositories'>, key: PassKey): Promise<StoredPass> {
   const pass = await findPass(deps, key);
   if (!pass) throw new NotFoundError(`No pass ${key.passTypeIdentifier}/${key.serialNumber}`);
   return pass;
 }
 
-export async function countRegistrations(deps: Pick<PassesDeps, 'prisma'>, passId: bigint): Promise<number> {
-  return deps.prisma.registration.count({ where: { passId } });
+export async function countRegistrations(
+  deps: Pick<PassesDeps, 'repositories'>,
+  passId: bigint,
+): Promise<number> {
+  return deps.repositories.passes.countRegistrations(passId);
 }
 
 /**
@@ -165,46 +150,27 @@ export async function countRegistrations(deps: Pick<PassesDeps, 'prisma'>, passI
  * which the push worker delivers after commit. A change that rolls back leaves no outbox row.
  */
 export async function updatePass(deps: PassesDeps, key: PassKey, change: PassChange): Promise<StoredPass> {
-  const updated = await deps.prisma.$transaction(async (tx) => {
-    const id = await changePassInTransaction(deps, tx, key, change);
-    return toStoredPass(await tx.pass.findUniqueOrThrow({ where: { id } }));
-  });
+  const notFound = () => new NotFoundError(`No pass ${key.passTypeIdentifier}/${key.serialNumber}`);
+  const updated = await deps.repositories.inTransaction(
+    async (tx) => {
+      const current = await tx.passes.lockForChange(key);
+      if (!current) throw notFound();
+      const pass = toStoredPass(current);
+      const next = await signChange(deps, pass, change);
+      const now = deps.clock.now();
+      const [written] = await tx.passes.writeNewVersions([{ id: pass.id, ...next }], now);
+      if (!written) throw notFound();
+      await tx.passes.storeBundles([{ passId: pass.id, version: written.version, bytes: next.bytes }], now);
+      await tx.outbox.enqueue(pass.id, key.passTypeIdentifier, now);
+      const stored = await tx.passes.findById(pass.id);
+      if (!stored) throw notFound();
+      return toStoredPass(stored);
+    },
+    // A change stuck on a lock ends and rolls back (as long as Prisma gives an interactive transaction by default).
+    { timeoutMs: 5_000 },
+  );
   deps.afterChange?.();
   return updated;
-}
-
-async function changePassInTransaction(
-  deps: PassesDeps,
-  tx: Prisma.TransactionClient,
-  key: PassKey,
-  change: PassChange,
-): Promise<bigint> {
-  const locked = await tx.$queryRaw<PassRow[]>`
-    SELECT id FROM passes
-    WHERE pass_type_identifier = ${key.passTypeIdentifier} AND serial_number = ${key.serialNumber}
-    FOR UPDATE`;
-  const id = locked[0]?.id;
-  const current = id === undefined ? undefined : await tx.pass.findUnique({ where: { id } });
-  if (!current) throw new NotFoundError(`No pass ${key.passTypeIdentifier}/${key.serialNumber}`);
-  const pass = toStoredPass(current);
-  const next = await signChange(deps, pass, change);
-  const now = deps.clock.now();
-  const query = prismaQuery(tx);
-  const [updated] = await writeNewVersions(query, [{ id: pass.id, ...next }], now);
-  if (!updated) throw new NotFoundError(`No pass ${key.passTypeIdentifier}/${key.serialNumber}`);
-  await storeBundles(query, [{ passId: pass.id, version: updated.version, bytes: next.bytes }], now);
-  await enqueuePushes(query, pass.id, key.passTypeIdentifier, now);
-  return pass.id;
-}
-
-/**
- * A Prisma client or interactive transaction as a SqlQuery: the statements below are written once, for both
- * PATCH's Prisma transaction and a bulk page's driver transaction (Database.transaction). Rows come as Prisma's
- * raw queries give them, so the statements cast what the drivers give differently (ids to text).
- */
-export function prismaQuery(db: Prisma.TransactionClient): SqlQuery {
-  return <Row extends Record<string, unknown>>(sql: string | PreparedStatement, params: unknown[]) =>
-    db.$queryRawUnsafe<Row[]>(sqlText(sql), ...params);
 }
 
 /** What a change makes of a pass: its merged content and the signed bundle of it (not yet stored). */
@@ -240,86 +206,9 @@ export async function signChange(
   return { fields: next.fields, overrides: next.overrides, changeMessages: next.changeMessages, bytes };
 }
 
-/**
- * Makes the new version of each pass, in one statement: its merged content, version + 1, a Last-Modified that
- * is second-granular and strictly increasing (HTTP dates have whole seconds, and If-Modified-Since must see
- * every change), and update_xid, which lastUpdated tags compare with. The caller holds the rows locked.
- */
-export async function writeNewVersions(
-  query: SqlQuery,
-  passes: ReadonlyArray<{
-    id: bigint;
-    fields: FieldValues;
-    overrides: PassOverrides;
-    changeMessages: ChangeMessages;
-  }>,
-  now: Date,
-): Promise<Array<{ id: bigint; version: number }>> {
-  // One JSON parameter whatever the number of passes (ids as strings: JSON numbers cannot carry every bigint).
-  const rows = JSON.stringify(
-    passes.map((pass) => ({
-      id: pass.id.toString(),
-      fields: pass.fields,
-      overrides: pass.overrides,
-      change_messages: pass.changeMessages,
-    })),
-  );
-  // The id as text: each driver gives int8 as a type of its own.
-  const written = await query<{ id: string; version: number }>(
-    `UPDATE passes SET
-      fields = c.fields,
-      overrides = c.overrides,
-      change_messages = c.change_messages,
-      version = passes.version + 1,
-      last_modified = GREATEST(date_trunc('second', $1::timestamptz), passes.last_modified + interval '1 second'),
-      update_xid = pg_current_xact_id()::text::bigint,
-      updated_at = $1::timestamptz
-    FROM jsonb_to_recordset($2::jsonb) AS c(id bigint, fields jsonb, overrides jsonb, change_messages jsonb)
-    WHERE passes.id = c.id
-    RETURNING passes.id::text AS id, passes.version`,
-    [now, rows],
-  );
-  return written.map((row) => ({ id: BigInt(row.id), version: row.version }));
-}
-
-/**
- * The change record for the push step: one row per push token registered for the pass. A token that already
- * waits for a push of this pass type keeps its one row (changes coalesce); one whose push is in flight gets a new
- * row, since that push may reach the device before this change commits. The no-op DO UPDATE (not DO NOTHING)
- * locks the waiting row until this transaction commits: otherwise a worker could claim and send it before the
- * change is visible, the device would sync too early, and no row would be left for this change.
- */
-export async function enqueuePushes(
-  query: SqlQuery,
-  passIds: bigint | readonly bigint[],
-  passTypeIdentifier: string,
-  now: Date,
-): Promise<number> {
-  // One statement for a bulk job's page too (passes of one pass type). DISTINCT: a token registered for several
-  // of the passes gets one row (ON CONFLICT cannot touch a row twice in one statement). Ordered by token, so two
-  // changes lock the waiting rows in the same order and cannot deadlock on them.
-  // Ids as strings (cast by the statement): every driver sends those alike. The count is of rows inserted or
-  // touched, as an INSERT's row count would be, in one row.
-  const ids = (typeof passIds === 'bigint' ? [passIds] : [...passIds]).map(String);
-  const [counted] = await query<{ count: number }>(
-    `WITH enqueued AS (
-      INSERT INTO push_outbox (push_token, pass_type_identifier, enqueued_at, due_at)
-      SELECT DISTINCT d.push_token, $1, $2::timestamptz, $2::timestamptz
-      FROM registrations r JOIN devices d ON d.id = r.device_id
-      WHERE r.pass_id = ANY($3::bigint[])
-      ORDER BY d.push_token
-      ON CONFLICT (push_token, pass_type_identifier) WHERE claimed_until IS NULL
-        DO UPDATE SET claimed_until = push_outbox.claimed_until
-      RETURNING 1)
-    SELECT count(*)::int AS count FROM enqueued`,
-    [passTypeIdentifier, now, ids],
-  );
-  return counted?.count ?? 0;
-}
-
-export async function deletePass(deps: Pick<PassesDeps, 'prisma'>, key: PassKey): Promise<void> {
-  const { count } = await deps.prisma.pass.deleteMany({ where: key });
-  if (count === 0) throw new NotFoundError(`No pass ${key.passTypeIdentifier}/${key.serialNumber}`);
+export async function deletePass(deps: Pick<PassesDeps, 'repositories'>, key: PassKey): Promise<void> {
+  if (!(await deps.repositories.passes.delete(key)))
+    throw new NotFoundError(`No pass ${key.passTypeIdentifier}/${key.serialNumber}`);
 }
 
 export interface PassPage {
@@ -329,16 +218,13 @@ export interface PassPage {
 
 /** A page of passes in creation order; the cursor is opaque to clients (the last id, base64url). */
 export async function listPasses(
-  deps: Pick<PassesDeps, 'prisma'>,
+  deps: Pick<PassesDeps, 'repositories'>,
   query: { template?: string | undefined; limit: number; cursor?: string | undefined },
 ): Promise<PassPage> {
   const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
-  const rows = await deps.prisma.pass.findMany({
-    where: {
-      ...(query.template ? { template: query.template } : {}),
-      ...(after ? { id: { gt: after } } : {}),
-    },
-    orderBy: { id: 'asc' },
+  const rows = await deps.repositories.passes.list({
+    template: query.template,
+    after,
     take: query.limit + 1,
   });
   const page = rows.slice(0, query.limit).map(toStoredPass);
@@ -367,46 +253,19 @@ export async function getSignedBundle(deps: PassesDeps, pass: StoredPass): Promi
     deps.observeBundleCache?.('hit');
     return inMemory;
   }
-  const cached = await deps.prisma.passBundle.findUnique({ where: { passId: pass.id } });
+  const cached = await deps.repositories.passes.findBundle(pass.id);
   if (cached && cached.version === pass.version) {
     deps.observeBundleCache?.('hit');
-    const bytes = Buffer.from(cached.bytes);
-    deps.bundleCache?.set(pass.id, pass.version, bytes);
-    return bytes;
+    deps.bundleCache?.set(pass.id, pass.version, cached.bytes);
+    return cached.bytes;
   }
   deps.observeBundleCache?.('miss');
   const bytes = await signBundle(deps, passContent(deps, pass));
-  await storeBundles(
-    prismaQuery(deps.prisma),
+  // An older version's bundle never replaces a newer one signed concurrently (the repository's rule).
+  await deps.repositories.passes.storeBundles(
     [{ passId: pass.id, version: pass.version, bytes }],
     deps.clock.now(),
   );
   deps.bundleCache?.set(pass.id, pass.version, bytes);
   return bytes;
-}
-
-/**
- * Stores bundles, one statement for any number: each keeps the newest version's bundle, an older one never
- * replaces a newer one signed concurrently.
- */
-export async function storeBundles(
-  query: SqlQuery,
-  bundles: ReadonlyArray<{ passId: bigint; version: number; bytes: Buffer }>,
-  now: Date,
-) {
-  if (bundles.length === 0) return;
-  // Each bundle its own parameter (not one array or JSON of them): pg sends a Buffer parameter as binary bytea.
-  const params: unknown[] = [now];
-  const rows = bundles.map((bundle) => {
-    params.push(bundle.passId.toString(), bundle.version, bundle.bytes);
-    const n = params.length;
-    return `($${n - 2}::bigint, $${n - 1}::int, $${n}::bytea, $1::timestamptz)`;
-  });
-  await query(
-    `INSERT INTO pass_bundles (pass_id, version, bytes, signed_at)
-    VALUES ${rows.join(', ')}
-    ON CONFLICT (pass_id) DO UPDATE SET version = EXCLUDED.version, bytes = EXCLUDED.bytes, signed_at = EXCLUDED.signed_at
-    WHERE pass_bundles.version < EXCLUDED.version`,
-    params,
-  );
 }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Clock } from '../clock.js';
 import type { ApnsConfig } from '../config.js';
-import type { PrismaClient } from '../db/database.js';
+import type { Repositories } from '../db/repositories.js';
 import { StartupError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { SigningIdentity } from '../passes/signing-identity.js';
@@ -46,7 +46,7 @@ function readKeyFile(keyFile: string): string {
 export function startPushes(options: {
   config: ApnsConfig;
   identity: SigningIdentity;
-  prisma: PrismaClient;
+  repositories: Pick<Repositories, 'outbox' | 'registrations'>;
   clock: Clock;
   log: Logger;
   /** An extra CA for the APNs connection (benchmarks against a local mock); NODE_EXTRA_CA_CERTS also works. */
@@ -68,7 +68,7 @@ export function startPushes(options: {
     ...(options.ca ? { ca: options.ca } : {}),
   });
   const worker = startPushWorker({
-    prisma: options.prisma,
+    repositories: options.repositories,
     send: (pushToken, topic) => client.send(pushToken, topic),
     clock: options.clock,
     log,

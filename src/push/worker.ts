@@ -5,19 +5,10 @@
  * harmless, since Wallet then only asks which passes changed).
  */
 import type { Clock } from '../clock.js';
-import type { PrismaClient } from '../db/database.js';
+import type { ClaimedPush, OutboxRepository } from '../db/outbox.js';
+import type { Repositories } from '../db/repositories.js';
 import { fingerprint, type Logger } from '../logger.js';
 import type { ApnsOutcome } from './apns/response.js';
-import {
-  type ClaimedPush,
-  claimDuePushes,
-  completePushes,
-  outboxStats,
-  recordPushFailure,
-  releasePushes,
-  removeUnregisteredToken,
-  schedulePushRetry,
-} from './outbox.js';
 
 /** The APNs boundary: sends `{}` to one push token with the pass type identifier as topic. Never rejects. */
 export type SendPush = (pushToken: string, topic: string) => Promise<ApnsOutcome>;
@@ -32,7 +23,8 @@ export interface BackoffOptions {
 }
 
 export interface PushWorkerOptions {
-  prisma: PrismaClient;
+  /** The outbox it works through, and the registrations it removes when APNs says a token is gone. */
+  repositories: Pick<Repositories, 'outbox' | 'registrations'>;
   send: SendPush;
   clock: Clock;
   log: Logger;
@@ -113,7 +105,7 @@ class Signal {
  * per-statement round trips (~3.5k pushes/s). One delete runs at a time: rows delivered meanwhile go into the next
  * one as soon as it ends (group commit), so a slower database gets bigger batches rather than a queue of
  * statements. A lone delivery waits at most `delayMs` for company. Each row keeps its own lease check
- * (completePushes); a failed statement leaves its rows claimed, sent again after their lease.
+ * (OutboxRepository.completeMany); a failed statement leaves its rows claimed, sent again after their lease.
  */
 class CompletionBatcher {
   #queue: Array<{ push: ClaimedPush; done: () => void }> = [];
@@ -121,7 +113,7 @@ class CompletionBatcher {
   #writing: Promise<void> | undefined;
 
   constructor(
-    private readonly prisma: PrismaClient,
+    private readonly outbox: OutboxRepository,
     private readonly log: Logger,
     private readonly maxBatch: number,
     private readonly delayMs: number,
@@ -159,10 +151,7 @@ class CompletionBatcher {
 
   async #write(batch: Array<{ push: ClaimedPush; done: () => void }>): Promise<void> {
     try {
-      const deleted = await completePushes(
-        this.prisma,
-        batch.map((entry) => entry.push),
-      );
+      const deleted = await this.outbox.completeMany(batch.map((entry) => entry.push));
       if (deleted < batch.length)
         this.log.debug(
           { rows: batch.length, deleted },
@@ -239,7 +228,7 @@ class Worker {
       backoff: { ...defaultBackoff, ...options.backoff },
     };
     this.#completions = new CompletionBatcher(
-      this.#o.prisma,
+      this.#o.repositories.outbox,
       this.#o.log,
       Math.max(1, this.#o.completeBatchSize),
       this.#o.completeDelayMs,
@@ -297,8 +286,8 @@ class Worker {
     this.#claiming = true;
     this.#claimRounds += 1;
     try {
-      const { prisma, leaseMs, clock } = this.#o;
-      return await claimDuePushes(prisma, { limit, leaseMs, now: clock.now() });
+      const { repositories, leaseMs, clock } = this.#o;
+      return await repositories.outbox.claimDue({ limit, leaseMs, now: clock.now() });
     } catch (error) {
       this.#o.log.warn(
         { err: describe(error) },
@@ -390,9 +379,7 @@ class Worker {
    * removes the registrations. Without APNs's timestamp (400 BadDeviceToken), the time of the send stands in.
    */
   async #unregister(push: ClaimedPush, reason: string, unregisteredAt: Date): Promise<void> {
-    const { prisma } = this.#o;
-    const removed = await removeUnregisteredToken(
-      prisma,
+    const removed = await this.#o.repositories.registrations.removeUnregisteredToken(
       push.pushToken,
       push.passTypeIdentifier,
       unregisteredAt,
@@ -406,13 +393,13 @@ class Worker {
     if (attempts >= this.#o.maxAttempts) return this.#giveUp(push, reason, attempts);
     const delayMs = Math.max(backoffDelay(attempts, this.#o.backoff, this.#o.random), retryAfterMs ?? 0);
     const dueAt = new Date(this.#o.clock.now().getTime() + delayMs);
-    await schedulePushRetry(this.#o.prisma, push, { attempts, dueAt, reason });
+    await this.#o.repositories.outbox.scheduleRetry(push, { attempts, dueAt, reason });
     this.#logOutcome('warn', push, 'retry', { reason, attempts, delayMs });
   }
 
   async #giveUp(push: ClaimedPush, reason: string, attempts: number): Promise<void> {
     const failedAt = this.#o.clock.now();
-    await recordPushFailure(this.#o.prisma, push, { reason, attempts, failedAt });
+    await this.#o.repositories.outbox.recordFailure(push, { reason, attempts, failedAt });
     this.#logOutcome('error', push, 'failed', { reason, attempts });
   }
 
@@ -433,7 +420,7 @@ class Worker {
       await Promise.allSettled([...this.#held.values()]);
       const rounds = this.#claimRounds;
       if (this.#idle()) {
-        const { due } = await outboxStats(this.#o.prisma, this.#o.clock.now());
+        const { due } = await this.#o.repositories.outbox.stats(this.#o.clock.now());
         const quiet = this.#idle() && rounds === this.#claimRounds;
         if (due === 0 && quiet) return;
       }
@@ -476,7 +463,7 @@ class Worker {
     if (unfinished.length === 0) return;
     for (const push of unfinished) this.#released.add(push);
     try {
-      await releasePushes(this.#o.prisma, unfinished, this.#o.clock.now());
+      await this.#o.repositories.outbox.releaseAll(unfinished, this.#o.clock.now());
       this.#o.log.info({ released: unfinished.length }, 'push worker stopped; unfinished pushes given back');
     } catch (error) {
       this.#o.log.warn({ err: describe(error) }, 'push worker: releasing failed; the leases will run out');

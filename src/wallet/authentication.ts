@@ -1,5 +1,4 @@
 import { timingSafeEqual } from 'node:crypto';
-import type { PreparedStatement, SqlQuery } from '../db/database.js';
 import { UnauthorizedError } from '../errors.js';
 import type { PassKey } from '../passes/passes.js';
 import { newAuthenticationToken } from '../passes/tokens.js';
@@ -63,34 +62,4 @@ export async function authenticatePass(
   // Not `{ ...key, … }`: spreading here cost about 4 µs a request (V8 builds such objects slowly).
   const { passTypeIdentifier, serialNumber } = key;
   return { passTypeIdentifier, serialNumber, id, version, lastModified, lastModifiedHttp };
-}
-
-const readPassCredentialsStatement: PreparedStatement = {
-  name: 'read-pass-credentials',
-  text: `SELECT id::text AS id, authentication_token, version, last_modified FROM passes
-     WHERE pass_type_identifier = $1 AND serial_number = $2`,
-};
-
-/**
- * One indexed lookup of the few columns authentication needs, not the pass's contents. A prepared statement: Wallet's
- * requests run it.
- */
-export async function readPassCredentials(
-  query: SqlQuery,
-  key: PassKey,
-): Promise<PassCredentials | undefined> {
-  const [row] = await query<{
-    id: string;
-    authentication_token: string;
-    version: number;
-    last_modified: Date;
-  }>(readPassCredentialsStatement, [key.passTypeIdentifier, key.serialNumber]);
-  if (!row) return undefined;
-  return {
-    id: BigInt(row.id),
-    authenticationToken: Buffer.from(row.authentication_token),
-    version: row.version,
-    lastModified: row.last_modified,
-    lastModifiedHttp: row.last_modified.toUTCString(),
-  };
 }

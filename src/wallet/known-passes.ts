@@ -1,16 +1,8 @@
 import { everyPass, type PassChanges, passChangeKey } from '../db/pass-changes.js';
+import type { PassCredentials } from '../db/passes.js';
 import type { PassKey } from '../passes/passes.js';
 
-/** What Wallet's authenticated requests check of a pass: its token, and which version is current. */
-export interface PassCredentials {
-  id: bigint;
-  /** The pass's authenticationToken, as bytes for tokenMatches. */
-  authenticationToken: Buffer;
-  version: number;
-  lastModified: Date;
-  /** lastModified as an HTTP date, as Last-Modified sends it and If-Modified-Since brings it back. */
-  lastModifiedHttp: string;
-}
+export type { PassCredentials };
 
 export interface KnownPasses {
   /**

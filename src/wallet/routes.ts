@@ -1,7 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { Database } from '../db/database.js';
 import { errorResponses, noBody, pkpassResponse, walletDoc } from '../docs/route-docs.js';
 import type { BundleCache } from '../passes/bundle-cache.js';
 import { findPass, getSignedBundle, type PassesDeps } from '../passes/passes.js';
@@ -9,7 +8,6 @@ import { parseUpdateTag } from '../passes/versions.js';
 import {
   authenticatePass,
   type FindCredentials,
-  readPassCredentials,
   requireApplePassToken,
   wrongTokenError,
 } from './authentication.js';
@@ -33,8 +31,6 @@ const smallBody = 16 * 1024;
 const emptyObject = z.object({});
 
 export interface WalletRoutesDeps extends PassesDeps {
-  /** The driver path, for the statements Wallet's requests run. */
-  database: Pick<Database, 'query'>;
   /** Token, version and Last-Modified of passes, remembered until the database says they changed. */
   knownPasses: KnownPasses;
   /** Shared with the fast path (pass-fast-path.ts), which serves from it too. */
@@ -47,9 +43,8 @@ export const walletRoutes =
   async (fastify) => {
     const app = fastify.withTypeProvider<ZodTypeProvider>();
     const { bundleCache, knownPasses } = deps;
-    const walletDeps = { ...deps, query: deps.database.query };
     const findCredentials: FindCredentials = (key) =>
-      knownPasses.find(key, () => readPassCredentials(deps.database.query, key));
+      knownPasses.find(key, () => deps.repositories.passes.readCredentials(key));
 
     // Register a pass for update notifications: 201 new, 200 already registered.
     app.post(
@@ -66,7 +61,7 @@ export const walletRoutes =
       async (request, reply) => {
         const { deviceLibraryIdentifier, ...key } = request.params;
         const authenticationToken = requireApplePassToken(request.headers.authorization);
-        const registered = await registerDevice(walletDeps, {
+        const registered = await registerDevice(deps, {
           deviceLibraryIdentifier,
           pushToken: request.body.pushToken,
           key,
@@ -90,7 +85,7 @@ export const walletRoutes =
       async (request, reply) => {
         const { deviceLibraryIdentifier, ...key } = request.params;
         const pass = await authenticatePass(findCredentials, key, request.headers.authorization);
-        await unregisterDevice(walletDeps, deviceLibraryIdentifier, pass);
+        await unregisterDevice(deps, deviceLibraryIdentifier, pass);
         return reply.code(200).send({});
       },
     );
@@ -119,12 +114,7 @@ export const walletRoutes =
         const since = request.query.passesUpdatedSince
           ? parseUpdateTag(request.query.passesUpdatedSince)
           : undefined;
-        const updatable = await listUpdatablePasses(
-          walletDeps,
-          deviceLibraryIdentifier,
-          passTypeIdentifier,
-          since,
-        );
+        const updatable = await listUpdatablePasses(deps, deviceLibraryIdentifier, passTypeIdentifier, since);
         if (!updatable) return reply.code(204).send();
         return reply.code(200).send(updatable);
       },
@@ -181,7 +171,7 @@ export const walletRoutes =
       async (request, reply) => {
         const { logs } = request.body;
         for (const message of logs) request.log.warn({ deviceLog: message }, 'Wallet device log');
-        await storeDeviceLogs(walletDeps, logs);
+        await storeDeviceLogs(deps, logs);
         return reply.code(200).send({});
       },
     );

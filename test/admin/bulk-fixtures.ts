@@ -35,7 +35,7 @@ export async function registerDevice(server: TestServer, serialNumber: string, p
 /** What a bulk runner needs of the passes service, as the test server has it. */
 export function passesDeps(server: TestServer) {
   return {
-    prisma: server.database.prisma,
+    repositories: server.database.repositories,
     templates: server.templates,
     identity: server.identity,
     clock: { now: () => new Date() },

@@ -35,7 +35,6 @@ afterAll(async () => {
 function startRunner(options: Partial<BulkRunnerOptions> = {}): BulkRunner {
   const runner = startBulkRunner({
     deps: passesDeps(server),
-    database: server.database,
     log: silent,
     pageSize: 4,
     concurrency: 3,

@@ -15,7 +15,6 @@ beforeAll(async () => {
   server = await startTestServer();
   runner = startBulkRunner({
     deps: passesDeps(server),
-    database: server.database,
     log: pino({ level: 'silent' }),
     pageSize: 3,
     concurrency: 2,

@@ -28,7 +28,7 @@ describe.skipIf(!testDatabaseUrl)('readiness while PostgreSQL stops and starts a
     const log = pino({ level: 'silent' });
     database = await openDatabase({ databaseUrl: proxy.proxiedUrl(fresh.url), dataDir: '', log });
     worker = startPushWorker({
-      prisma: database.prisma,
+      repositories: database.repositories,
       send: async () => ({ kind: 'delivered' }),
       clock: { now: () => new Date() },
       log,

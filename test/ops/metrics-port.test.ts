@@ -88,7 +88,11 @@ describe('metrics registries', () => {
   it('can be served by startMetricsServer while the app leaves /metrics out', async () => {
     const log = pino({ level: 'silent' });
     const database = await openTestDatabase();
-    const metrics = createMetrics({ prisma: database.prisma, clock: { now: () => new Date() }, log });
+    const metrics = createMetrics({
+      repositories: database.repositories,
+      clock: { now: () => new Date() },
+      log,
+    });
     const app = await startTestServer({ database, ops: { metrics, metricsOnMainPort: false } });
     cleanups.push(() => app.close());
     const metricsServer = await startMetricsServer({ metrics, port: 0, host: '127.0.0.1', log });

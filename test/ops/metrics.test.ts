@@ -1,6 +1,7 @@
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/database.js';
+import { createRepositories } from '../../src/db/repositories.js';
 import { createMetrics, type Metrics, reasonLabel } from '../../src/ops/metrics.js';
 import { type ApnsClient, createApnsClient } from '../../src/push/apns/client.js';
 import { startPushWorker } from '../../src/push/worker.js';
@@ -23,7 +24,7 @@ const log = pino({ level: 'silent' });
 beforeAll(async () => {
   database = await openTestDatabase();
   metrics = createMetrics({
-    prisma: database.prisma,
+    repositories: database.repositories,
     clock: { now: () => new Date() },
     log,
     passChanges: database.passChanges,
@@ -147,7 +148,7 @@ describe('GET /metrics', () => {
     expect(sample(waiting, 'passkit_push_outbox_oldest_due_age_seconds')).toBeGreaterThanOrEqual(0);
 
     const worker = startPushWorker({
-      prisma: database.prisma,
+      repositories: database.repositories,
       send: (pushToken, topic) => apns.send(pushToken, topic),
       clock: { now: () => new Date() },
       log,
@@ -186,7 +187,11 @@ describe('a scrape while the database does not answer', () => {
         return Reflect.get(target, key, receiver);
       },
     });
-    const own = createMetrics({ prisma: broken, clock: { now: () => new Date() }, log });
+    const own = createMetrics({
+      repositories: createRepositories({ ...database, prisma: broken }),
+      clock: { now: () => new Date() },
+      log,
+    });
     const text = await own.scrape();
     expect(sample(text, 'passkit_database_up')).toBe(0);
     expect(sample(text, 'passkit_passes')).toBeUndefined();

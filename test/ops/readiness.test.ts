@@ -1,6 +1,7 @@
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database, PrismaClient } from '../../src/db/database.js';
+import { createHealthRepository } from '../../src/db/health.js';
 import { type MigrationStatus, migrationStatus } from '../../src/db/migrations.js';
 import { createReadiness, type ReadinessOptions } from '../../src/ops/readiness.js';
 import { openTestDatabase } from '../support/database.js';
@@ -35,7 +36,7 @@ function unreachable(prisma: PrismaClient): PrismaClient {
 
 function readiness(options: Partial<ReadinessOptions> = {}) {
   return createReadiness({
-    prisma: database.prisma,
+    health: database.repositories.health,
     identity: server.identity,
     clock: { now: () => new Date() },
     log,
@@ -128,7 +129,9 @@ describe('readiness parts', () => {
   it('names the database while it does not answer, and keeps the confirmed migrations', async () => {
     let prisma = database.prisma;
     const parts = createReadiness({
-      prisma: new Proxy(database.prisma, { get: (_, key) => Reflect.get(prisma, key, prisma) }),
+      health: createHealthRepository({
+        prisma: new Proxy(database.prisma, { get: (_, key) => Reflect.get(prisma, key, prisma) }),
+      }),
       identity: server.identity,
       clock: { now: () => new Date() },
       log,
@@ -143,7 +146,7 @@ describe('readiness parts', () => {
   });
 
   it('cannot confirm the migrations before the database first answers', async () => {
-    const check = readiness({ prisma: unreachable(database.prisma) });
+    const check = readiness({ health: createHealthRepository({ prisma: unreachable(database.prisma) }) });
     expect(await check.check()).toEqual({ ready: false, failing: ['database', 'migrations'] });
   });
 
@@ -155,7 +158,10 @@ describe('readiness parts', () => {
       },
     });
     const started = Date.now();
-    const report = await readiness({ prisma: hanging, databaseTimeoutMs: 100 }).check();
+    const report = await readiness({
+      health: createHealthRepository({ prisma: hanging }),
+      databaseTimeoutMs: 100,
+    }).check();
     expect(report.failing).toContain('database');
     expect(Date.now() - started).toBeLessThan(1_000);
   });

@@ -1,8 +1,7 @@
 import pino from 'pino';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import type { PrismaClient } from '../../src/db/database.js';
-import { createMetrics } from '../../src/ops/metrics.js';
+import { createMetrics, type MetricsOptions } from '../../src/ops/metrics.js';
 
 const labelNames = ['route', 'method', 'status_code'] as const;
 const families = ['passkit_http_requests_total', 'passkit_http_request_duration_seconds'];
@@ -58,7 +57,7 @@ describe('the request metrics', () => {
   it('render exactly as prom-client renders its own Counter and Histogram', async () => {
     // No scrape(), so no database is read.
     const metrics = createMetrics({
-      prisma: {} as PrismaClient,
+      repositories: {} as MetricsOptions['repositories'],
       clock: { now: () => new Date() },
       log: pino({ level: 'silent' }),
     });

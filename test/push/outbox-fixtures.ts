@@ -1,7 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { PrismaClient } from '../../src/db/database.js';
-import type { Prisma } from '../../src/db/generated/client.js';
-import { enqueuePushes as enqueuePushesSql, prismaQuery } from '../../src/passes/passes.js';
+import type { Database, PrismaClient } from '../../src/db/database.js';
 
 /** Passes, devices and registrations as the wallet routes store them, with raw SQL (no pass signing needed). */
 export async function insertPass(prisma: PrismaClient, passTypeIdentifier: string, serialNumber: string) {
@@ -21,16 +19,6 @@ export async function insertDevice(prisma: PrismaClient, deviceLibraryIdentifier
   return row.id;
 }
 
-/** The statement a change runs in its transaction (one outbox row per push token, coalesced), through Prisma. */
-export function enqueuePushes(
-  db: Prisma.TransactionClient,
-  passId: bigint,
-  passTypeIdentifier: string,
-  now: Date,
-): Promise<number> {
-  return enqueuePushesSql(prismaQuery(db), passId, passTypeIdentifier, now);
-}
-
 export async function register(prisma: PrismaClient, deviceId: bigint, passId: bigint, registeredAt: Date) {
   await prisma.$executeRaw`
     INSERT INTO registrations (device_id, pass_id, registered_at) VALUES (${deviceId}, ${passId}, ${registeredAt}::timestamptz)`;
@@ -38,9 +26,10 @@ export async function register(prisma: PrismaClient, deviceId: bigint, passId: b
 
 /** A pass of `passTypeIdentifier` with `count` devices registered, and one change enqueued for it. */
 export async function passWithDevices(
-  prisma: PrismaClient,
+  database: Pick<Database, 'prisma' | 'repositories'>,
   options: { passTypeIdentifier: string; serialNumber: string; count: number; now: Date },
 ) {
+  const { prisma } = database;
   const passId = await insertPass(prisma, options.passTypeIdentifier, options.serialNumber);
   const pushTokens: string[] = [];
   for (let i = 0; i < options.count; i += 1) {
@@ -50,7 +39,7 @@ export async function passWithDevices(
     await register(prisma, deviceId, passId, options.now);
     pushTokens.push(pushToken);
   }
-  await enqueuePushes(prisma, passId, options.passTypeIdentifier, options.now);
+  await database.repositories.outbox.enqueue(passId, options.passTypeIdentifier, options.now);
   return { passId, pushTokens };
 }
 

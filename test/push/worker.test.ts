@@ -2,9 +2,9 @@ import { generateKeyPairSync } from 'node:crypto';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Database, PrismaClient } from '../../src/db/database.js';
+import { createRepositories } from '../../src/db/repositories.js';
 import { createApnsClient } from '../../src/push/apns/client.js';
 import type { ApnsOutcome } from '../../src/push/apns/response.js';
-import { claimDuePushes, pushFailureCounts } from '../../src/push/outbox.js';
 import {
   backoffDelay,
   type PushWorker,
@@ -13,7 +13,7 @@ import {
 } from '../../src/push/worker.js';
 import { openTestDatabase } from '../support/database.js';
 import { startMockApns } from '../support/mock-apns.js';
-import { enqueuePushes, manualClock, outboxRows, passWithDevices } from './outbox-fixtures.js';
+import { manualClock, outboxRows, passWithDevices } from './outbox-fixtures.js';
 
 const passType = 'pass.com.example.loyalty';
 
@@ -44,7 +44,14 @@ type Send = (pushToken: string, topic: string) => Promise<ApnsOutcome>;
 
 function start(send: Send, clock: ReturnType<typeof manualClock>, options: Partial<PushWorkerOptions> = {}) {
   const log = pino({ level: 'debug' }, { write: (line: string) => logLines.push(line) });
-  worker = startPushWorker({ prisma: database.prisma, send, clock, log, pollIntervalMs: 20, ...options });
+  worker = startPushWorker({
+    repositories: database.repositories,
+    send,
+    clock,
+    log,
+    pollIntervalMs: 20,
+    ...options,
+  });
   return worker;
 }
 
@@ -88,7 +95,7 @@ describe('backoffDelay', () => {
 describe('the push worker', () => {
   it('sends one push per token with the pass type identifier as topic, then deletes the rows', async () => {
     const clock = manualClock();
-    const { pushTokens } = await passWithDevices(database.prisma, {
+    const { pushTokens } = await passWithDevices(database, {
       passTypeIdentifier: passType,
       serialNumber: 'a',
       count: 5,
@@ -108,7 +115,7 @@ describe('the push worker', () => {
 
   it('retries with exponential backoff, then records the failure with its reason after maxAttempts', async () => {
     const clock = manualClock();
-    await passWithDevices(database.prisma, {
+    await passWithDevices(database, {
       passTypeIdentifier: passType,
       serialNumber: 'a',
       count: 1,
@@ -134,12 +141,12 @@ describe('the push worker', () => {
     await pushWorker.drain();
     expect(apns.sent).toHaveLength(3);
     expect(await outboxRows(database.prisma)).toEqual([]);
-    expect(await pushFailureCounts(database.prisma)).toEqual({ ServiceUnavailable: 1 });
+    expect(await database.repositories.outbox.failureCounts()).toEqual({ ServiceUnavailable: 1 });
   });
 
   it('waits at least as long as APNs asked (retryAfterMs), and treats renew-token as a retry', async () => {
     const clock = manualClock();
-    await passWithDevices(database.prisma, {
+    await passWithDevices(database, {
       passTypeIdentifier: passType,
       serialNumber: 'a',
       count: 1,
@@ -168,7 +175,7 @@ describe('the push worker', () => {
 
   it('records a push APNs refused for good at once', async () => {
     const clock = manualClock();
-    await passWithDevices(database.prisma, {
+    await passWithDevices(database, {
       passTypeIdentifier: passType,
       serialNumber: 'a',
       count: 2,
@@ -177,12 +184,12 @@ describe('the push worker', () => {
     const pushWorker = start(answering({ kind: 'failed', reason: 'TopicDisallowed' }).send, clock);
     await pushWorker.drain();
     expect(await outboxRows(database.prisma)).toEqual([]);
-    expect(await pushFailureCounts(database.prisma)).toEqual({ TopicDisallowed: 2 });
+    expect(await database.repositories.outbox.failureCounts()).toEqual({ TopicDisallowed: 2 });
   });
 
   it('on 410 Unregistered removes the registrations older than APNs’s timestamp', async () => {
     const clock = manualClock();
-    const { passId } = await passWithDevices(database.prisma, {
+    const { passId } = await passWithDevices(database, {
       passTypeIdentifier: passType,
       serialNumber: 'a',
       count: 2,
@@ -201,7 +208,7 @@ describe('the push worker', () => {
 
   it('sends again for a change made while the push for that token was in flight', async () => {
     const clock = manualClock();
-    const { passId } = await passWithDevices(database.prisma, {
+    const { passId } = await passWithDevices(database, {
       passTypeIdentifier: passType,
       serialNumber: 'a',
       count: 1,
@@ -211,7 +218,7 @@ describe('the push worker', () => {
     const pushWorker = start(async () => {
       sends += 1;
       // The change commits while APNs is being asked: the device may already have fetched before it.
-      if (sends === 1) await enqueuePushes(database.prisma, passId, passType, clock.now());
+      if (sends === 1) await database.repositories.outbox.enqueue(passId, passType, clock.now());
       return { kind: 'delivered' };
     }, clock);
     await pushWorker.drain();
@@ -221,7 +228,7 @@ describe('the push worker', () => {
 
   it('stop() stops claiming, waits for sends in flight (bounded), and gives back the rows still held', async () => {
     const clock = manualClock();
-    await passWithDevices(database.prisma, {
+    await passWithDevices(database, {
       passTypeIdentifier: passType,
       serialNumber: 'a',
       count: 3,
@@ -253,7 +260,7 @@ describe('the push worker', () => {
 
   it('stop() also gives back the rows claimed ahead of the sends and not sent yet', async () => {
     const clock = manualClock();
-    await passWithDevices(database.prisma, {
+    await passWithDevices(database, {
       passTypeIdentifier: passType,
       serialNumber: 'a',
       count: 4,
@@ -285,7 +292,7 @@ describe('the push worker', () => {
 
   it('loses no push when storing the outcome fails: the row is sent again after its lease', async () => {
     const clock = manualClock();
-    await passWithDevices(database.prisma, {
+    await passWithDevices(database, {
       passTypeIdentifier: passType,
       serialNumber: 'a',
       count: 1,
@@ -293,7 +300,7 @@ describe('the push worker', () => {
     });
     const apns = answering({ kind: 'delivered' });
     const pushWorker = start(apns.send, clock, {
-      prisma: failingOnce(database.prisma, '$executeRaw'),
+      repositories: createRepositories({ ...database, prisma: failingOnce(database.prisma, '$executeRaw') }),
       leaseMs: 30_000,
     });
     await pushWorker.drain();
@@ -307,7 +314,7 @@ describe('the push worker', () => {
 
   it('batched completion leaves alone a row whose lease ran out and that another instance claimed', async () => {
     const clock = manualClock();
-    await passWithDevices(database.prisma, {
+    await passWithDevices(database, {
       passTypeIdentifier: passType,
       serialNumber: 'a',
       count: 3,
@@ -331,7 +338,11 @@ describe('the push worker', () => {
     // The two quick deliveries are deleted together; the slow one is still out.
     await expect.poll(async () => (await outboxRows(database.prisma)).length).toBe(1);
     clock.advance(30_001);
-    const [other] = await claimDuePushes(database.prisma, { limit: 10, leaseMs: 30_000, now: clock.now() });
+    const [other] = await database.repositories.outbox.claimDue({
+      limit: 10,
+      leaseMs: 30_000,
+      now: clock.now(),
+    });
     expect(other).toBeDefined();
     finishSlowSend();
     await pushWorker.drain();
@@ -344,7 +355,7 @@ describe('the push worker', () => {
 
   it('sends each row once with many in flight and a small batch', async () => {
     const clock = manualClock();
-    await passWithDevices(database.prisma, {
+    await passWithDevices(database, {
       passTypeIdentifier: passType,
       serialNumber: 'a',
       count: 60,
@@ -359,7 +370,7 @@ describe('the push worker', () => {
 
   it('keeps going with one send in flight at a time', async () => {
     const clock = manualClock();
-    await passWithDevices(database.prisma, {
+    await passWithDevices(database, {
       passTypeIdentifier: passType,
       serialNumber: 'a',
       count: 5,
@@ -389,7 +400,7 @@ describe('the push worker with the APNs client against the mock APNs (HTTP/2 ove
     });
     try {
       const clock = manualClock(new Date());
-      const { pushTokens } = await passWithDevices(database.prisma, {
+      const { pushTokens } = await passWithDevices(database, {
         passTypeIdentifier: passType,
         serialNumber: 'e2e',
         count: 20,

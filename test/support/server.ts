@@ -62,7 +62,7 @@ export async function startTestServer(
   const baseUrl = `http://127.0.0.1:${port}`;
   const app = await buildApp({
     database,
-    prisma: database.prisma,
+    repositories: database.repositories,
     templates,
     identity,
     clock: options.clock ?? { now: () => new Date() },

@@ -15,7 +15,6 @@ import { createMetrics } from '../../src/ops/metrics.js';
 import { clientIpFor, createRateLimits } from '../../src/ops/rate-limits.js';
 import { createAccessLog } from '../../src/ops/request-log.js';
 import { createBundleCache } from '../../src/passes/bundle-cache.js';
-import { readPassCredentials } from '../../src/wallet/authentication.js';
 import { createKnownPasses } from '../../src/wallet/known-passes.js';
 import { createPassFastPath, type PassFastPath } from '../../src/wallet/pass-fast-path.js';
 import { startTestServer, type TestServer } from '../support/server.js';
@@ -36,7 +35,7 @@ async function startFastPath(perMinute = 1000, appLog: Logger = log) {
   const knownPasses = createKnownPasses(server.database.passChanges);
   const bundleCache = createBundleCache();
   const limits = createRateLimits({ perMinute, authFailuresPerMinute: 3 }, systemClock);
-  const metrics = createMetrics({ prisma: server.database.prisma, clock: systemClock, log });
+  const metrics = createMetrics({ repositories: server.database.repositories, clock: systemClock, log });
   const fastPath: PassFastPath = createPassFastPath({
     knownPasses,
     bundleCache,
@@ -65,7 +64,7 @@ async function startFastPath(perMinute = 1000, appLog: Logger = log) {
     /** What the Fastify route does on its first answer: remember the credentials and keep the bundle. */
     async warm(pass: CreatedPass) {
       const credentials = await knownPasses.find(pass, () =>
-        readPassCredentials(server.database.query, pass),
+        server.database.repositories.passes.readCredentials(pass),
       );
       if (!credentials) throw new Error('no such pass');
       const bundle = await fetch(`${server.baseUrl}${pass.path}`, {
@@ -142,7 +141,7 @@ describe('the fast path on its own', () => {
     const fast = await startFastPath();
     const pass = await createPass(server);
     // Remembered, but its bundle is not in this instance's memory: the route loads it.
-    await fast.knownPasses.find(pass, () => readPassCredentials(server.database.query, pass));
+    await fast.knownPasses.find(pass, () => server.database.repositories.passes.readCredentials(pass));
     expect((await fast.get(pass.path, authorized(pass))).status).toBe(599);
 
     const credentials = await fast.warm(pass);

@@ -3,36 +3,22 @@ import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/database.js';
 import { PrismaClient } from '../../src/db/generated/client.js';
-import {
-  claimDuePushes,
-  completePush,
-  completePushes,
-  outboxStats,
-  pushFailureCounts,
-  pushTokenHash,
-  recordPushFailure,
-  releasePush,
-  removeUnregisteredToken,
-  schedulePushRetry,
-} from '../../src/push/outbox.js';
+import { createOutboxRepository, type OutboxRepository, pushTokenHash } from '../../src/db/outbox.js';
+import type { RegistrationsRepository } from '../../src/db/registrations.js';
+import { insertDevice, insertPass, outboxRows, passWithDevices, register } from '../push/outbox-fixtures.js';
 import { openTestDatabase, testDatabaseKind } from '../support/database.js';
-import {
-  enqueuePushes,
-  insertDevice,
-  insertPass,
-  outboxRows,
-  passWithDevices,
-  register,
-} from './outbox-fixtures.js';
 
 const passType = 'pass.com.example.loyalty';
 const t0 = new Date('2026-03-01T12:00:00.000Z');
 const at = (ms: number) => new Date(t0.getTime() + ms);
 
 let database: Database & { url?: string };
+let outbox: OutboxRepository;
+let registrations: RegistrationsRepository;
 
 beforeAll(async () => {
   database = await openTestDatabase();
+  ({ outbox, registrations } = database.repositories);
 });
 
 afterAll(async () => {
@@ -47,21 +33,20 @@ beforeEach(async () => {
 describe('coalescing in push_outbox', () => {
   it('keeps one unclaimed row per push token and pass type, however many changes come first', async () => {
     const { prisma } = database;
-    const { passId } = await passWithDevices(prisma, {
+    const { passId } = await passWithDevices(database, {
       passTypeIdentifier: passType,
       serialNumber: 'a',
       count: 3,
       now: t0,
     });
-    await enqueuePushes(prisma, passId, passType, at(1));
+    await outbox.enqueue(passId, passType, at(1));
     expect(await outboxRows(prisma)).toHaveLength(3);
   });
 
   it.skipIf(testDatabaseKind !== 'postgresql')(
     'keeps a merged row from being claimed until the change that merged into it commits',
     async () => {
-      const { prisma } = database;
-      const { passId } = await passWithDevices(prisma, {
+      const { passId } = await passWithDevices(database, {
         passTypeIdentifier: passType,
         serialNumber: 'a',
         count: 1,
@@ -75,49 +60,49 @@ describe('coalescing in push_outbox', () => {
       const mergedIn = new Promise<void>((resolve) => {
         merged = resolve;
       });
-      const change = prisma.$transaction(async (tx) => {
-        await enqueuePushes(tx, passId, passType, at(1));
+      const change = database.repositories.inTransaction(async (tx) => {
+        await tx.outbox.enqueue(passId, passType, at(1));
         merged();
         await committed;
       });
       await mergedIn;
       // While the change is open, a worker must not take the row it merged into.
-      expect(await claimDuePushes(prisma, { limit: 10, leaseMs: 30_000, now: at(2) })).toHaveLength(0);
+      expect(await outbox.claimDue({ limit: 10, leaseMs: 30_000, now: at(2) })).toHaveLength(0);
       commit();
       await change;
-      expect(await claimDuePushes(prisma, { limit: 10, leaseMs: 30_000, now: at(2) })).toHaveLength(1);
+      expect(await outbox.claimDue({ limit: 10, leaseMs: 30_000, now: at(2) })).toHaveLength(1);
     },
   );
 
   it('adds a new row for a change that arrives while the push for that token is in flight', async () => {
     const { prisma } = database;
-    const { passId } = await passWithDevices(prisma, {
+    const { passId } = await passWithDevices(database, {
       passTypeIdentifier: passType,
       serialNumber: 'a',
       count: 1,
       now: t0,
     });
-    const [claim] = await claimDuePushes(prisma, { limit: 10, leaseMs: 30_000, now: t0 });
-    expect(await enqueuePushes(prisma, passId, passType, at(1))).toBe(1);
+    const [claim] = await outbox.claimDue({ limit: 10, leaseMs: 30_000, now: t0 });
+    expect(await outbox.enqueue(passId, passType, at(1))).toBe(1);
     const rows = await outboxRows(prisma);
     expect(rows.map((row) => row.claimed_until === null)).toEqual([false, true]);
     // The claimed row is done; the new one still tells the device about the later change.
-    expect(claim && (await completePush(prisma, claim))).toBe(true);
+    expect(claim && (await outbox.complete(claim))).toBe(true);
     expect(await outboxRows(prisma)).toHaveLength(1);
   });
 
   it('a retry of the in-flight row merges into the newer row instead of breaking the unique index', async () => {
     const { prisma } = database;
-    const { passId } = await passWithDevices(prisma, {
+    const { passId } = await passWithDevices(database, {
       passTypeIdentifier: passType,
       serialNumber: 'a',
       count: 1,
       now: t0,
     });
-    const [claim] = await claimDuePushes(prisma, { limit: 10, leaseMs: 30_000, now: t0 });
+    const [claim] = await outbox.claimDue({ limit: 10, leaseMs: 30_000, now: t0 });
     if (!claim) throw new Error('nothing claimed');
-    await enqueuePushes(prisma, passId, passType, at(1));
-    await schedulePushRetry(prisma, claim, { attempts: 1, dueAt: at(60_000), reason: 'ServiceUnavailable' });
+    await outbox.enqueue(passId, passType, at(1));
+    await outbox.scheduleRetry(claim, { attempts: 1, dueAt: at(60_000), reason: 'ServiceUnavailable' });
     const rows = await outboxRows(prisma);
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ attempts: 0, claimed_until: null, due_at: at(1) });
@@ -126,40 +111,43 @@ describe('coalescing in push_outbox', () => {
 
 describe('claimDuePushes', () => {
   it('claims due rows oldest first, up to the limit, and not the ones due later', async () => {
-    const { prisma } = database;
-    await passWithDevices(prisma, {
+    await passWithDevices(database, {
       passTypeIdentifier: passType,
       serialNumber: 'late',
       count: 2,
       now: at(5_000),
     });
-    await passWithDevices(prisma, { passTypeIdentifier: passType, serialNumber: 'early', count: 3, now: t0 });
-    const claimed = await claimDuePushes(prisma, { limit: 2, leaseMs: 30_000, now: at(1_000) });
+    await passWithDevices(database, {
+      passTypeIdentifier: passType,
+      serialNumber: 'early',
+      count: 3,
+      now: t0,
+    });
+    const claimed = await outbox.claimDue({ limit: 2, leaseMs: 30_000, now: at(1_000) });
     expect(claimed.map((push) => push.dueAt)).toEqual([t0, t0]);
     expect(claimed[0]).toMatchObject({ passTypeIdentifier: passType, attempts: 0, claimedUntil: at(31_000) });
-    const rest = await claimDuePushes(prisma, { limit: 10, leaseMs: 30_000, now: at(1_000) });
+    const rest = await outbox.claimDue({ limit: 10, leaseMs: 30_000, now: at(1_000) });
     expect(rest).toHaveLength(1);
   });
 
   it('makes a row due again when its lease runs out (its worker died), and the old lease can no longer act', async () => {
     const { prisma } = database;
-    await passWithDevices(prisma, { passTypeIdentifier: passType, serialNumber: 'a', count: 1, now: t0 });
-    const [first] = await claimDuePushes(prisma, { limit: 10, leaseMs: 30_000, now: t0 });
-    expect(await claimDuePushes(prisma, { limit: 10, leaseMs: 30_000, now: at(30_000) })).toEqual([]);
-    const [second] = await claimDuePushes(prisma, { limit: 10, leaseMs: 30_000, now: at(30_001) });
+    await passWithDevices(database, { passTypeIdentifier: passType, serialNumber: 'a', count: 1, now: t0 });
+    const [first] = await outbox.claimDue({ limit: 10, leaseMs: 30_000, now: t0 });
+    expect(await outbox.claimDue({ limit: 10, leaseMs: 30_000, now: at(30_000) })).toEqual([]);
+    const [second] = await outbox.claimDue({ limit: 10, leaseMs: 30_000, now: at(30_001) });
     expect(second?.id).toBe(first?.id);
     if (!first || !second) throw new Error('nothing claimed');
-    expect(await completePush(prisma, first)).toBe(false);
-    expect(await completePush(prisma, second)).toBe(true);
+    expect(await outbox.complete(first)).toBe(false);
+    expect(await outbox.complete(second)).toBe(true);
     expect(await outboxRows(prisma)).toEqual([]);
   });
 
   it.skipIf(testDatabaseKind !== 'postgresql')(
     'never hands one row to two instances claiming at once (FOR UPDATE SKIP LOCKED)',
     async () => {
-      const { prisma } = database;
       for (let i = 0; i < 8; i += 1) {
-        await passWithDevices(prisma, {
+        await passWithDevices(database, {
           passTypeIdentifier: passType,
           serialNumber: `p${i}`,
           count: 50,
@@ -184,8 +172,9 @@ describe('claimDuePushes', () => {
 
 async function claimUntilEmpty(prisma: PrismaClient): Promise<bigint[]> {
   const ids: bigint[] = [];
+  const instance = createOutboxRepository({ prisma, query: database.query });
   for (;;) {
-    const claimed = await claimDuePushes(prisma, { limit: 7, leaseMs: 30_000, now: at(1) });
+    const claimed = await instance.claimDue({ limit: 7, leaseMs: 30_000, now: at(1) });
     if (claimed.length === 0) return ids;
     ids.push(...claimed.map((push) => push.id));
   }
@@ -194,14 +183,14 @@ async function claimUntilEmpty(prisma: PrismaClient): Promise<bigint[]> {
 describe('completePushes (the worker’s batched completion)', () => {
   it('deletes in one statement only the rows that still hold the lease they were claimed with', async () => {
     const { prisma } = database;
-    const { passId, pushTokens } = await passWithDevices(prisma, {
+    const { passId, pushTokens } = await passWithDevices(database, {
       passTypeIdentifier: passType,
       serialNumber: 'a',
       count: 4,
       now: t0,
     });
     const claimOne = async (leaseMs: number, now: Date) => {
-      const [claim] = await claimDuePushes(prisma, { limit: 1, leaseMs, now });
+      const [claim] = await outbox.claimDue({ limit: 1, leaseMs, now });
       if (!claim) throw new Error('nothing claimed');
       return claim;
     };
@@ -213,10 +202,10 @@ describe('completePushes (the worker’s batched completion)', () => {
     const reclaimed = await claimOne(60_000, at(10_001));
     expect(reclaimed.id).toBe(expired.id);
     // Given back, then a newer change merged into the unclaimed row: that row now carries the newer push.
-    await schedulePushRetry(prisma, retried, { attempts: 1, dueAt: at(5_000), reason: 'TooManyRequests' });
-    await enqueuePushes(prisma, passId, passType, at(10_002));
+    await outbox.scheduleRetry(retried, { attempts: 1, dueAt: at(5_000), reason: 'TooManyRequests' });
+    await outbox.enqueue(passId, passType, at(10_002));
 
-    expect(await completePushes(prisma, [delivered, expired, retried, alsoDelivered])).toBe(2);
+    expect(await outbox.completeMany([delivered, expired, retried, alsoDelivered])).toBe(2);
     const rows = await outboxRows(prisma);
     const ids = rows.map((row) => row.id);
     expect(ids).not.toContain(delivered.id);
@@ -229,18 +218,18 @@ describe('completePushes (the worker’s batched completion)', () => {
     expect(new Set(rows.filter((row) => row.claimed_until === null).map((row) => row.push_token))).toEqual(
       new Set(pushTokens),
     );
-    expect(await completePushes(prisma, [reclaimed])).toBe(1);
-    expect(await completePushes(prisma, [])).toBe(0);
+    expect(await outbox.completeMany([reclaimed])).toBe(1);
+    expect(await outbox.completeMany([])).toBe(0);
   });
 });
 
 describe('releasing a claim', () => {
   it('schedulePushRetry gives the row back with its attempts, due date and reason', async () => {
     const { prisma } = database;
-    await passWithDevices(prisma, { passTypeIdentifier: passType, serialNumber: 'a', count: 1, now: t0 });
-    const [claim] = await claimDuePushes(prisma, { limit: 1, leaseMs: 30_000, now: t0 });
+    await passWithDevices(database, { passTypeIdentifier: passType, serialNumber: 'a', count: 1, now: t0 });
+    const [claim] = await outbox.claimDue({ limit: 1, leaseMs: 30_000, now: t0 });
     if (!claim) throw new Error('nothing claimed');
-    await schedulePushRetry(prisma, claim, { attempts: 1, dueAt: at(2_000), reason: 'TooManyRequests' });
+    await outbox.scheduleRetry(claim, { attempts: 1, dueAt: at(2_000), reason: 'TooManyRequests' });
     expect(await outboxRows(prisma)).toEqual([
       expect.objectContaining({
         attempts: 1,
@@ -249,21 +238,21 @@ describe('releasing a claim', () => {
         last_error: 'TooManyRequests',
       }),
     ]);
-    expect(await claimDuePushes(prisma, { limit: 1, leaseMs: 30_000, now: at(1_999) })).toEqual([]);
-    expect(await claimDuePushes(prisma, { limit: 1, leaseMs: 30_000, now: at(2_000) })).toHaveLength(1);
+    expect(await outbox.claimDue({ limit: 1, leaseMs: 30_000, now: at(1_999) })).toEqual([]);
+    expect(await outbox.claimDue({ limit: 1, leaseMs: 30_000, now: at(2_000) })).toHaveLength(1);
   });
 
   it.skipIf(testDatabaseKind !== 'postgresql')(
     'deletes the row when a change commits a newer unclaimed row during the release (unique violation)',
     async () => {
       const { prisma } = database;
-      const { pushTokens } = await passWithDevices(prisma, {
+      const { pushTokens } = await passWithDevices(database, {
         passTypeIdentifier: passType,
         serialNumber: 'a',
         count: 1,
         now: t0,
       });
-      const [claim] = await claimDuePushes(prisma, { limit: 1, leaseMs: 30_000, now: t0 });
+      const [claim] = await outbox.claimDue({ limit: 1, leaseMs: 30_000, now: t0 });
       if (!claim) throw new Error('nothing claimed');
       const change = new pg.Client({ connectionString: database.url });
       await change.connect();
@@ -274,7 +263,7 @@ describe('releasing a claim', () => {
           passType,
         ]);
         // The release's update waits on the change's uncommitted index entry, then sees it committed.
-        const release = releasePush(prisma, claim, { attempts: 0, dueAt: t0 });
+        const release = outbox.release(claim, { attempts: 0, dueAt: t0 });
         await new Promise((resolve) => setTimeout(resolve, 200));
         await change.query('COMMIT');
         await release;
@@ -291,21 +280,21 @@ describe('releasing a claim', () => {
 describe('recordPushFailure and pushFailureCounts', () => {
   it('moves the row to push_failures with a hash of the token, and counts failures by reason', async () => {
     const { prisma } = database;
-    const { pushTokens } = await passWithDevices(prisma, {
+    const { pushTokens } = await passWithDevices(database, {
       passTypeIdentifier: passType,
       serialNumber: 'a',
       count: 3,
       now: t0,
     });
-    const claimed = await claimDuePushes(prisma, { limit: 10, leaseMs: 30_000, now: t0 });
+    const claimed = await outbox.claimDue({ limit: 10, leaseMs: 30_000, now: t0 });
     const reasons = ['PayloadTooLarge', 'ServiceUnavailable', 'ServiceUnavailable'];
     for (const [i, push] of claimed.entries()) {
       expect(
-        await recordPushFailure(prisma, push, { reason: reasons[i] ?? '', attempts: i + 1, failedAt: at(1) }),
+        await outbox.recordFailure(push, { reason: reasons[i] ?? '', attempts: i + 1, failedAt: at(1) }),
       ).toBe(true);
     }
     expect(await outboxRows(prisma)).toEqual([]);
-    expect(await pushFailureCounts(prisma)).toEqual({ PayloadTooLarge: 1, ServiceUnavailable: 2 });
+    expect(await outbox.failureCounts()).toEqual({ PayloadTooLarge: 1, ServiceUnavailable: 2 });
     const stored = await prisma.$queryRaw<Array<{ push_token_hash: string; pass_type_identifier: string }>>`
       SELECT push_token_hash, pass_type_identifier FROM push_failures ORDER BY push_token_hash`;
     const hashes = pushTokens.map(pushTokenHash).sort();
@@ -332,7 +321,7 @@ describe('removeUnregisteredToken (APNs 410)', () => {
     await register(prisma, onlyLoyalty, loyalty2, t0);
     await register(prisma, other, loyalty, t0);
 
-    expect(await removeUnregisteredToken(prisma, 'token-1', passType, at(1_000))).toEqual({
+    expect(await registrations.removeUnregisteredToken('token-1', passType, at(1_000))).toEqual({
       registrations: 2,
       devices: 1,
     });
@@ -347,12 +336,12 @@ describe('removeUnregisteredToken (APNs 410)', () => {
     const device = await insertDevice(prisma, 'device', 'token-1');
     await register(prisma, device, pass, at(5_000));
 
-    expect(await removeUnregisteredToken(prisma, 'token-1', passType, at(4_999))).toEqual({
+    expect(await registrations.removeUnregisteredToken('token-1', passType, at(4_999))).toEqual({
       registrations: 0,
       devices: 0,
     });
     expect(await registrationsOf(device)).toEqual([{ passId: pass }]);
-    expect(await removeUnregisteredToken(prisma, 'token-1', passType, at(5_000))).toEqual({
+    expect(await registrations.removeUnregisteredToken('token-1', passType, at(5_000))).toEqual({
       registrations: 1,
       devices: 1,
     });
@@ -361,27 +350,26 @@ describe('removeUnregisteredToken (APNs 410)', () => {
 
 describe('outboxStats', () => {
   it('reports depth, due, claimed and the age of the oldest due row', async () => {
-    const { prisma } = database;
-    await passWithDevices(prisma, { passTypeIdentifier: passType, serialNumber: 'a', count: 2, now: t0 });
-    await passWithDevices(prisma, {
+    await passWithDevices(database, { passTypeIdentifier: passType, serialNumber: 'a', count: 2, now: t0 });
+    await passWithDevices(database, {
       passTypeIdentifier: passType,
       serialNumber: 'b',
       count: 1,
       now: at(60_000),
     });
-    expect(await outboxStats(prisma, at(10_000))).toEqual({
+    expect(await outbox.stats(at(10_000))).toEqual({
       depth: 3,
       due: 2,
       claimed: 0,
       oldestDueAgeMs: 10_000,
     });
-    await claimDuePushes(prisma, { limit: 1, leaseMs: 30_000, now: at(10_000) });
-    expect(await outboxStats(prisma, at(10_000))).toEqual({
+    await outbox.claimDue({ limit: 1, leaseMs: 30_000, now: at(10_000) });
+    expect(await outbox.stats(at(10_000))).toEqual({
       depth: 3,
       due: 1,
       claimed: 1,
       oldestDueAgeMs: 10_000,
     });
-    expect(await outboxStats(prisma, at(40_001))).toMatchObject({ due: 2, claimed: 0 });
+    expect(await outbox.stats(at(40_001))).toMatchObject({ due: 2, claimed: 0 });
   });
 });

@@ -1,6 +1,6 @@
 /*
  * The push outbox in PostgreSQL. A change writes one row per push token and pass type in its own transaction
- * (passes.ts, enqueuePushes); workers on any number of server instances claim due rows here, send, and then
+ * (enqueue, through Repositories.inTransaction); workers on any number of server instances claim due rows here, send, and then
  * complete, retry or give up on them. A claim is a lease: a row claimed by a process that died becomes due again
  * when the lease runs out, so every push goes out at least once.
  *
@@ -9,7 +9,8 @@
  * reclaimed and is sending) or whose row was released cannot delete a row that a later change coalesced into.
  */
 import { createHash } from 'node:crypto';
-import type { PrismaClient } from '../db/database.js';
+import type { PrismaClient, SqlQuery } from './database.js';
+import { isUniqueViolation } from './unique-violation.js';
 
 /** A row claimed by a worker, with the lease that proves the claim. */
 export interface ClaimedPush {
@@ -45,7 +46,7 @@ interface ClaimedRow {
  * The order is due_at alone, the order of its index: rows of one change share a due_at, and `ORDER BY due_at, id`
  * made PostgreSQL sort the whole tie group (100,000 rows for a 100k fan-out: ~30 ms per claim) every time.
  */
-export async function claimDuePushes(prisma: PrismaClient, options: ClaimOptions): Promise<ClaimedPush[]> {
+async function claimDuePushes(prisma: PrismaClient, options: ClaimOptions): Promise<ClaimedPush[]> {
   const { limit, now } = options;
   const claimedUntil = new Date(now.getTime() + options.leaseMs);
   const rows = await prisma.$queryRaw<ClaimedRow[]>`
@@ -71,7 +72,7 @@ export async function claimDuePushes(prisma: PrismaClient, options: ClaimOptions
 type Claim = Pick<ClaimedPush, 'id' | 'claimedUntil'>;
 
 /** The push went out (or is pointless now): the row is done. False when the lease was lost meanwhile. */
-export async function completePush(prisma: PrismaClient, claim: Claim): Promise<boolean> {
+async function completePush(prisma: PrismaClient, claim: Claim): Promise<boolean> {
   const count = await prisma.$executeRaw`
     DELETE FROM push_outbox WHERE id = ${claim.id} AND claimed_until = ${claim.claimedUntil}::timestamptz`;
   return count > 0;
@@ -86,7 +87,7 @@ export async function completePush(prisma: PrismaClient, claim: Claim): Promise<
  * model preferred hashing the whole outbox per batch (12 ms at 100k rows, against 1 ms). A batch's rows were claimed
  * together, in index order, so their ids are close; a scattered batch scans at most what the hash join did.
  */
-export async function completePushes(prisma: PrismaClient, claims: readonly Claim[]): Promise<number> {
+async function completePushes(prisma: PrismaClient, claims: readonly Claim[]): Promise<number> {
   if (claims.length === 0) return 0;
   const ids = claims.map((claim) => claim.id);
   const leases = claims.map((claim) => claim.claimedUntil.toISOString());
@@ -113,7 +114,7 @@ export interface Release {
  * claimed, there is already an unclaimed row for the token and pass type (due at once): that row carries the push,
  * and this one is deleted, since the unique index allows one unclaimed row per token and pass type.
  */
-export async function releasePush(prisma: PrismaClient, claim: Claim, release: Release): Promise<void> {
+async function releasePush(prisma: PrismaClient, claim: Claim, release: Release): Promise<void> {
   try {
     const count = await prisma.$executeRaw`
       UPDATE push_outbox o SET
@@ -135,7 +136,7 @@ export async function releasePush(prisma: PrismaClient, claim: Claim, release: R
 }
 
 /** Sends again later: with backoff after a failed attempt. */
-export async function schedulePushRetry(
+async function schedulePushRetry(
   prisma: PrismaClient,
   claim: Claim,
   retry: { attempts: number; dueAt: Date; reason: string },
@@ -144,7 +145,7 @@ export async function schedulePushRetry(
 }
 
 /** Releases rows claimed but not sent (shutdown): due again at once, for this or another instance. */
-export async function releasePushes(prisma: PrismaClient, claims: ClaimedPush[], now: Date): Promise<void> {
+async function releasePushes(prisma: PrismaClient, claims: readonly ClaimedPush[], now: Date): Promise<void> {
   for (const claim of claims) {
     await releasePush(prisma, claim, { attempts: claim.attempts, dueAt: now });
   }
@@ -156,7 +157,7 @@ export function pushTokenHash(pushToken: string): string {
 }
 
 /** Gives up on a push: the row moves to push_failures (token hashed), in one statement. */
-export async function recordPushFailure(
+async function recordPushFailure(
   prisma: PrismaClient,
   claim: Claim & Pick<ClaimedPush, 'pushToken'>,
   failure: { reason: string; attempts: number; failedAt: Date },
@@ -172,44 +173,8 @@ export async function recordPushFailure(
   return count > 0;
 }
 
-export interface RemovedRegistrations {
-  registrations: number;
-  devices: number;
-}
-
-/**
- * APNs said the push token is no longer active for the topic (410 Unregistered, or 400 BadDeviceToken): remove
- * the registrations of that token for passes of that pass type, then the devices left without registrations
- * (Apple: a device with no registered passes is forgotten). Apple's 410 carries the time APNs learned the token
- * was invalid; a registration made after it (registered_at > unregisteredAt) is newer news and is kept. The
- * devices are locked first, so a registration committing meanwhile is seen and its device is not deleted.
- */
-export async function removeUnregisteredToken(
-  prisma: PrismaClient,
-  pushToken: string,
-  passTypeIdentifier: string,
-  unregisteredAt: Date,
-): Promise<RemovedRegistrations> {
-  return prisma.$transaction(async (tx) => {
-    await tx.$queryRaw`SELECT id FROM devices WHERE push_token = ${pushToken} ORDER BY id FOR UPDATE`;
-    const removed = await tx.$queryRaw<Array<{ device_id: bigint }>>`
-      DELETE FROM registrations r USING devices d, passes p
-      WHERE r.device_id = d.id AND r.pass_id = p.id
-        AND d.push_token = ${pushToken} AND p.pass_type_identifier = ${passTypeIdentifier}
-        AND r.registered_at <= ${unregisteredAt}::timestamptz
-      RETURNING r.device_id`;
-    const deviceIds = [...new Set(removed.map((row) => row.device_id))];
-    if (deviceIds.length === 0) return { registrations: 0, devices: 0 };
-    // A separate statement: one statement does not see its own CTE's deletions.
-    const devices = await tx.$executeRaw`
-      DELETE FROM devices d WHERE d.id = ANY(${deviceIds}::bigint[])
-        AND NOT EXISTS (SELECT 1 FROM registrations r WHERE r.device_id = d.id)`;
-    return { registrations: removed.length, devices };
-  });
-}
-
 /** How many pushes were given up on, by reason (APNs's reason, or the worker's). */
-export async function pushFailureCounts(prisma: PrismaClient): Promise<Record<string, number>> {
+async function pushFailureCounts(prisma: PrismaClient): Promise<Record<string, number>> {
   const rows = await prisma.$queryRaw<Array<{ reason: string; count: bigint }>>`
     SELECT reason, count(*) AS count FROM push_failures GROUP BY reason ORDER BY reason`;
   return Object.fromEntries(rows.map((row) => [row.reason, Number(row.count)]));
@@ -226,7 +191,7 @@ export interface OutboxStats {
   oldestDueAgeMs: number;
 }
 
-export async function outboxStats(prisma: PrismaClient, now: Date): Promise<OutboxStats> {
+async function outboxStats(prisma: PrismaClient, now: Date): Promise<OutboxStats> {
   const [row] = await prisma.$queryRaw<
     Array<{ depth: bigint; due: bigint; claimed: bigint; oldest: Date | null }>
   >`
@@ -246,13 +211,86 @@ export async function outboxStats(prisma: PrismaClient, now: Date): Promise<Outb
   };
 }
 
-/** PostgreSQL's unique_violation (23505), as Prisma reports it for raw queries with either adapter. */
-function isUniqueViolation(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
-  const { code, meta } = error as Error & {
-    code?: unknown;
-    meta?: { code?: unknown; driverAdapterError?: unknown };
+/**
+ * The change record for the push step: one row per push token registered for the passes. A token that already
+ * waits for a push of this pass type keeps its one row (changes coalesce); one whose push is in flight gets a new
+ * row, since that push may reach the device before this change commits. The no-op DO UPDATE (not DO NOTHING)
+ * locks the waiting row until this transaction commits: otherwise a worker could claim and send it before the
+ * change is visible, the device would sync too early, and no row would be left for this change.
+ */
+async function enqueuePushes(
+  query: SqlQuery,
+  passIds: bigint | readonly bigint[],
+  passTypeIdentifier: string,
+  now: Date,
+): Promise<number> {
+  // One statement for a bulk job's page too (passes of one pass type). DISTINCT: a token registered for several
+  // of the passes gets one row (ON CONFLICT cannot touch a row twice in one statement). Ordered by token, so two
+  // changes lock the waiting rows in the same order and cannot deadlock on them.
+  // Ids as strings (cast by the statement): every driver sends those alike. The count is of rows inserted or
+  // touched, as an INSERT's row count would be, in one row.
+  const ids = (typeof passIds === 'bigint' ? [passIds] : [...passIds]).map(String);
+  const [counted] = await query<{ count: number }>(
+    `WITH enqueued AS (
+      INSERT INTO push_outbox (push_token, pass_type_identifier, enqueued_at, due_at)
+      SELECT DISTINCT d.push_token, $1, $2::timestamptz, $2::timestamptz
+      FROM registrations r JOIN devices d ON d.id = r.device_id
+      WHERE r.pass_id = ANY($3::bigint[])
+      ORDER BY d.push_token
+      ON CONFLICT (push_token, pass_type_identifier) WHERE claimed_until IS NULL
+        DO UPDATE SET claimed_until = push_outbox.claimed_until
+      RETURNING 1)
+    SELECT count(*)::int AS count FROM enqueued`,
+    [passTypeIdentifier, now, ids],
+  );
+  return counted?.count ?? 0;
+}
+
+/** Filling the outbox, in the transaction of the change that the pushes tell about. */
+export interface OutboxEnqueue {
+  /** One row per push token registered for the passes (all of one pass type); returns the rows added or merged. */
+  enqueue(passIds: bigint | readonly bigint[], passTypeIdentifier: string, now: Date): Promise<number>;
+}
+
+export const outboxEnqueueOn = (query: SqlQuery): OutboxEnqueue => ({
+  enqueue: (passIds, passTypeIdentifier, now) => enqueuePushes(query, passIds, passTypeIdentifier, now),
+});
+
+/** The outbox as the push worker, the metrics and the admin API use it. */
+export interface OutboxRepository extends OutboxEnqueue {
+  claimDue(options: ClaimOptions): Promise<ClaimedPush[]>;
+  /** The push went out (or is pointless now): the row is done. False when the lease was lost meanwhile. */
+  complete(claim: Claim): Promise<boolean>;
+  /** complete() for many rows in one statement; returns how many still held their lease and were deleted. */
+  completeMany(claims: readonly Claim[]): Promise<number>;
+  /** Gives the row back to the queue, due at `release.dueAt` (or merges it into a newer unclaimed row). */
+  release(claim: Claim, release: Release): Promise<void>;
+  /** Sends again later: with backoff after a failed attempt. */
+  scheduleRetry(claim: Claim, retry: { attempts: number; dueAt: Date; reason: string }): Promise<void>;
+  /** Releases rows claimed but not sent (shutdown): due again at once. */
+  releaseAll(claims: readonly ClaimedPush[], now: Date): Promise<void>;
+  /** Gives up on a push: the row moves to push_failures (token hashed). False when the lease was lost. */
+  recordFailure(
+    claim: Claim & Pick<ClaimedPush, 'pushToken'>,
+    failure: { reason: string; attempts: number; failedAt: Date },
+  ): Promise<boolean>;
+  /** How many pushes were given up on, by reason. */
+  failureCounts(): Promise<Record<string, number>>;
+  stats(now: Date): Promise<OutboxStats>;
+}
+
+export function createOutboxRepository(db: { prisma: PrismaClient; query: SqlQuery }): OutboxRepository {
+  const { prisma } = db;
+  return {
+    ...outboxEnqueueOn(db.query),
+    claimDue: (options) => claimDuePushes(prisma, options),
+    complete: (claim) => completePush(prisma, claim),
+    completeMany: (claims) => completePushes(prisma, claims),
+    release: (claim, release) => releasePush(prisma, claim, release),
+    scheduleRetry: (claim, retry) => schedulePushRetry(prisma, claim, retry),
+    releaseAll: (claims, now) => releasePushes(prisma, claims, now),
+    recordFailure: (claim, failure) => recordPushFailure(prisma, claim, failure),
+    failureCounts: () => pushFailureCounts(prisma),
+    stats: (now) => outboxStats(prisma, now),
   };
-  if (code === 'P2002' || code === '23505' || meta?.code === '23505') return true;
-  return /23505|unique constraint|duplicate key/i.test(`${error.message} ${JSON.stringify(meta ?? {})}`);
 }
