@@ -22,8 +22,9 @@ export type DatabaseKind = 'postgresql' | 'embedded';
 
 /**
  * One statement with $1… parameters, past Prisma, straight to the driver (pg's pool, which Prisma shares, or PGlite).
- * Only for the statements every Wallet request runs: Prisma's raw queries cost about 3× bare pg's here. Rows come
- * as the driver gives them, so the statements cast what differs between the two (bigint ids to text).
+ * For the statements every Wallet request runs (Prisma's raw queries cost about 3× bare pg's here) and for the
+ * transactions of changes (Repositories.inTransaction). Rows come as the driver gives them, so the statements cast
+ * what differs between the two (bigint ids to text).
  */
 export type SqlQuery = <Row extends Record<string, unknown>>(
   sql: string | PreparedStatement,
@@ -49,13 +50,12 @@ export interface Database {
   repositories: Repositories;
   /** The clients under the repositories: for src/db/ and for test fixtures that write rows directly. */
   prisma: PrismaClient;
-  kind: DatabaseKind;
   query: SqlQuery;
+  kind: DatabaseKind;
   /**
    * Runs `run` in one transaction on one connection of the driver, with the same SqlQuery: committed when it
-   * resolves, rolled back when it throws. For bulk pages: Prisma's raw parameters cost most of a page's time for
-   * its bundles (bytea as base64 inside JSON, bench/RESULTS.md), pg sends them as they are. PGlite runs one
-   * transaction at a time: its other queries (Prisma's too) wait until this one ends.
+   * resolves, rolled back when it throws. Under Repositories.inTransaction. PGlite runs one transaction at a time:
+   * its other queries (Prisma's too) wait until this one ends.
    */
   transaction<T>(run: (query: SqlQuery) => Promise<T>): Promise<T>;
   /** Word of changed passes (src/db/pass-changes.ts), so what Wallet's requests check can be remembered. */

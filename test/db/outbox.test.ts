@@ -109,7 +109,7 @@ describe('coalescing in push_outbox', () => {
   });
 });
 
-describe('claimDuePushes', () => {
+describe('claimDue', () => {
   it('claims due rows oldest first, up to the limit, and not the ones due later', async () => {
     await passWithDevices(database, {
       passTypeIdentifier: passType,
@@ -180,7 +180,7 @@ async function claimUntilEmpty(prisma: PrismaClient): Promise<bigint[]> {
   }
 }
 
-describe('completePushes (the worker’s batched completion)', () => {
+describe('completeMany (the worker’s batched completion)', () => {
   it('deletes in one statement only the rows that still hold the lease they were claimed with', async () => {
     const { prisma } = database;
     const { passId, pushTokens } = await passWithDevices(database, {
@@ -224,7 +224,7 @@ describe('completePushes (the worker’s batched completion)', () => {
 });
 
 describe('releasing a claim', () => {
-  it('schedulePushRetry gives the row back with its attempts, due date and reason', async () => {
+  it('scheduleRetry gives the row back with its attempts, due date and reason', async () => {
     const { prisma } = database;
     await passWithDevices(database, { passTypeIdentifier: passType, serialNumber: 'a', count: 1, now: t0 });
     const [claim] = await outbox.claimDue({ limit: 1, leaseMs: 30_000, now: t0 });
@@ -277,7 +277,7 @@ describe('releasing a claim', () => {
   );
 });
 
-describe('recordPushFailure and pushFailureCounts', () => {
+describe('recordFailure and failureCounts', () => {
   it('moves the row to push_failures with a hash of the token, and counts failures by reason', async () => {
     const { prisma } = database;
     const { pushTokens } = await passWithDevices(database, {
@@ -348,7 +348,7 @@ describe('removeUnregisteredToken (APNs 410)', () => {
   });
 });
 
-describe('outboxStats', () => {
+describe('stats', () => {
   it('reports depth, due, claimed and the age of the oldest due row', async () => {
     await passWithDevices(database, { passTypeIdentifier: passType, serialNumber: 'a', count: 2, now: t0 });
     await passWithDevices(database, {

@@ -1,0 +1,89 @@
+import pg from 'pg';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { Database } from '../../src/db/database.js';
+import { insertDevice, insertPass, outboxRows, register } from '../push/outbox-fixtures.js';
+import { openTestDatabase, testDatabaseKind } from '../support/database.js';
+
+const passType = 'pass.com.example.loyalty';
+const key = { passTypeIdentifier: passType, serialNumber: 'r1' };
+const t0 = new Date('2026-03-01T12:00:00.000Z');
+
+let database: Database & { url?: string };
+
+beforeAll(async () => {
+  database = await openTestDatabase();
+});
+
+afterAll(async () => {
+  await database?.close();
+});
+
+beforeEach(async () => {
+  await database.prisma
+    .$executeRaw`TRUNCATE push_outbox, push_failures, registrations, devices, passes CASCADE`;
+  const passId = await insertPass(database.prisma, passType, key.serialNumber);
+  await register(database.prisma, await insertDevice(database.prisma, 'device-r1', 'token-r1'), passId, t0);
+});
+
+describe('repositories.inTransaction', () => {
+  it('commits a new version and its outbox row together', async () => {
+    const version = await database.repositories.inTransaction(async (tx) => {
+      const pass = await tx.passes.lockForChange(key);
+      if (!pass) throw new Error('no pass');
+      const [written] = await tx.passes.writeNewVersions([{ ...pass, fields: { points: 1 } }], t0);
+      await tx.outbox.enqueue(pass.id, passType, t0);
+      return written?.version;
+    });
+    expect(version).toBe(2);
+    expect((await database.repositories.passes.find(key))?.fields).toEqual({ points: 1 });
+    expect(await outboxRows(database.prisma)).toHaveLength(1);
+  });
+
+  it('rolls back the version and its outbox rows when the change throws', async () => {
+    const change = database.repositories.inTransaction(async (tx) => {
+      const pass = await tx.passes.lockForChange(key);
+      if (!pass) throw new Error('no pass');
+      await tx.passes.writeNewVersions([{ ...pass, fields: { points: 1 } }], t0);
+      await tx.outbox.enqueue(pass.id, passType, t0);
+      throw new Error('signing failed');
+    });
+    await expect(change).rejects.toThrow('signing failed');
+    expect((await database.repositories.passes.find(key))?.version).toBe(1);
+    expect(await outboxRows(database.prisma)).toEqual([]);
+  });
+
+  it('refuses statements once timeoutMs has passed, and rolls back', async () => {
+    const change = database.repositories.inTransaction(
+      async (tx) => {
+        const pass = await tx.passes.lockForChange(key);
+        if (!pass) throw new Error('no pass');
+        await tx.passes.writeNewVersions([{ ...pass, fields: { points: 1 } }], t0);
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        await tx.outbox.enqueue(pass.id, passType, t0);
+      },
+      { timeoutMs: 100 },
+    );
+    await expect(change).rejects.toThrow(/longer than 100 ms/);
+    expect((await database.repositories.passes.find(key))?.version).toBe(1);
+    expect(await outboxRows(database.prisma)).toEqual([]);
+  });
+
+  it.skipIf(testDatabaseKind !== 'postgresql')(
+    'ends a statement that waits for a lock beyond timeoutMs (statement_timeout)',
+    async () => {
+      const locker = new pg.Client({ connectionString: database.url });
+      await locker.connect();
+      try {
+        await locker.query('BEGIN');
+        await locker.query('SELECT id FROM passes WHERE serial_number = $1 FOR UPDATE', [key.serialNumber]);
+        const change = database.repositories.inTransaction((tx) => tx.passes.lockForChange(key), {
+          timeoutMs: 200,
+        });
+        await expect(change).rejects.toThrow(/statement timeout/);
+      } finally {
+        await locker.query('ROLLBACK');
+        await locker.end();
+      }
+    },
+  );
+});
