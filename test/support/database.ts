@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import pino from 'pino';
@@ -57,10 +59,37 @@ export async function openTestDatabase(): Promise<Database & { url?: string }> {
 
 let tarball: Promise<File> | undefined;
 
-/** A new PGlite from the template's data directory: PGlite skips initdb when it loads one. */
-async function loadEmbeddedCopy(path: string): Promise<PGlite> {
+/** A new PGlite (in memory, or in `dir`) from the template's data directory: PGlite skips initdb when it loads one. */
+async function loadEmbeddedCopy(path: string, dir?: string): Promise<PGlite> {
   tarball ??= readFile(path).then((bytes) => new File([bytes], 'pgdata.tar'));
-  return PGlite.create({ loadDataDir: await tarball });
+  return PGlite.create({ ...(dir ? { dataDir: dir } : {}), loadDataDir: await tarball });
+}
+
+/**
+ * The database part of a server process's environment: DATA_DIR, a new folder (which holds the embedded
+ * database), and with TEST_DATABASE_URL, DATABASE_URL, a new database whose drop goes to `cleanups`. It holds
+ * the migrations already, so the server has none to apply; `fromNothing` leaves both empty, as at a first start.
+ * A restart on the same environment finds the same data.
+ */
+export async function serverDataEnv(
+  cleanups: Array<() => Promise<void>>,
+  { fromNothing = false } = {},
+): Promise<Record<string, string>> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'pks-data-'));
+  const template = fromNothing ? undefined : migratedTemplate();
+  if (!testDatabaseUrl) {
+    if (template?.kind === 'embedded') {
+      // Where src/db/database.ts keeps the embedded database under DATA_DIR.
+      await (await loadEmbeddedCopy(template.tarball, join(dataDir, 'pglite'))).close();
+    }
+    return { DATA_DIR: dataDir };
+  }
+  const database = await createFreshPostgresDatabase(
+    testDatabaseUrl,
+    template?.kind === 'postgresql' ? template.database : undefined,
+  );
+  cleanups.push(database.drop);
+  return { DATA_DIR: dataDir, DATABASE_URL: database.url };
 }
 
 /**
