@@ -3,7 +3,12 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serverDataEnv } from '../support/database.js';
-import { freePort, type ServerProcess, startServerProcess } from '../support/process.js';
+import {
+  freePort,
+  type ServerProcess,
+  serverProcessTimeout,
+  startServerProcess,
+} from '../support/process.js';
 import { startTokenAuthApns, type TokenAuthApns } from '../support/token-auth-apns.js';
 import { WalletDevice } from '../support/wallet-device.js';
 
@@ -68,7 +73,7 @@ function pemBody(pem: string): string[] {
 }
 
 describe('logs', () => {
-  it('a full run’s logs contain none of its secrets', { timeout: 120_000 }, async () => {
+  it('a full run’s logs contain none of its secrets', { timeout: serverProcessTimeout }, async () => {
     const port = await freePort();
     const data = await serverDataEnv(cleanups);
     const server = await startServerProcess(

@@ -4,7 +4,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serverDataEnv } from '../support/database.js';
 import { generateProviderKey, type MockApns, startMockApns } from '../support/mock-apns.js';
-import { freePort, type ServerProcess, startServerProcess } from '../support/process.js';
+import {
+  freePort,
+  type ServerProcess,
+  serverProcessTimeout,
+  startServerProcess,
+} from '../support/process.js';
 import { WalletDevice } from '../support/wallet-device.js';
 
 /*
@@ -84,7 +89,7 @@ async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs: n
   }
 }
 
-describe('update pushes through APNs', () => {
+describe('update pushes through APNs', { timeout: serverProcessTimeout }, () => {
   it('sends exactly one valid push per registered device for each change; a 410 device is removed', async () => {
     const port = await freePort();
     const server = await startServerProcess(

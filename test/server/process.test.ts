@@ -4,7 +4,12 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { serverDataEnv } from '../support/database.js';
 import { verifyPkpass } from '../support/pkpass-verifier.js';
-import { freePort, type ServerProcess, startServerProcess } from '../support/process.js';
+import {
+  freePort,
+  type ServerProcess,
+  serverProcessTimeout,
+  startServerProcess,
+} from '../support/process.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterAll(async () => {
@@ -19,7 +24,7 @@ function admin(server: ServerProcess, token: string, method: string, path: strin
   });
 }
 
-describe('the server process', () => {
+describe('the server process', { timeout: serverProcessTimeout }, () => {
   it('starts with no configuration: development identity, printed admin token and curl, signed passes', async () => {
     // A first start: the server migrates the empty database itself.
     const data = await serverDataEnv(cleanups, { fromNothing: true });

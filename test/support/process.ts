@@ -71,6 +71,12 @@ export interface ServerProcess {
   exited: Promise<number | null>;
 }
 
+/**
+ * The timeout of a test that starts the server process: each start costs seconds of CPU (Node, tsx, the
+ * database), which a busy machine stretches several-fold; the default 30 s would be too close.
+ */
+export const serverProcessTimeout = 120_000;
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
