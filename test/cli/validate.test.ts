@@ -9,7 +9,7 @@ import { buildSignedBundle, type PassContent } from '../../src/passes/bundle.js'
 import type { SigningIdentity } from '../../src/passes/signing-identity.js';
 import { loadTemplates, type Template } from '../../src/passes/templates.js';
 import { projectRoot } from '../../src/paths.js';
-import { createTestPki, type TestPki } from '../support/pki.js';
+import { createTestPki, identityFromPki, type TestPki } from '../support/pki.js';
 import { contentFiles, type Files, rawPkpass, readModel, unzip, withPassJson } from './raw-pkpass.js';
 
 /*
@@ -26,18 +26,6 @@ let templates: Map<string, Template>;
 let good: Files;
 
 const corpusDir = join(projectRoot, '..', 'shared', 'corpus', 'passkit-generator-models');
-
-function identityOf(p: TestPki): SigningIdentity {
-  return {
-    signerCert: p.signerCertPem,
-    signerKey: p.signerKeyPem,
-    wwdr: p.wwdrPem,
-    passTypeIdentifier: p.passTypeIdentifier,
-    teamIdentifier: p.teamIdentifier,
-    isDevelopment: true,
-    notAfter: new Date(Date.now() + 86_400_000),
-  };
-}
 
 function content(template: Template, overrides: Record<string, unknown> = {}): PassContent {
   return {
@@ -57,7 +45,7 @@ beforeAll(async () => {
     createTestPki(),
     createTestPki({ expired: true }),
   ]);
-  identity = identityOf(pki);
+  identity = identityFromPki(pki);
   ({ templates } = await loadTemplates(join(projectRoot, 'models')));
   const loyalty = templates.get('loyalty');
   if (loyalty === undefined) throw new Error('no loyalty template');

@@ -1,8 +1,6 @@
-import { execFile } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { unzipSync } from 'fflate';
 import { PKPass } from 'passkit-generator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,6 +19,7 @@ import { loadTemplates, type Template } from '../../src/passes/templates.js';
 import { projectRoot } from '../../src/paths.js';
 import { createTestPki, type TestPki } from '../support/pki.js';
 import { verifyPkpass } from '../support/pkpass-verifier.js';
+import { runOwned as run } from '../support/process.js';
 
 /*
  * Our bundle (passkit-generator for pass.json and the file list; node:crypto for the manifest, the CMS signature
@@ -28,7 +27,6 @@ import { verifyPkpass } from '../support/pkpass-verifier.js';
  * be byte for byte the same. The signature is checked by openssl, as Wallet would check it.
  */
 
-const run = promisify(execFile);
 const corpusDir = join(projectRoot, '..', 'shared', 'corpus', 'passkit-generator-models');
 
 let pki: TestPki;

@@ -17,15 +17,16 @@ import {
 } from '../../src/push/outbox.js';
 import { openTestDatabase, testDatabaseKind } from '../support/database.js';
 import {
+  emptyPushTables,
   enqueuePushes,
   insertDevice,
   insertPass,
   outboxRows,
+  passType,
   passWithDevices,
   register,
 } from './outbox-fixtures.js';
 
-const passType = 'pass.com.example.loyalty';
 const t0 = new Date('2026-03-01T12:00:00.000Z');
 const at = (ms: number) => new Date(t0.getTime() + ms);
 
@@ -39,20 +40,12 @@ afterAll(async () => {
   await database?.close();
 });
 
-beforeEach(async () => {
-  await database.prisma
-    .$executeRaw`TRUNCATE push_outbox, push_failures, registrations, devices, passes CASCADE`;
-});
+beforeEach(() => emptyPushTables(database.prisma));
 
 describe('coalescing in push_outbox', () => {
   it('keeps one unclaimed row per push token and pass type, however many changes come first', async () => {
     const { prisma } = database;
-    const { passId } = await passWithDevices(prisma, {
-      passTypeIdentifier: passType,
-      serialNumber: 'a',
-      count: 3,
-      now: t0,
-    });
+    const { passId } = await passWithDevices(prisma, { count: 3, now: t0 });
     await enqueuePushes(prisma, passId, passType, at(1));
     expect(await outboxRows(prisma)).toHaveLength(3);
   });
@@ -61,12 +54,7 @@ describe('coalescing in push_outbox', () => {
     'keeps a merged row from being claimed until the change that merged into it commits',
     async () => {
       const { prisma } = database;
-      const { passId } = await passWithDevices(prisma, {
-        passTypeIdentifier: passType,
-        serialNumber: 'a',
-        count: 1,
-        now: t0,
-      });
+      const { passId } = await passWithDevices(prisma, { count: 1, now: t0 });
       let commit: () => void = () => {};
       const committed = new Promise<void>((resolve) => {
         commit = resolve;
@@ -91,12 +79,7 @@ describe('coalescing in push_outbox', () => {
 
   it('adds a new row for a change that arrives while the push for that token is in flight', async () => {
     const { prisma } = database;
-    const { passId } = await passWithDevices(prisma, {
-      passTypeIdentifier: passType,
-      serialNumber: 'a',
-      count: 1,
-      now: t0,
-    });
+    const { passId } = await passWithDevices(prisma, { count: 1, now: t0 });
     const [claim] = await claimDuePushes(prisma, { limit: 10, leaseMs: 30_000, now: t0 });
     expect(await enqueuePushes(prisma, passId, passType, at(1))).toBe(1);
     const rows = await outboxRows(prisma);
@@ -108,12 +91,7 @@ describe('coalescing in push_outbox', () => {
 
   it('a retry of the in-flight row merges into the newer row instead of breaking the unique index', async () => {
     const { prisma } = database;
-    const { passId } = await passWithDevices(prisma, {
-      passTypeIdentifier: passType,
-      serialNumber: 'a',
-      count: 1,
-      now: t0,
-    });
+    const { passId } = await passWithDevices(prisma, { count: 1, now: t0 });
     const [claim] = await claimDuePushes(prisma, { limit: 10, leaseMs: 30_000, now: t0 });
     if (!claim) throw new Error('nothing claimed');
     await enqueuePushes(prisma, passId, passType, at(1));
@@ -127,12 +105,7 @@ describe('coalescing in push_outbox', () => {
 describe('claimDuePushes', () => {
   it('claims due rows oldest first, up to the limit, and not the ones due later', async () => {
     const { prisma } = database;
-    await passWithDevices(prisma, {
-      passTypeIdentifier: passType,
-      serialNumber: 'late',
-      count: 2,
-      now: at(5_000),
-    });
+    await passWithDevices(prisma, { serialNumber: 'late', count: 2, now: at(5_000) });
     await passWithDevices(prisma, { passTypeIdentifier: passType, serialNumber: 'early', count: 3, now: t0 });
     const claimed = await claimDuePushes(prisma, { limit: 2, leaseMs: 30_000, now: at(1_000) });
     expect(claimed.map((push) => push.dueAt)).toEqual([t0, t0]);
@@ -159,12 +132,7 @@ describe('claimDuePushes', () => {
     async () => {
       const { prisma } = database;
       for (let i = 0; i < 8; i += 1) {
-        await passWithDevices(prisma, {
-          passTypeIdentifier: passType,
-          serialNumber: `p${i}`,
-          count: 50,
-          now: t0,
-        });
+        await passWithDevices(prisma, { serialNumber: `p${i}`, count: 50, now: t0 });
       }
       const instances = [1, 2, 3].map(
         () => new PrismaClient({ adapter: new PrismaPg({ connectionString: database.url }) }),
@@ -194,12 +162,7 @@ async function claimUntilEmpty(prisma: PrismaClient): Promise<bigint[]> {
 describe('completePushes (the worker’s batched completion)', () => {
   it('deletes in one statement only the rows that still hold the lease they were claimed with', async () => {
     const { prisma } = database;
-    const { passId, pushTokens } = await passWithDevices(prisma, {
-      passTypeIdentifier: passType,
-      serialNumber: 'a',
-      count: 4,
-      now: t0,
-    });
+    const { passId, pushTokens } = await passWithDevices(prisma, { count: 4, now: t0 });
     const claimOne = async (leaseMs: number, now: Date) => {
       const [claim] = await claimDuePushes(prisma, { limit: 1, leaseMs, now });
       if (!claim) throw new Error('nothing claimed');
@@ -257,12 +220,7 @@ describe('releasing a claim', () => {
     'deletes the row when a change commits a newer unclaimed row during the release (unique violation)',
     async () => {
       const { prisma } = database;
-      const { pushTokens } = await passWithDevices(prisma, {
-        passTypeIdentifier: passType,
-        serialNumber: 'a',
-        count: 1,
-        now: t0,
-      });
+      const { pushTokens } = await passWithDevices(prisma, { count: 1, now: t0 });
       const [claim] = await claimDuePushes(prisma, { limit: 1, leaseMs: 30_000, now: t0 });
       if (!claim) throw new Error('nothing claimed');
       const change = new pg.Client({ connectionString: database.url });
@@ -291,12 +249,7 @@ describe('releasing a claim', () => {
 describe('recordPushFailure and pushFailureCounts', () => {
   it('moves the row to push_failures with a hash of the token, and counts failures by reason', async () => {
     const { prisma } = database;
-    const { pushTokens } = await passWithDevices(prisma, {
-      passTypeIdentifier: passType,
-      serialNumber: 'a',
-      count: 3,
-      now: t0,
-    });
+    const { pushTokens } = await passWithDevices(prisma, { count: 3, now: t0 });
     const claimed = await claimDuePushes(prisma, { limit: 10, leaseMs: 30_000, now: t0 });
     const reasons = ['PayloadTooLarge', 'ServiceUnavailable', 'ServiceUnavailable'];
     for (const [i, push] of claimed.entries()) {
@@ -363,12 +316,7 @@ describe('outboxStats', () => {
   it('reports depth, due, claimed and the age of the oldest due row', async () => {
     const { prisma } = database;
     await passWithDevices(prisma, { passTypeIdentifier: passType, serialNumber: 'a', count: 2, now: t0 });
-    await passWithDevices(prisma, {
-      passTypeIdentifier: passType,
-      serialNumber: 'b',
-      count: 1,
-      now: at(60_000),
-    });
+    await passWithDevices(prisma, { serialNumber: 'b', count: 1, now: at(60_000) });
     expect(await outboxStats(prisma, at(10_000))).toEqual({
       depth: 3,
       due: 2,

@@ -13,9 +13,14 @@ import {
 } from '../../src/push/worker.js';
 import { openTestDatabase } from '../support/database.js';
 import { startMockApns } from '../support/mock-apns.js';
-import { enqueuePushes, manualClock, outboxRows, passWithDevices } from './outbox-fixtures.js';
-
-const passType = 'pass.com.example.loyalty';
+import {
+  emptyPushTables,
+  enqueuePushes,
+  manualClock,
+  outboxRows,
+  passType,
+  passWithDevices,
+} from './outbox-fixtures.js';
 
 let database: Database;
 let worker: PushWorker | undefined;
@@ -31,8 +36,7 @@ afterAll(async () => {
 
 beforeEach(async () => {
   logLines = [];
-  await database.prisma
-    .$executeRaw`TRUNCATE push_outbox, push_failures, registrations, devices, passes CASCADE`;
+  await emptyPushTables(database.prisma);
 });
 
 afterEach(async () => {
@@ -88,12 +92,7 @@ describe('backoffDelay', () => {
 describe('the push worker', () => {
   it('sends one push per token with the pass type identifier as topic, then deletes the rows', async () => {
     const clock = manualClock();
-    const { pushTokens } = await passWithDevices(database.prisma, {
-      passTypeIdentifier: passType,
-      serialNumber: 'a',
-      count: 5,
-      now: clock.now(),
-    });
+    const { pushTokens } = await passWithDevices(database.prisma, { count: 5, now: clock.now() });
     const apns = answering({ kind: 'delivered' });
     const pushWorker = start(apns.send, clock);
     pushWorker.wake();
@@ -108,12 +107,7 @@ describe('the push worker', () => {
 
   it('retries with exponential backoff, then records the failure with its reason after maxAttempts', async () => {
     const clock = manualClock();
-    await passWithDevices(database.prisma, {
-      passTypeIdentifier: passType,
-      serialNumber: 'a',
-      count: 1,
-      now: clock.now(),
-    });
+    await passWithDevices(database.prisma, { count: 1, now: clock.now() });
     const apns = answering({ kind: 'retry', reason: 'ServiceUnavailable' });
     const backoff = { baseMs: 1_000, capMs: 60_000, jitter: false };
     const pushWorker = start(apns.send, clock, { maxAttempts: 3, backoff });
@@ -139,12 +133,7 @@ describe('the push worker', () => {
 
   it('waits at least as long as APNs asked (retryAfterMs), and treats renew-token as a retry', async () => {
     const clock = manualClock();
-    await passWithDevices(database.prisma, {
-      passTypeIdentifier: passType,
-      serialNumber: 'a',
-      count: 1,
-      now: clock.now(),
-    });
+    await passWithDevices(database.prisma, { count: 1, now: clock.now() });
     const answers: ApnsOutcome[] = [
       { kind: 'retry', reason: 'TooManyRequests', retryAfterMs: 60_000 },
       { kind: 'renew-token', reason: 'ExpiredProviderToken' },
@@ -168,12 +157,7 @@ describe('the push worker', () => {
 
   it('records a push APNs refused for good at once', async () => {
     const clock = manualClock();
-    await passWithDevices(database.prisma, {
-      passTypeIdentifier: passType,
-      serialNumber: 'a',
-      count: 2,
-      now: clock.now(),
-    });
+    await passWithDevices(database.prisma, { count: 2, now: clock.now() });
     const pushWorker = start(answering({ kind: 'failed', reason: 'TopicDisallowed' }).send, clock);
     await pushWorker.drain();
     expect(await outboxRows(database.prisma)).toEqual([]);
@@ -182,12 +166,7 @@ describe('the push worker', () => {
 
   it('on 410 Unregistered removes the registrations older than APNs’s timestamp', async () => {
     const clock = manualClock();
-    const { passId } = await passWithDevices(database.prisma, {
-      passTypeIdentifier: passType,
-      serialNumber: 'a',
-      count: 2,
-      now: clock.now(),
-    });
+    const { passId } = await passWithDevices(database.prisma, { count: 2, now: clock.now() });
     const unregisteredAt = new Date(clock.now().getTime() + 1);
     const pushWorker = start(
       answering({ kind: 'unregistered', reason: 'Unregistered', unregisteredAt }).send,
@@ -201,12 +180,7 @@ describe('the push worker', () => {
 
   it('sends again for a change made while the push for that token was in flight', async () => {
     const clock = manualClock();
-    const { passId } = await passWithDevices(database.prisma, {
-      passTypeIdentifier: passType,
-      serialNumber: 'a',
-      count: 1,
-      now: clock.now(),
-    });
+    const { passId } = await passWithDevices(database.prisma, { count: 1, now: clock.now() });
     let sends = 0;
     const pushWorker = start(async () => {
       sends += 1;
@@ -221,12 +195,7 @@ describe('the push worker', () => {
 
   it('stop() stops claiming, waits for sends in flight (bounded), and gives back the rows still held', async () => {
     const clock = manualClock();
-    await passWithDevices(database.prisma, {
-      passTypeIdentifier: passType,
-      serialNumber: 'a',
-      count: 3,
-      now: clock.now(),
-    });
+    await passWithDevices(database.prisma, { count: 3, now: clock.now() });
     let started = 0;
     let finish: (() => void) | undefined;
     const finished = new Promise<void>((resolve) => {
@@ -253,12 +222,7 @@ describe('the push worker', () => {
 
   it('stop() also gives back the rows claimed ahead of the sends and not sent yet', async () => {
     const clock = manualClock();
-    await passWithDevices(database.prisma, {
-      passTypeIdentifier: passType,
-      serialNumber: 'a',
-      count: 4,
-      now: clock.now(),
-    });
+    await passWithDevices(database.prisma, { count: 4, now: clock.now() });
     let started = 0;
     const pushWorker = start(
       async () => {
@@ -285,12 +249,7 @@ describe('the push worker', () => {
 
   it('loses no push when storing the outcome fails: the row is sent again after its lease', async () => {
     const clock = manualClock();
-    await passWithDevices(database.prisma, {
-      passTypeIdentifier: passType,
-      serialNumber: 'a',
-      count: 1,
-      now: clock.now(),
-    });
+    await passWithDevices(database.prisma, { count: 1, now: clock.now() });
     const apns = answering({ kind: 'delivered' });
     const pushWorker = start(apns.send, clock, {
       prisma: failingOnce(database.prisma, '$executeRaw'),
@@ -307,12 +266,7 @@ describe('the push worker', () => {
 
   it('batched completion leaves alone a row whose lease ran out and that another instance claimed', async () => {
     const clock = manualClock();
-    await passWithDevices(database.prisma, {
-      passTypeIdentifier: passType,
-      serialNumber: 'a',
-      count: 3,
-      now: clock.now(),
-    });
+    await passWithDevices(database.prisma, { count: 3, now: clock.now() });
     let finishSlowSend: () => void = () => {};
     const slowSend = new Promise<void>((resolve) => {
       finishSlowSend = resolve;
@@ -344,12 +298,7 @@ describe('the push worker', () => {
 
   it('sends each row once with many in flight and a small batch', async () => {
     const clock = manualClock();
-    await passWithDevices(database.prisma, {
-      passTypeIdentifier: passType,
-      serialNumber: 'a',
-      count: 60,
-      now: clock.now(),
-    });
+    await passWithDevices(database.prisma, { count: 60, now: clock.now() });
     const apns = answering({ kind: 'delivered' });
     const pushWorker = start(apns.send, clock, { concurrency: 16, batchSize: 5 });
     await pushWorker.drain();
@@ -359,12 +308,7 @@ describe('the push worker', () => {
 
   it('keeps going with one send in flight at a time', async () => {
     const clock = manualClock();
-    await passWithDevices(database.prisma, {
-      passTypeIdentifier: passType,
-      serialNumber: 'a',
-      count: 5,
-      now: clock.now(),
-    });
+    await passWithDevices(database.prisma, { count: 5, now: clock.now() });
     const apns = answering({ kind: 'delivered' });
     const pushWorker = start(apns.send, clock, { concurrency: 1, pollIntervalMs: 60_000 });
     pushWorker.wake();
@@ -390,7 +334,6 @@ describe('the push worker with the APNs client against the mock APNs (HTTP/2 ove
     try {
       const clock = manualClock(new Date());
       const { pushTokens } = await passWithDevices(database.prisma, {
-        passTypeIdentifier: passType,
         serialNumber: 'e2e',
         count: 20,
         now: clock.now(),
