@@ -1,6 +1,7 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { type UnzipFileInfo, unzipSync } from 'fflate';
+import { checkPassJson } from '../passes/pass-json-rules.js';
 import { oneLine } from '../passes/signing-identity.js';
 import { isRecord } from '../passes/templates.js';
 import {
@@ -19,7 +20,6 @@ import {
   verifySigner,
 } from './cms.js';
 import { exitCode, type Finding, fail, pass, renderFindings } from './findings.js';
-import { checkPassJson } from './pass-json-rules.js';
 
 /*
  * `validate <file.pkpass>`: would Wallet accept this file? Any .pkpass, ours or anyone's. The rules are Apple's
