@@ -6,7 +6,6 @@ import {
   changeMessagesSchema,
   checkFieldKeys,
   fieldValuesSchema,
-  OVERRIDE_KEYS,
   parseOrInvalid,
   passOverridesSchema,
 } from './pass-content.js';
@@ -17,6 +16,7 @@ import {
   isDateField,
   isW3cDate,
   MIN_AUTHENTICATION_TOKEN_LENGTH,
+  OVERRIDE_KEYS,
 } from './pass-json-rules.js';
 import { createManifestSigner, type ManifestSigner, signDetached } from './signature.js';
 import type { SigningIdentity } from './signing-identity.js';
@@ -192,7 +192,7 @@ function checkFieldValue(field: JsonObject, where: string, value: unknown): void
  */
 function checkSignable(passJson: JsonObject, pass: PKPass, style: PassStyle): void {
   const overridable = Object.fromEntries(
-    Object.entries(passJson).filter(([key]) => OVERRIDE_KEYS.includes(key)),
+    Object.entries(passJson).filter(([key]) => (OVERRIDE_KEYS as readonly string[]).includes(key)),
   );
   parseOrInvalid(passOverridesSchema, overridable, 'pass.json');
   assertSignable(passJson, { ...pass.props }, style);

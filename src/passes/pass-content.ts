@@ -3,10 +3,11 @@ import { InvalidError } from '../errors.js';
 import {
   BARCODE_FORMATS,
   hasValueEscape,
-  IDENTITY_KEYS,
+  type IDENTITY_KEYS,
   isRgbColor,
   isW3cDate,
   namesItsApp,
+  OVERRIDE_KEYS,
 } from './pass-json-rules.js';
 import type { Template } from './templates.js';
 
@@ -142,11 +143,7 @@ const overrideShape = {
   passTypeIdentifier: setByServer('passTypeIdentifier'),
   teamIdentifier: setByServer('teamIdentifier'),
   formatVersion: setByServer('formatVersion'),
-} satisfies Record<(typeof IDENTITY_KEYS)[number], unknown> & Record<string, z.ZodType>;
-
-export const OVERRIDE_KEYS = Object.keys(overrideShape).filter(
-  (key) => !(IDENTITY_KEYS as readonly string[]).includes(key),
-);
+} satisfies Record<(typeof OVERRIDE_KEYS | typeof IDENTITY_KEYS)[number], z.ZodType>;
 
 export const passOverridesSchema = z
   .strictObject(overrideShape, {

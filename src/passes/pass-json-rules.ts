@@ -46,6 +46,32 @@ export const IDENTITY_KEYS = [
   'formatVersion',
 ] as const;
 
+/** The top-level keys an admin may set per pass (overrides): Apple's keys a pass's owner chooses. */
+export const OVERRIDE_KEYS = [
+  'description',
+  'organizationName',
+  'logoText',
+  'backgroundColor',
+  'foregroundColor',
+  'labelColor',
+  'barcodes',
+  'relevantDate',
+  'relevantDates',
+  'expirationDate',
+  'voided',
+  'locations',
+  'beacons',
+  'maxDistance',
+  'groupingIdentifier',
+  'sharingProhibited',
+  'suppressStripShine',
+  'userInfo',
+  'nfc',
+  'semantics',
+  'appLaunchURL',
+  'associatedStoreIdentifiers',
+] as const;
+
 /** Apple: description (read by VoiceOver), organizationName and the identity keys are required. */
 const REQUIRED_TEXT = [
   'description',
