@@ -9,8 +9,11 @@ import { FIELD_ARRAYS, isRecord, PASS_STYLES } from './templates.js';
  * The maintained library's rules come first: passkit-generator validates a pass.json with its Joi schemas when it
  * reads one, so Apple's new keys arrive with a dependency update. It does not export those schemas (3.6.1 exports
  * PKPass, PassType and types only), so they are applied through its documented import of pass.json, and what it
- * refuses or alters is reported by key (libraryProblem). On top sit Apple's rules that it does not enforce, each
- * citing Apple's pass.json reference (developer.apple.com/documentation/walletpasses/pass).
+ * refuses or alters is reported by key (libraryProblem). On top sit Apple's rules, each citing Apple's pass.json
+ * reference (developer.apple.com/documentation/walletpasses/pass): those the library misses (rgb() colors only,
+ * dates with a time zone, the required keys, formatVersion 1, one style, a transitType on boarding passes, %@ in
+ * change messages, appLaunchURL with its app), and the few it also enforces, because `validate` checks any .pkpass,
+ * signed by whatever tool, and cannot lean on the library.
  */
 
 type Json = Record<string, unknown>;
