@@ -134,7 +134,7 @@ export function fieldValueProblem(field: Json, value: unknown): string | undefin
 
 // ---------- the rules on a whole pass.json ----------
 
-export const PASS_JSON_RULES = {
+const PASS_JSON_RULES = {
   requiredKeys: 'pass.json/required-keys',
   types: 'pass.json/types',
   formatVersion: 'pass.json/formatVersion',
