@@ -6,13 +6,18 @@ import {
   changeMessagesSchema,
   checkFieldKeys,
   fieldValuesSchema,
-  IDENTITY_KEYS,
-  isW3cDate,
-  OVERRIDE_KEYS,
   parseOrInvalid,
   passOverridesSchema,
-  TRANSIT_TYPES,
 } from './pass-content.js';
+import {
+  assertSignable,
+  fieldValueProblem,
+  IDENTITY_KEYS,
+  isDateField,
+  isW3cDate,
+  MIN_AUTHENTICATION_TOKEN_LENGTH,
+  OVERRIDE_KEYS,
+} from './pass-json-rules.js';
 import { createManifestSigner, type ManifestSigner, signDetached } from './signature.js';
 import type { SigningIdentity } from './signing-identity.js';
 import { sharedSigningPool } from './signing-pool.js';
@@ -111,9 +116,8 @@ export function buildSignedBundleNow(
   signingTime = new Date(),
 ): Buffer {
   const passJson = buildPassJson(content, identity);
-  checkWalletRules(passJson, content.template.style);
   const pass = createPkPass(content.template, passJson);
-  assertSignerKeeps(passJson, pass, content.template.style);
+  checkSignable(passJson, pass, content.template.style);
   const files = passkitFiles(pass, content.template);
   // Apple: manifest.json maps every file of the bundle (but itself and signature) to its SHA-1 in hex.
   const manifest: Record<string, string> = {};
@@ -142,15 +146,13 @@ export function checkWalletAcceptsTemplate(template: Template, identity: PassIde
     changeMessages: {},
   };
   const passJson = buildPassJson(placeholder, identity);
-  checkWalletRules(passJson, template.style);
-  assertSignerKeeps(passJson, createPkPass(template, passJson), template.style);
+  checkSignable(passJson, createPkPass(template, passJson), template.style);
 }
 
 // ---------- content checks ----------
 
 function checkWebService(content: PassContent): void {
-  // Apple: the authenticationToken "must be 16 characters or longer".
-  if (content.authenticationToken.length < 16) {
+  if (content.authenticationToken.length < MIN_AUTHENTICATION_TOKEN_LENGTH) {
     throw new InvalidError('authenticationToken must be at least 16 characters (Apple)');
   }
   if (content.serialNumber === '') throw new InvalidError('serialNumber must not be empty');
@@ -174,80 +176,26 @@ function fieldsByKey(passJson: JsonObject, style: PassStyle): Map<string, JsonOb
   return byKey;
 }
 
-/** Apple: date fields (dateStyle/timeStyle) need an ISO 8601 date value; number formats need a number value. */
 function checkFieldValue(field: JsonObject, where: string, value: unknown): void {
-  if (typeof value !== 'string' && typeof value !== 'number') {
-    throw new InvalidError(`${where}: a field value must be a string or a number`);
-  }
-  if ('dateStyle' in field || 'timeStyle' in field) {
-    if (typeof value !== 'string' || !isW3cDate(value)) {
-      throw new InvalidError(
-        `${where}: a date field (it has dateStyle/timeStyle) needs an ISO 8601 date-time with a time zone, got ${JSON.stringify(value)}`,
-      );
-    }
-  }
-  if (('currencyCode' in field || 'numberStyle' in field) && typeof value !== 'number') {
+  const problem = fieldValueProblem(field, value);
+  if (problem !== undefined) throw new InvalidError(`${where}: ${problem}`);
+  if (isDateField(field) && !isW3cDate(value)) {
     throw new InvalidError(
-      `${where}: a number field (it has currencyCode/numberStyle) needs a JSON number, got ${JSON.stringify(value)}`,
+      `${where}: a date field (it has dateStyle/timeStyle) needs an ISO 8601 date-time with a time zone, got ${JSON.stringify(value)}`,
     );
   }
 }
 
-// ---------- Wallet's rules on the final pass.json ----------
-
-/** Throws InvalidError naming the first rule of Apple's pass.json reference that the pass breaks. */
-function checkWalletRules(passJson: JsonObject, style: PassStyle): void {
-  // Apple: description and organizationName are required (description is read by VoiceOver).
-  for (const key of ['description', 'organizationName']) {
-    const value = passJson[key];
-    if (typeof value !== 'string' || value === '') {
-      throw new InvalidError(`pass.json ${key} is required (a non-empty string)`);
-    }
-  }
-  // The template's own top-level keys obey the same types as admin overrides (colors, dates, barcodes, …).
+/**
+ * Throws InvalidError naming what Wallet or passkit-generator would refuse in the pass.json about to be signed,
+ * given the PKPass made of it. The template's own top-level keys obey the same rules as admin overrides.
+ */
+function checkSignable(passJson: JsonObject, pass: PKPass, style: PassStyle): void {
   const overridable = Object.fromEntries(
-    Object.entries(passJson).filter(([key]) => OVERRIDE_KEYS.includes(key)),
+    Object.entries(passJson).filter(([key]) => (OVERRIDE_KEYS as readonly string[]).includes(key)),
   );
   parseOrInvalid(passOverridesSchema, overridable, 'pass.json');
-  checkSemanticDates(passJson.semantics);
-  if (style === 'boardingPass') checkTransitType(passJson.boardingPass);
-  for (const { arrayName, index, field } of styleFields(passJson, style)) {
-    checkTemplateField(field as JsonObject, `pass.json ${style}.${arrayName}[${index}]`);
-  }
-}
-
-/** Apple: a boarding pass must say how the passenger travels. */
-function checkTransitType(dictionary: unknown): void {
-  const transitType = isRecord(dictionary) ? dictionary.transitType : undefined;
-  if (typeof transitType !== 'string' || !TRANSIT_TYPES.includes(transitType)) {
-    throw new InvalidError(
-      `pass.json boardingPass.transitType is ${transitType === undefined ? 'missing' : JSON.stringify(transitType)}; Wallet requires one of ${TRANSIT_TYPES.join(', ')} on boarding passes`,
-    );
-  }
-}
-
-function checkTemplateField(field: JsonObject, where: string): void {
-  const label = `${where} (key "${String(field.key)}")`;
-  // Apple: value is required in every field dictionary.
-  if (!('value' in field)) throw new InvalidError(`${label}: value is required`);
-  checkFieldValue(field, label, field.value);
-  if (field.changeMessage !== undefined) {
-    if (typeof field.changeMessage !== 'string' || !field.changeMessage.includes('%@')) {
-      throw new InvalidError(
-        `${label}: changeMessage must contain %@ (Wallet replaces it with the new value)`,
-      );
-    }
-  }
-}
-
-/** Apple: semantic dates are ISO 8601 with a time zone, like every other date of a pass. */
-function checkSemanticDates(semantics: unknown): void {
-  if (!isRecord(semantics)) return;
-  for (const [key, value] of Object.entries(semantics)) {
-    if (key.endsWith('Date') && (typeof value !== 'string' || !isW3cDate(value))) {
-      throw new InvalidError(`pass.json semantics.${key}: must be an ISO 8601 date-time with a time zone`);
-    }
-  }
+  assertSignable(passJson, { ...pass.props }, style);
 }
 
 // ---------- passkit-generator: validation and the list of files ----------
@@ -331,72 +279,4 @@ function signerOf(identity: SigningIdentity): ManifestSigner {
     signers.set(identity, signer);
   }
   return signer;
-}
-
-/** passkit-generator ignores a pass.json it finds invalid, and strips keys and fields it does not know. */
-function assertSignerKeeps(passJson: JsonObject, pass: PKPass, style: PassStyle): void {
-  const kept = pass.props as unknown as JsonObject;
-  if (!(style in kept)) {
-    const key = findRefusedKey(passJson, style);
-    throw new InvalidError(
-      `pass.json ${key ?? '(unknown key)'}: refused by the signer (passkit-generator), which would drop the whole pass.json`,
-    );
-  }
-  const lost = findLoss(passJson, kept, '');
-  if (lost !== undefined) {
-    throw new InvalidError(
-      `pass.json ${lost.path}: the signer (passkit-generator) would ${lost.actual === undefined ? 'drop this value' : `change this value to ${JSON.stringify(lost.actual)}`}, so the signed pass would differ from the one asked for`,
-    );
-  }
-}
-
-/** Tries each top-level key alone with the style to find the one that makes passkit-generator refuse pass.json. */
-function findRefusedKey(passJson: JsonObject, style: PassStyle): string | undefined {
-  for (const key of Object.keys(passJson)) {
-    const probe: JsonObject = { [style]: key === style ? passJson[style] : {}, [key]: passJson[key] };
-    // passkit-generator wants webServiceURL and authenticationToken together.
-    if (key === 'webServiceURL') probe.authenticationToken = passJson.authenticationToken;
-    const kept = new PKPass({ 'pass.json': Buffer.from(JSON.stringify(probe)) })
-      .props as unknown as JsonObject;
-    if (!(style in kept)) return key;
-  }
-  return undefined;
-}
-
-/** The first path whose expected value is missing or different in `actual`; keys `actual` adds are fine. */
-function findLoss(
-  expected: unknown,
-  actual: unknown,
-  path: string,
-): { path: string; actual: unknown } | undefined {
-  if (Array.isArray(expected)) {
-    if (!Array.isArray(actual)) return { path, actual };
-    for (const [index, item] of expected.entries()) {
-      const key = isRecord(item) && typeof item.key === 'string' ? ` (key "${item.key}")` : '';
-      const lost = findLoss(item, actual[index], `${path}[${index}]${key}`);
-      if (lost !== undefined) return lost;
-    }
-    return undefined;
-  }
-  if (isRecord(expected)) {
-    if (!isRecord(actual)) return { path, actual };
-    for (const [key, value] of Object.entries(expected)) {
-      if (value === undefined) continue;
-      const lost = findLoss(value, actual[key], path === '' ? key : `${path}.${key}`);
-      if (lost !== undefined) return lost;
-    }
-    return undefined;
-  }
-  if (expected === actual || sameInstant(expected, actual)) return undefined;
-  return { path, actual };
-}
-
-/** passkit-generator rewrites dates to UTC (2026-07-22T12:25:00.000Z); the same instant is the same pass. */
-function sameInstant(expected: unknown, actual: unknown): boolean {
-  return (
-    typeof expected === 'string' &&
-    typeof actual === 'string' &&
-    isW3cDate(expected) &&
-    Date.parse(expected) === Date.parse(actual)
-  );
 }

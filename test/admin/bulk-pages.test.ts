@@ -4,11 +4,11 @@
  * database (PGlite, or PostgreSQL with TEST_DATABASE_URL); the concurrent PATCH needs a second session, so
  * PostgreSQL only. Each test starts its own runners and stops them, so no runner of another test takes its job.
  */
+import { unzipSync } from 'fflate';
 import pg from 'pg';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
-import { readZip } from '../../src/cli/zip.js';
 import { type BulkRunner, type BulkRunnerOptions, startBulkRunner } from '../../src/passes/bulk.js';
 import { openTestDatabase, testDatabaseKind } from '../support/database.js';
 import { verifyPkpass } from '../support/pkpass-verifier.js';
@@ -112,8 +112,8 @@ async function passStates(serials: string[]) {
 
 /** The pass.json's fields of a bundle, by key: { value, changeMessage }. */
 function bundleFields(bundle: Buffer | undefined): Map<string, { value: unknown; changeMessage?: unknown }> {
-  const passJsonEntry = readZip(bundle ?? Buffer.alloc(0)).find((entry) => entry.name === 'pass.json');
-  const passJson = JSON.parse(String(passJsonEntry?.data)) as Record<string, unknown>;
+  const passJsonEntry = unzipSync(bundle ?? Buffer.alloc(0))['pass.json'];
+  const passJson = JSON.parse(Buffer.from(passJsonEntry ?? []).toString('utf8')) as Record<string, unknown>;
   const fields = new Map<string, { value: unknown; changeMessage?: unknown }>();
   for (const style of ['boardingPass', 'coupon', 'eventTicket', 'generic', 'storeCard']) {
     const groups = (passJson[style] ?? {}) as Record<string, unknown>;

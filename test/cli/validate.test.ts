@@ -202,6 +202,26 @@ const brokenCases: Record<string, Case> = {
     'pass.json/unique-field-keys',
     () => rawPkpass(withPassJson(good, duplicateFirstField), pki),
   ],
+  'a changeMessage without %@': [
+    'pass.json/fields',
+    () =>
+      rawPkpass(
+        withPassJson(good, (p) => {
+          firstField(p).changeMessage = 'Your points changed';
+        }),
+        pki,
+      ),
+  ],
+  'a string value in a number field': [
+    'pass.json/fields',
+    () =>
+      rawPkpass(
+        withPassJson(good, (p) => {
+          firstField(p).value = '1250';
+        }),
+        pki,
+      ),
+  ],
   'a hex color': [
     'pass.json/colors',
     () =>
@@ -304,6 +324,12 @@ function withoutFile(files: Files, name: string): Files {
   const copy = new Map(files);
   copy.delete(name);
   return copy;
+}
+
+/** The loyalty pass's first primary field: points, a number field (numberStyle). */
+function firstField(passJson: Record<string, unknown>): Record<string, unknown> {
+  const style = passJson.storeCard as Record<string, Array<Record<string, unknown>>>;
+  return style.primaryFields?.[0] ?? {};
 }
 
 function duplicateFirstField(passJson: Record<string, unknown>): void {
