@@ -251,13 +251,6 @@ class Client implements ApnsClient {
   }
 
   private dispatch(p: Pending, c: Connection): void {
-    const headers = this.headers;
-    headers[constants.HTTP2_HEADER_PATH] = p.path;
-    headers['apns-topic'] = p.topic;
-    if (this.providerToken) {
-      p.authorization = this.providerToken.authorization();
-      headers.authorization = p.authorization;
-    }
     if (c.session.closed || c.session.destroyed) {
       // The session closed under us (a GOAWAY or a dropped socket not yet seen as an event): not sent, so
       // resend. Checked before `request()`, which reports a closed session on the returned stream, not by
@@ -265,6 +258,13 @@ class Client implements ApnsClient {
       this.retire(c, c.session.destroyed ? 'session destroyed' : 'session closed');
       this.requeue(p, true);
       return;
+    }
+    const headers = this.headers;
+    headers[constants.HTTP2_HEADER_PATH] = p.path;
+    headers['apns-topic'] = p.topic;
+    if (this.providerToken) {
+      p.authorization = this.providerToken.authorization();
+      headers.authorization = p.authorization;
     }
     let stream: TrackedStream;
     try {
