@@ -1,7 +1,7 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { oneLine } from '../passes/signing-identity.js';
 import { isRecord } from '../passes/templates.js';
+import { oneLine } from '../signing/identity.js';
 import {
   checkSignerCertificate,
   checkValidity,

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { SigningIdentity } from '../../src/passes/signing-identity.js';
+import type { SigningIdentity } from '../../src/signing/identity.js';
 
 /*
  * A test PKI made with the openssl CLI, independent of the server's own certificate code: a fake WWDR CA and
