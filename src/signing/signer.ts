@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { pathToFileURL } from 'node:url';
+import { serialize } from 'node:v8';
 import { Piscina } from 'piscina';
 import { InvalidError } from '../errors.js';
 import type { Template } from '../passes/templates.js';
@@ -13,9 +14,9 @@ import type { SigningIdentity } from './identity.js';
  * pool of worker threads (one per core by default). The pool starts with the first pass, keeps one thread warm
  * and more while there is work; idle threads are unref'd by piscina, so a process can exit without close().
  *
- * A template's files are copied once into shared memory, so posting a pass hands the worker a view, not a copy of
- * its images. Templates and identities carry a number, under which each worker keeps them: its digests of a
- * template's files and its parsed key stay warm from one pass to the next.
+ * A template (with its images) and an identity are serialised once into shared memory, under a number: posting
+ * a pass hands the worker two views and its content, not a copy of the images. Each worker reads a number's value
+ * the first time it sees it and keeps it, so its digests of a template's files and its parsed key stay warm.
  */
 
 export interface Signer {
@@ -30,18 +31,17 @@ export interface SignerOptions {
   threads?: number;
 }
 
-/** A template as posted to a worker: its files are views over one SharedArrayBuffer. */
-export interface SharedTemplate extends Omit<Template, 'files'> {
+/** A value serialised (node:v8) into a SharedArrayBuffer, named by a number the worker keeps it under. */
+export interface Shared {
   id: number;
-  files: Record<string, Uint8Array>;
+  bytes: Uint8Array;
 }
 
-/** main → worker */
+/** main → worker: `template` holds a Template, `identity` a SigningIdentity. */
 export interface SignTask {
   content: Omit<PassContent, 'template'>;
-  template: SharedTemplate;
-  identityId: number;
-  identity: SigningIdentity;
+  template: Shared;
+  identity: Shared;
 }
 
 /**
@@ -55,27 +55,21 @@ const IDLE_TIMEOUT_MS = 30_000;
 
 export function createSigner(options: SignerOptions = {}): Signer {
   const threads = Math.max(1, options.threads ?? availableParallelism());
-  const templates = new WeakMap<Template, SharedTemplate>();
-  const identityIds = new WeakMap<SigningIdentity, number>();
+  const templates = new WeakMap<Template, Shared>();
+  const identities = new WeakMap<SigningIdentity, Shared>();
   let nextId = 1;
   let pool: Piscina<SignTask, SignResult> | undefined;
 
-  function shared(template: Template): SharedTemplate {
-    let posted = templates.get(template);
+  function shared<T extends object>(cache: WeakMap<T, Shared>, value: T): Shared {
+    let posted = cache.get(value);
     if (posted === undefined) {
-      posted = { ...template, id: nextId++, files: sharedFiles(template.files) };
-      templates.set(template, posted);
+      const serialized = serialize(value);
+      const bytes = new Uint8Array(new SharedArrayBuffer(serialized.byteLength));
+      bytes.set(serialized);
+      posted = { id: nextId++, bytes };
+      cache.set(value, posted);
     }
     return posted;
-  }
-
-  function identityId(identity: SigningIdentity): number {
-    let id = identityIds.get(identity);
-    if (id === undefined) {
-      id = nextId++;
-      identityIds.set(identity, id);
-    }
-    return id;
   }
 
   return {
@@ -89,9 +83,8 @@ export function createSigner(options: SignerOptions = {}): Signer {
       const { template, ...rest } = content;
       const result = await pool.run({
         content: rest,
-        template: shared(template),
-        identityId: identityId(identity),
-        identity,
+        template: shared(templates, template),
+        identity: shared(identities, identity),
       });
       if (result instanceof Uint8Array)
         return Buffer.from(result.buffer, result.byteOffset, result.byteLength);
@@ -103,20 +96,6 @@ export function createSigner(options: SignerOptions = {}): Signer {
       await closing?.destroy();
     },
   };
-}
-
-function sharedFiles(files: Readonly<Record<string, Buffer>>): Record<string, Uint8Array> {
-  const entries = Object.entries(files);
-  const memory = new SharedArrayBuffer(entries.reduce((total, [, data]) => total + data.byteLength, 0));
-  const views: Record<string, Uint8Array> = {};
-  let offset = 0;
-  for (const [name, data] of entries) {
-    const view = new Uint8Array(memory, offset, data.byteLength);
-    view.set(data);
-    views[name] = view;
-    offset += data.byteLength;
-  }
-  return views;
 }
 
 /**
