@@ -14,12 +14,12 @@ import { createLogger, type Logger } from './logger.js';
 import { createMetrics } from './ops/metrics.js';
 import { startMetricsServer } from './ops/metrics-server.js';
 import { startBulkRunner } from './passes/bulk.js';
-import { checkWalletAcceptsTemplate } from './passes/bundle.js';
 import { createBundleCache } from './passes/bundle-cache.js';
-import { loadSigningIdentity, type SigningIdentity } from './passes/signing-identity.js';
-import { closeSharedSigningPool } from './passes/signing-pool.js';
 import { loadTemplates, type Template } from './passes/templates.js';
 import { startPushes } from './push/pushes.js';
+import { checkWalletAcceptsTemplate } from './signing/bundle.js';
+import { loadSigningIdentity, type SigningIdentity } from './signing/identity.js';
+import { createSigner } from './signing/signer.js';
 
 /** Templates that cannot be read, or that Wallet would refuse, are reported at start with their path. */
 async function loadTemplatesReportingProblems(config: Config, identity: SigningIdentity, log: Logger) {
@@ -75,6 +75,8 @@ async function main() {
     log,
   });
   const templates = await loadTemplatesReportingProblems(config, identity, log);
+  // One pool of signing threads for the app and the bulk runner; its threads start with the first pass.
+  const signer = createSigner();
   const admin = resolveAdminToken(config.adminToken, config.dataDir);
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, log });
   // Made before the push worker, which reports each send to them; the app (or METRICS_PORT) serves them.
@@ -105,6 +107,7 @@ async function main() {
     prisma: database.prisma,
     templates,
     identity,
+    signer,
     clock: systemClock,
     // Bundles of recent versions in memory (64 MB, least recently used out): keyed by version, so the current
     // version (src/wallet/known-passes.ts) decides, and another instance's change is never served stale.
@@ -132,6 +135,7 @@ async function main() {
       prisma: database.prisma,
       templates,
       identity,
+      signer,
       clock: systemClock,
       webServiceURL: config.publicUrl,
       afterChange: () => pushes.worker.wake(),
@@ -172,9 +176,9 @@ async function main() {
       // In order: no new requests, answered ones done (their changes and outbox rows committed); then no new
       // claims, sends finished or given back; then the database they all used.
       await app.close();
-      // Its current page commits (cursor and counts) before the signing pool goes; the job resumes elsewhere.
+      // Its current page commits (cursor and counts) before the signer's threads go; the job resumes elsewhere.
       await bulk.stop();
-      await closeSharedSigningPool();
+      await signer.close();
       await pushes.close();
       await metricsServer?.close();
       await database.close();

@@ -2,8 +2,8 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { type UnzipFileInfo, unzipSync } from 'fflate';
 import { checkPassJson } from '../passes/pass-json-rules.js';
-import { oneLine } from '../passes/signing-identity.js';
 import { isRecord } from '../passes/templates.js';
+import { oneLine } from '../signing/identity.js';
 import {
   checkSignerCertificate,
   checkValidity,

@@ -7,7 +7,7 @@ import type { Clock } from '../clock.js';
 import type { PrismaClient } from '../db/database.js';
 import type { MigrationStatus } from '../db/migrations.js';
 import type { Logger } from '../logger.js';
-import type { SigningIdentity } from '../passes/signing-identity.js';
+import type { SigningIdentity } from '../signing/identity.js';
 
 export type ReadinessPart = 'database' | 'migrations' | 'signingIdentity' | 'pushWorker';
 

@@ -38,6 +38,7 @@ export function passesDeps(server: TestServer) {
     prisma: server.database.prisma,
     templates: server.templates,
     identity: server.identity,
+    signer: server.signer,
     clock: { now: () => new Date() },
     webServiceURL: server.baseUrl,
   };

@@ -5,10 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Finding } from '../../src/cli/findings.js';
 import { exitCode, renderFindings } from '../../src/cli/findings.js';
 import { validatePkpass } from '../../src/cli/validate.js';
-import { buildSignedBundle, type PassContent } from '../../src/passes/bundle.js';
-import type { SigningIdentity } from '../../src/passes/signing-identity.js';
 import { loadTemplates, type Template } from '../../src/passes/templates.js';
 import { projectRoot } from '../../src/paths.js';
+import { buildSignedBundle, type PassContent } from '../../src/signing/bundle.js';
+import type { SigningIdentity } from '../../src/signing/identity.js';
 import { createTestPki, identityFromPki, type TestPki } from '../support/pki.js';
 import { contentFiles, type Files, rawPkpass, readModel, unzip, withPassJson } from './raw-pkpass.js';
 
@@ -49,7 +49,7 @@ beforeAll(async () => {
   ({ templates } = await loadTemplates(join(projectRoot, 'models')));
   const loyalty = templates.get('loyalty');
   if (loyalty === undefined) throw new Error('no loyalty template');
-  good = contentFiles(unzip(await buildSignedBundle(content(loyalty), identity)));
+  good = contentFiles(unzip(buildSignedBundle(content(loyalty), identity)));
 });
 
 afterAll(async () => {
@@ -68,7 +68,7 @@ describe('passes the server signs', () => {
   it('every template in models/ validates with no failure and no warning', async () => {
     expect(templates.size).toBeGreaterThan(0);
     for (const template of templates.values()) {
-      const findings = validate(await buildSignedBundle(content(template), identity));
+      const findings = validate(buildSignedBundle(content(template), identity));
       expect(
         findings.filter((f) => f.status !== 'pass'),
         template.name,
@@ -400,7 +400,7 @@ describe.skipIf(!existsSync(corpusDir))('the passkit-generator corpus', () => {
     const { templates: corpus } = await loadTemplates(corpusDir);
     const template = corpus.get('examplePass');
     if (template === undefined) throw new Error('examplePass did not load');
-    const bundle = await buildSignedBundle(
+    const bundle = buildSignedBundle(
       content(template, { associatedStoreIdentifiers: [123456789] }),
       identity,
     );

@@ -8,7 +8,7 @@ import { projectRoot } from '../../src/paths.js';
 
 /*
  * The pass.json rules on their own; how the admin API, the bundle builder and `validate` apply them is tested
- * with each (test/passes/bundle.test.ts, test/cli/validate.test.ts). passkit-generator is the real library.
+ * with each (test/signing/bundle.test.ts, test/cli/validate.test.ts). passkit-generator is the real library.
  */
 
 type Json = Record<string, unknown>;

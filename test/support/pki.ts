@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { SigningIdentity } from '../../src/passes/signing-identity.js';
+import type { SigningIdentity } from '../../src/signing/identity.js';
 import { runOwned as run } from './process.js';
 
 /*

@@ -6,7 +6,7 @@ import { PKPass } from 'passkit-generator';
 import pino from 'pino';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadSigningIdentity } from '../../src/passes/signing-identity.js';
+import { loadSigningIdentity } from '../../src/signing/identity.js';
 import { createTestPki, type TestPki } from './pki.js';
 import { verifyPkpass } from './pkpass-verifier.js';
 import { runOwned } from './process.js';

@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { EOL } from 'node:os';
 import { PKPass } from 'passkit-generator';
 import { InvalidError } from '../errors.js';
 import {
@@ -8,7 +7,7 @@ import {
   fieldValuesSchema,
   parseOrInvalid,
   passOverridesSchema,
-} from './pass-content.js';
+} from '../passes/pass-content.js';
 import {
   assertSignable,
   fieldValueProblem,
@@ -17,24 +16,24 @@ import {
   isW3cDate,
   MIN_AUTHENTICATION_TOKEN_LENGTH,
   OVERRIDE_KEYS,
-} from './pass-json-rules.js';
+} from '../passes/pass-json-rules.js';
+import { isRecord, type PassStyle, styleFields, type Template } from '../passes/templates.js';
+import type { SigningIdentity } from './identity.js';
 import { createManifestSigner, type ManifestSigner, signDetached } from './signature.js';
-import type { SigningIdentity } from './signing-identity.js';
-import { sharedSigningPool } from './signing-pool.js';
-import { isRecord, type PassStyle, styleFields, type Template } from './templates.js';
 import { crc32, type ZipEntry, zipStored } from './zip.js';
 
 /*
- * Template + content → pass.json → signed .pkpass. The pass.json is built here (pure, testable) and handed to
- * passkit-generator, which validates it with Joi, silently drops what it does not like (a key, a field, or the
- * whole file) and decides the bundle's files (localisation, personalisation). Every bundle is checked to carry
- * exactly the pass.json built here; any loss becomes an InvalidError naming the key instead of a different pass.
+ * Template + content → pass.json → signed .pkpass, on the calling thread (the Signer runs it in worker threads,
+ * src/signing/signer.ts). The pass.json is built here (pure, testable) and handed to passkit-generator, which
+ * validates it with Joi and silently drops what it does not like (a key, a field, or the whole file). Every bundle
+ * is checked to carry exactly the pass.json built here; any loss becomes an InvalidError naming the key instead of
+ * a different pass.
  *
- * passkit-generator is not asked to sign: its node-forge RSA in JavaScript takes ~20 ms a pass. The files it
- * would zip are taken from it, and the manifest (SHA-1 per file, as Apple asks), the CMS signature
- * (signature.ts, node:crypto) and the zip (zip.ts) are made here, well under a millisecond. The result has the
- * same files with the same bytes as passkit-generator's getAsBuffer(), except `signature` (test/passes/signature.test.ts).
- * buildSignedBundle runs all of it in a worker thread (signing-pool.ts) so requests are never held up.
+ * passkit-generator is not asked to sign: its node-forge RSA runs in JavaScript and is what made stock signing
+ * dozens of times slower than this (bench/signing.ts). The bundle's files are decided here from the template and
+ * passkit-generator's public getters; the manifest (SHA-1 per file, as Apple asks), the CMS signature
+ * (signature.ts, node:crypto) and the zip (zip.ts) are made here. test/signing/signature.test.ts checks the result
+ * against passkit-generator's own getAsBuffer().
  */
 
 export interface PassContent {
@@ -98,19 +97,8 @@ function lowerCaseHost(url: string): string {
   );
 }
 
-/**
- * The signed .pkpass, built in a worker thread of the shared signing pool so the event loop stays free.
- * Throws InvalidError if Wallet or passkit-generator would refuse or alter the pass.
- */
-export async function buildSignedBundle(content: PassContent, identity: SigningIdentity): Promise<Buffer> {
-  return sharedSigningPool().sign(content, identity);
-}
-
-/**
- * The same build on the calling thread (about half a millisecond, blocking): what each pool worker runs, and what
- * the benchmark times per core. Throws InvalidError if Wallet or passkit-generator would refuse or alter the pass.
- */
-export function buildSignedBundleNow(
+/** The signed .pkpass. Throws InvalidError if Wallet or passkit-generator would refuse or alter the pass. */
+export function buildSignedBundle(
   content: PassContent,
   identity: SigningIdentity,
   signingTime = new Date(),
@@ -118,7 +106,7 @@ export function buildSignedBundleNow(
   const passJson = buildPassJson(content, identity);
   const pass = createPkPass(content.template, passJson);
   checkSignable(passJson, pass, content.template.style);
-  const files = passkitFiles(pass, content.template);
+  const files = bundleFiles(pass, content.template);
   // Apple: manifest.json maps every file of the bundle (but itself and signature) to its SHA-1 in hex.
   const manifest: Record<string, string> = {};
   for (const file of files) manifest[file.name] = file.sha1;
@@ -198,7 +186,7 @@ function checkSignable(passJson: JsonObject, pass: PKPass, style: PassStyle): vo
   assertSignable(passJson, { ...pass.props }, style);
 }
 
-// ---------- passkit-generator: validation and the list of files ----------
+// ---------- passkit-generator's validation, and the bundle's files ----------
 
 /** In-memory buffers only: the template's files were read once at start. No certificates: it never signs. */
 function createPkPass(template: Template, passJson: JsonObject): PKPass {
@@ -221,35 +209,29 @@ function fileOf(name: string, data: Buffer, cache: boolean): BundleFile {
   return { name, data, ...digest };
 }
 
-/** passkit-generator 3.6.1 keeps its translations under this symbol (PKPass.ts: `Symbol("pass.l10n")`). */
-function translationsOf(pass: PKPass): Record<string, Record<string, string>> {
-  const symbol = Object.getOwnPropertySymbols(pass).find((each) => each.description === 'pass.l10n');
-  const translations =
-    symbol === undefined ? undefined : (pass as unknown as Record<symbol, unknown>)[symbol];
-  if (!isRecord(translations)) {
-    throw new Error(
-      'passkit-generator changed: its translations (Symbol("pass.l10n")) are not where 3.6.1 kept them',
-    );
-  }
-  return translations as Record<string, Record<string, string>>;
-}
+/** Localisations: `<lang>.lproj/pass.strings`, which passkit-generator takes out of its file list to parse. */
+const PASS_STRINGS = /^[^/]+\.lproj\/pass\.strings$/;
+const PERSONALIZATION_FILE = /(?:^|\/)personalization(?:\.json$|Logo)/;
+const PERSONALIZATION_LOGO = /(?:^|\/)personalizationLogo(?:@\dx)?\.png$/;
 
 /**
- * The files passkit-generator 3.6.1 would zip, in its order, as its closing step (PKPass [closePassSymbol]) makes
- * them: the files it accepted, pass.json from its validated props, one pass.strings per language with
- * translations, and personalisation files only when the pass can be personalised. The equality with its own
- * getAsBuffer() is checked by test/passes/signature.test.ts, so an upgrade that changes any of this fails there.
+ * The bundle's files, from the template and passkit-generator's public getters only: the files it accepted
+ * (`files`: no manifest or signature, personalization.json only when valid), pass.json as its validated `props`,
+ * and every pass.strings as the template has it (passkit-generator would rewrite them from what its parser
+ * understood).
  */
-function passkitFiles(pass: PKPass, template: Template): BundleFile[] {
-  const props = pass.props as unknown as JsonObject;
+function bundleFiles(pass: PKPass, template: Template): BundleFile[] {
+  const props = pass.props;
   const names = pass.files;
+  // Apple: a pass can be personalised only with an NFC dictionary, personalization.json and personalizationLogo;
+  // otherwise the personalisation files are left out.
   const personalizable =
-    Boolean(props.nfc) &&
+    props.nfc !== undefined &&
     names.includes('personalization.json') &&
-    names.some((name) => /personalizationLogo@(?:.{2})/.test(name));
+    names.some((name) => PERSONALIZATION_LOGO.test(name));
   const files: BundleFile[] = [];
   for (const name of names) {
-    if (!personalizable && name.includes('personalization')) continue;
+    if (!personalizable && PERSONALIZATION_FILE.test(name)) continue;
     if (name === 'pass.json') {
       files.push(fileOf(name, Buffer.from(JSON.stringify(props)), false));
       continue;
@@ -259,12 +241,8 @@ function passkitFiles(pass: PKPass, template: Template): BundleFile[] {
       throw new Error(`passkit-generator kept "${name}", which the template does not have`);
     files.push(fileOf(name, data, true));
   }
-  const languages = Object.entries(translationsOf(pass));
-  for (let i = languages.length - 1; i >= 0; i--) {
-    const [language, translations] = languages[i] as [string, Record<string, string>];
-    const lines = Object.entries(translations).map(([key, value]) => `"${key}" = "${value}";`);
-    if (lines.length > 0)
-      files.push(fileOf(`${language}.lproj/pass.strings`, Buffer.from(lines.join(EOL)), false));
+  for (const [name, data] of Object.entries(template.files)) {
+    if (PASS_STRINGS.test(name) && !names.includes(name)) files.push(fileOf(name, data, true));
   }
   return files;
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StartupError } from '../../src/errors.js';
-import { loadSigningIdentity, type SigningIdentityOptions } from '../../src/passes/signing-identity.js';
+import { loadSigningIdentity, type SigningIdentityOptions } from '../../src/signing/identity.js';
 import { createTestPki, type TestPki } from '../support/pki.js';
 
 const log = pino({ level: 'silent' });

@@ -3,15 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidError } from '../../src/errors.js';
+import { loadTemplates, type Template } from '../../src/passes/templates.js';
+import { projectRoot } from '../../src/paths.js';
 import {
   buildPassJson,
   buildSignedBundle,
   checkWalletAcceptsTemplate,
   type PassContent,
-} from '../../src/passes/bundle.js';
-import type { SigningIdentity } from '../../src/passes/signing-identity.js';
-import { loadTemplates, type Template } from '../../src/passes/templates.js';
-import { projectRoot } from '../../src/paths.js';
+} from '../../src/signing/bundle.js';
+import type { SigningIdentity } from '../../src/signing/identity.js';
 import { createTestPki, identityFromPki, type TestPki } from '../support/pki.js';
 import { verifyPkpass } from '../support/pkpass-verifier.js';
 
@@ -64,15 +64,6 @@ function thrown(run: () => unknown): Error {
     return error as Error;
   }
   throw new Error('expected an error');
-}
-
-async function rejected(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('buildPassJson', () => {
@@ -271,7 +262,7 @@ describe('buildSignedBundle', () => {
 
   it.each(Object.keys(samples))('signs the %s template into a bundle Wallet accepts', async (name) => {
     const sample = samples[name] ?? {};
-    const bundle = await buildSignedBundle(content(name, sample), identity);
+    const bundle = buildSignedBundle(content(name, sample), identity);
     const { passJson, files } = await verifyPkpass(bundle, pki.wwdrPem);
     const style = template(name).style;
     for (const [key, value] of Object.entries(sample.fields ?? {})) {
@@ -292,13 +283,13 @@ describe('buildSignedBundle', () => {
   });
 
   it('keeps a number a number in the signed pass.json', async () => {
-    const bundle = await buildSignedBundle(content('loyalty', { fields: { points: 42.5 } }), identity);
+    const bundle = buildSignedBundle(content('loyalty', { fields: { points: 42.5 } }), identity);
     const { passJson } = await verifyPkpass(bundle, pki.wwdrPem);
     expect(field(passJson, 'storeCard', 'points')?.value).toBe(42.5);
   });
 
   it('writes override dates as the same instant', async () => {
-    const bundle = await buildSignedBundle(
+    const bundle = buildSignedBundle(
       content('event', { overrides: { relevantDate: '2026-09-01T18:00:00+02:00' } }),
       identity,
     );
@@ -307,7 +298,7 @@ describe('buildSignedBundle', () => {
   });
 
   it('lower-cases the webServiceURL host, which the signer would otherwise refuse', async () => {
-    const bundle = await buildSignedBundle(
+    const bundle = buildSignedBundle(
       content('loyalty', { webServiceURL: 'https://Passes.Example.com/PassKit' }),
       identity,
     );
@@ -316,7 +307,7 @@ describe('buildSignedBundle', () => {
   });
 
   it('refuses an invalid override before signing', async () => {
-    const error = await rejected(
+    const error = thrown(() =>
       buildSignedBundle(content('loyalty', { overrides: { foregroundColor: 'white' } }), identity),
     );
     expect(error).toBeInstanceOf(InvalidError);
