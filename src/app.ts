@@ -1,4 +1,3 @@
-import { createServer } from 'node:http';
 import sensible from '@fastify/sensible';
 import Fastify, { type FastifyError } from 'fastify';
 import {
@@ -16,7 +15,6 @@ import { ServiceError } from './errors.js';
 import type { Logger } from './logger.js';
 import { type OpsDeps, registerOps, withOps } from './ops/ops.js';
 import {
-  clientIpFor,
   createRateLimits,
   defaultRateLimits,
   type RateLimitSettings,
@@ -28,7 +26,6 @@ import { addSecurityHeaders } from './ops/security-headers.js';
 import { createBundleCache } from './passes/bundle-cache.js';
 import type { PassesDeps } from './passes/passes.js';
 import { createKnownPasses } from './wallet/known-passes.js';
-import { createPassFastPath } from './wallet/pass-fast-path.js';
 import { walletRoutes } from './wallet/routes.js';
 
 export interface AppDeps extends PassesDeps {
@@ -79,8 +76,6 @@ function errorBody(error: FastifyError): ErrorBody {
   return { statusCode: 500, error: 'internal', message: 'Internal server error' };
 }
 
-const numberOr = (value: unknown, fallback: number) => (typeof value === 'number' ? value : fallback);
-
 export async function buildApp(appDeps: AppDeps) {
   // This app's metrics registry, and the passes service's signing and bundle cache observers feeding it.
   const deps = withOps(appDeps);
@@ -90,15 +85,6 @@ export async function buildApp(appDeps: AppDeps) {
     bundleCache: deps.bundleCache ?? createBundleCache(),
   };
   const accessLog = createAccessLog(deps.log);
-  const fastPath = createPassFastPath({
-    ...wallet,
-    limits,
-    metrics: deps.ops.metrics,
-    observeBundleCache: deps.observeBundleCache,
-    log: deps.log,
-    accessLog,
-    clientIp: clientIpFor(deps.trustProxy ?? false),
-  });
   const app = Fastify({
     loggerInstance: deps.log,
     // One access line per request instead of Fastify's two (src/ops/request-log.ts).
@@ -115,22 +101,12 @@ export async function buildApp(appDeps: AppDeps) {
     // handler. Not forceCloseConnections: true, which would cut requests in flight.
     forceCloseConnections: 'idle',
     return503OnClosing: true,
-    // Fastify's own server, with Wallet's pass downloads answered first where they can be (pass-fast-path.ts).
-    // The timeouts are set as Fastify sets them on the server it makes (fastify/lib/server.js), from its defaults.
-    serverFactory: (handler, options) => {
-      const server = createServer((request, response) => fastPath.serve(request, response, handler));
-      server.keepAliveTimeout = numberOr(options.keepAliveTimeout, 72_000);
-      server.requestTimeout = numberOr(options.requestTimeout, 0);
-      server.setTimeout(numberOr(options.connectionTimeout, 0));
-      return server;
-    },
   });
   // Node's server.close() closes the connections idle at that moment only: one serving a request keeps its
   // keep-alive after the answer, and close() would wait keepAliveTimeout (72 s), past any shutdown deadline.
   // So while closing, answers say `Connection: close`, and connections that went idle are closed as they appear.
   let idleReaper: NodeJS.Timeout | undefined;
   app.addHook('preClose', async () => {
-    fastPath.close();
     idleReaper = setInterval(() => app.server.closeIdleConnections(), 50);
   });
   app.addHook('onSend', (_request, reply, payload, done) => {

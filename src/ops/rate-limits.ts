@@ -1,10 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isIPv6 } from 'node:net';
-import proxyAddr from '@fastify/proxy-addr';
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema, RawServerDefault } from 'fastify';
 import type { ErrorBody } from '../app.js';
 import type { Clock } from '../clock.js';
-import type { TrustProxy } from '../config.js';
 import { TooManyRequestsError } from '../errors.js';
 import type { Logger } from '../logger.js';
 
@@ -54,16 +52,6 @@ export function addressKey(ip: string): string {
     .slice(0, 4)
     .map((group) => Number.parseInt(group, 16).toString(16))
     .join(':')}::/64`;
-}
-
-/**
- * request.ip as Fastify works it out for this TRUST_PROXY (fastify/lib/request.js), for requests answered without
- * Fastify (src/wallet/pass-fast-path.ts): the peer's address, or the furthest trusted X-Forwarded-For hop.
- */
-export function clientIpFor(trustProxy: TrustProxy): (request: IncomingMessage) => string {
-  if (trustProxy === false) return (request) => request.socket.remoteAddress ?? '';
-  const trust = trustProxy === true ? () => true : proxyAddr.compile(trustProxy);
-  return (request) => proxyAddr.all(request, trust).at(-1) ?? '';
 }
 
 // Addresses repeat (a device asks for the list, then the pass): their keys are remembered, boundedly.
@@ -208,12 +196,7 @@ export interface Budget {
   resetSeconds: number;
 }
 
-// Set on a request once it is counted: the Wallet fast path (src/wallet/pass-fast-path.ts) counts the requests it
-// looks at, and those it hands on to Fastify must not be counted twice.
-const counted = Symbol('counted in the general budget');
-type CountedRequest = IncomingMessage & { [counted]?: Budget };
-
-/** Both limits' state, shared by the Fastify hooks below and the Wallet fast path. */
+/** Both limits' state, counted by the Fastify hooks below. */
 export class RateLimits {
   readonly #requests: FixedWindows;
   readonly failures: FailedAuthentications;
@@ -226,11 +209,8 @@ export class RateLimits {
     this.failures = new FailedAuthentications(settings.authFailuresPerMinute, windowMs, now);
   }
 
-  /** Counts the request in its API's budget for its client address, once however often it is asked. */
-  countRequest(request: IncomingMessage, api: string, address: string): Budget {
-    const raw = request as CountedRequest;
-    const known = raw[counted];
-    if (known) return known;
+  /** Counts the request in its API's budget for its client address. */
+  countRequest(api: string, address: string): Budget {
     const { perMinute } = this.settings;
     const window = this.#requests.add(`${api}:${address}`);
     const resetSeconds = retryAfter(window.endsAt - this.now());
@@ -243,7 +223,6 @@ export class RateLimits {
         'x-ratelimit-reset': String(resetSeconds),
       },
     };
-    raw[counted] = budget;
     return budget;
   }
 }
@@ -266,7 +245,7 @@ export async function registerRateLimits(
   const countRequest =
     (api: string): OnRequestHook =>
     (request, reply, done) => {
-      const budget = limits.countRequest(request.raw, api, clientAddress(request.ip));
+      const budget = limits.countRequest(api, clientAddress(request.ip));
       reply.headers(budget.headers);
       if (!budget.exceeded) return done();
       reply.header('retry-after', String(budget.resetSeconds));

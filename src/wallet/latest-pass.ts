@@ -1,6 +1,6 @@
 /*
- * Apple's "Get the latest version of a pass" (GET /v1/passes/{passTypeIdentifier}/{serialNumber}): what its two
- * implementations share, the route in routes.ts and the fast path in pass-fast-path.ts.
+ * Apple's "Get the latest version of a pass" (GET /v1/passes/{passTypeIdentifier}/{serialNumber}): what the route
+ * in routes.ts uses.
  */
 import { parseHttpDate } from '../passes/versions.js';
 import type { PassCredentials } from './known-passes.js';

@@ -37,7 +37,7 @@ export interface WalletRoutesDeps extends PassesDeps {
   database: Pick<Database, 'query'>;
   /** Token, version and Last-Modified of passes, remembered until the database says they changed. */
   knownPasses: KnownPasses;
-  /** Shared with the fast path (pass-fast-path.ts), which serves from it too. */
+  /** Signed bundles of current versions, served from memory when it has the version asked for. */
   bundleCache: BundleCache;
 }
 
