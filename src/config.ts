@@ -2,7 +2,6 @@ import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { StartupError } from './errors.js';
-import { defaultRateLimits } from './ops/rate-limits.js';
 import { projectRoot } from './paths.js';
 
 /*
@@ -24,6 +23,17 @@ const port = z.coerce.number().int().min(0).max(65535);
 const pemText = optionalText.transform((value) =>
   value !== undefined && !value.includes('\n') ? value.replaceAll('\\n', '\n') : value,
 );
+
+/** Per client address; the two limits are described in src/plugins/limit-keys.ts. */
+export interface RateLimitSettings {
+  /** Requests per minute per client address, for each of /v1, /admin and /download. 0 turns the limit off. */
+  perMinute: number;
+  /** Failed authentications per minute per client address before its authenticated requests get 429. */
+  authFailuresPerMinute: number;
+}
+
+/** ~16 requests a second from one address; the reasoning is in the README ("Rate limits"). */
+export const defaultRateLimits: RateLimitSettings = { perMinute: 1000, authFailuresPerMinute: 10 };
 
 /** Fastify's trustProxy: believe X-Forwarded-For from any peer (true), from none (false), or from these proxies. */
 export type TrustProxy = boolean | string[];
@@ -120,8 +130,8 @@ export interface Config {
   host: string;
   /** TRUST_PROXY: whose X-Forwarded-For names the client (for rate limits and logs). */
   trustProxy: TrustProxy;
-  /** RATE_LIMIT_PER_MINUTE and AUTH_FAILURES_PER_MINUTE, per client address (src/ops/rate-limits.ts). */
-  rateLimits: { perMinute: number; authFailuresPerMinute: number };
+  /** RATE_LIMIT_PER_MINUTE and AUTH_FAILURES_PER_MINUTE. */
+  rateLimits: RateLimitSettings;
   databaseUrl: string | undefined;
   dataDir: string;
   /** The base URL devices reach; without a trailing slash. Becomes webServiceURL in every pass. */
