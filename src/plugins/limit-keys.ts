@@ -34,7 +34,7 @@ export function addressKey(ip: string): string {
     .join(':')}::/64`;
 }
 
-/** The API whose general budget a route uses; undefined for routes that are not limited (health, docs). */
+/** The API of a route: each has its own general budget, and only theirs take credentials. Undefined for others. */
 export function limitedApi(url: string | undefined): string | undefined {
   return url === undefined ? undefined : /^\/(v1|admin|download)\//.exec(url)?.[1];
 }
