@@ -1,7 +1,7 @@
 import Fastify from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { downloadLinks } from './admin/download-links.js';
-import { defaultRateLimits, type RateLimitSettings, type TrustProxy } from './config.js';
+import { allRoles, defaultRateLimits, type RateLimitSettings, type Role, type TrustProxy } from './config.js';
 import type { Database } from './db/database.js';
 import type { Logger } from './logger.js';
 import { type OpsDeps, withOps } from './ops/ops.js';
@@ -36,7 +36,9 @@ export interface AppDeps extends PassesDeps {
   /** Per-address request and failed-authentication limits; unset, the production defaults. */
   rateLimits?: RateLimitSettings;
   /** The bulk runner's wake (src/passes/bulk.ts): POST /admin/passes/bulk starts its job at once. */
-  wakeBulkRunner?: () => void;
+  wakeBulkRunner?: (() => void) | undefined;
+  /** ROLES: which routes this instance serves (src/config.ts); unset, all. */
+  roles?: ReadonlySet<Role>;
 }
 
 /**
@@ -48,6 +50,7 @@ export async function buildApp(appDeps: AppDeps) {
   // This app's metrics registry, and the passes service's signing and bundle cache observers feeding it.
   const deps = withOps(appDeps);
   const rateLimits = deps.rateLimits ?? defaultRateLimits;
+  const roles = deps.roles ?? new Set(allRoles);
   const app = Fastify({
     loggerInstance: deps.log,
     // One access line per request instead of Fastify's two (src/plugins/app/access-log.ts).
@@ -91,6 +94,7 @@ export async function buildApp(appDeps: AppDeps) {
     log: deps.log,
     checkMigrations: deps.ops.checkMigrations,
     pushWorker: deps.ops.pushWorker,
+    runsPushWorker: roles.has('workers'),
   });
   const links = downloadLinks({
     publicUrl: deps.publicUrl,
@@ -104,11 +108,12 @@ export async function buildApp(appDeps: AppDeps) {
   });
   await app.register(walletRoutes, {
     ...deps,
+    roles,
     knownPasses: createKnownPasses(deps.database.passChanges),
     bundleCache: deps.bundleCache ?? createBundleCache(),
   });
-  await app.register(adminRoutes, { ...deps, links });
-  await app.register(downloadRoute, { ...deps, links });
+  await app.register(adminRoutes, { ...deps, roles, links });
+  if (roles.has('downloads')) await app.register(downloadRoute, { ...deps, links });
   return app;
 }
 

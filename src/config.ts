@@ -47,6 +47,31 @@ function isProxyAddress(entry: string): boolean {
   return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128));
 }
 
+/**
+ * What an instance runs (ROLES): `api` Apple's JSON endpoints and the admin JSON API; `downloads` pass downloads and
+ * their signing (Wallet's latest pass, the admin .pkpass, download links); `workers` the push worker and the bulk
+ * runner. One image runs as any subset, so each can scale on its own machines; all three by default.
+ */
+export const allRoles = ['api', 'downloads', 'workers'] as const;
+export type Role = (typeof allRoles)[number];
+
+const rolesSchema = optionalText.transform((value, context): ReadonlySet<Role> => {
+  if (value === undefined) return new Set(allRoles);
+  const names = value
+    .split(',')
+    .map((name) => name.trim())
+    .filter((name) => name !== '');
+  const wrong = names.filter((name) => !(allRoles as readonly string[]).includes(name));
+  if (names.length === 0 || wrong.length > 0) {
+    context.addIssue({
+      code: 'custom',
+      message: `must be a comma-separated list of ${allRoles.join(', ')}; not ${JSON.stringify(value)}`,
+    });
+    return z.NEVER;
+  }
+  return new Set(allRoles.filter((role) => names.includes(role)));
+});
+
 const trustProxySchema = optionalText.transform((value, context): TrustProxy => {
   if (value === undefined || /^(false|no|off|0)$/i.test(value)) return false;
   if (/^(true|yes|on)$/i.test(value)) return true;
@@ -68,6 +93,7 @@ const environmentSchema = z.object({
   PORT: port.default(3000),
   HOST: z.string().min(1).default('0.0.0.0'),
   TRUST_PROXY: trustProxySchema,
+  ROLES: rolesSchema,
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(defaultRateLimits.perMinute),
   AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(1).default(defaultRateLimits.authFailuresPerMinute),
   DATABASE_URL: optionalText.pipe(
@@ -130,6 +156,8 @@ export interface Config {
   host: string;
   /** TRUST_PROXY: whose X-Forwarded-For names the client (for rate limits and logs). */
   trustProxy: TrustProxy;
+  /** ROLES: what this instance runs. */
+  roles: ReadonlySet<Role>;
   /** RATE_LIMIT_PER_MINUTE and AUTH_FAILURES_PER_MINUTE. */
   rateLimits: RateLimitSettings;
   databaseUrl: string | undefined;
@@ -229,6 +257,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     port: env.PORT,
     host: env.HOST,
     trustProxy: env.TRUST_PROXY,
+    roles: env.ROLES,
     rateLimits: { perMinute: env.RATE_LIMIT_PER_MINUTE, authFailuresPerMinute: env.AUTH_FAILURES_PER_MINUTE },
     databaseUrl: env.DATABASE_URL,
     dataDir: resolve(env.DATA_DIR),

@@ -15,8 +15,8 @@ export interface OpsDeps {
   metricsOnMainPort?: boolean;
   /** Readiness: migrationStatus() of the database (see ReadinessOptions). */
   checkMigrations?: () => Promise<MigrationStatus>;
-  /** Readiness: this instance's push worker. */
-  pushWorker?: { readonly running: boolean };
+  /** Readiness: this instance's push worker (none when its roles leave out `workers`). */
+  pushWorker?: { readonly running: boolean } | undefined;
 }
 
 type DepsWithOps = PassesDeps & {

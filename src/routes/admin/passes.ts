@@ -5,17 +5,23 @@ import {
   createPass,
   deletePass,
   getPass,
-  getSignedBundle,
   listPasses,
   type StoredPass,
   updatePass,
 } from '../../passes/passes.js';
-import { adminDoc, errorResponses, noBody, pkpassResponse } from '../route-docs.js';
+import { adminDoc, errorResponses, noBody } from '../route-docs.js';
 import { passParams } from '../wallet/schemas.js';
 import type { AdminDeps } from './deps.js';
-import { listPassesQuery, newPassBody, passChangeBody, passPage, passView } from './schemas.js';
+import {
+  adminPassPath,
+  listPassesQuery,
+  newPassBody,
+  passChangeBody,
+  passPage,
+  passView,
+} from './schemas.js';
 
-/** Passes: create, list, read, change, delete, and the signed .pkpass. */
+/** Passes: create, list, read, change, delete. */
 export const passRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
 
@@ -68,10 +74,8 @@ export const passRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) =
     },
   );
 
-  const passPath = '/admin/passes/:passTypeIdentifier/:serialNumber';
-
   app.get(
-    passPath,
+    adminPassPath,
     {
       schema: {
         ...adminDoc('Read a pass'),
@@ -83,7 +87,7 @@ export const passRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) =
   );
 
   app.patch(
-    passPath,
+    adminPassPath,
     {
       bodyLimit: 256 * 1024,
       schema: {
@@ -100,7 +104,7 @@ export const passRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) =
   );
 
   app.delete(
-    passPath,
+    adminPassPath,
     {
       schema: {
         ...adminDoc('Delete a pass and its registrations'),
@@ -111,24 +115,6 @@ export const passRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) =
     async (request, reply) => {
       await deletePass(deps, request.params);
       return reply.code(204).send();
-    },
-  );
-
-  app.get(
-    `${passPath}/pkpass`,
-    {
-      schema: {
-        ...adminDoc('Download the signed .pkpass'),
-        params: passParams,
-        response: { 200: pkpassResponse, ...errorResponses(400, 401, 404, 429) },
-      },
-    },
-    async (request, reply) => {
-      const pass = await getPass(deps, request.params);
-      return reply
-        .type('application/vnd.apple.pkpass')
-        .header('last-modified', pass.lastModified.toUTCString())
-        .send(await getSignedBundle(deps, pass));
     },
   );
 };

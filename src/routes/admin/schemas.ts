@@ -154,3 +154,6 @@ export const pushesAnswer = z.looseObject({
   }),
   failures: z.record(z.string(), z.number().int()).meta({ description: 'Failed pushes by APNs reason' }),
 });
+
+/** A pass in the admin API. */
+export const adminPassPath = '/admin/passes/:passTypeIdentifier/:serialNumber';
