@@ -86,17 +86,22 @@ async function main() {
     log,
     passChanges: database.passChanges,
   });
-  const pushes = startPushes({
-    config: config.apns,
-    identity,
-    prisma: database.prisma,
-    clock: systemClock,
-    log,
-    onOutcome: (outcome) => metrics.observePush(outcome),
-    // Sends in flight get at most 10 s, and never so long that the rows cannot be given back before the
-    // shutdown deadline (rows not given back wait out their lease instead).
-    stopTimeoutMs: Math.min(10_000, Math.max(500, (config.shutdownTimeoutSeconds * 1000) / 2)),
-  });
+  // The workers (ROLES=workers): pushes from the outbox, and bulk changes (below). Instances without them leave the
+  // outbox and the queued jobs to those that run them.
+  const runsWorkers = config.roles.has('workers');
+  const pushes = !runsWorkers
+    ? undefined
+    : startPushes({
+        config: config.apns,
+        identity,
+        prisma: database.prisma,
+        clock: systemClock,
+        log,
+        onOutcome: (outcome) => metrics.observePush(outcome),
+        // Sends in flight get at most 10 s, and never so long that the rows cannot be given back before the
+        // shutdown deadline (rows not given back wait out their lease instead).
+        stopTimeoutMs: Math.min(10_000, Math.max(500, (config.shutdownTimeoutSeconds * 1000) / 2)),
+      });
   // In production TLS ends at a proxy (PUBLIC_URL is https, this server speaks http): without TRUST_PROXY every
   // client has the proxy's address, so all of them share one rate limit and one failed-authentication count.
   if (config.production && config.trustProxy === false) {
@@ -119,31 +124,34 @@ async function main() {
     downloadLinkTtlSeconds: config.downloadLinkTtlSeconds,
     trustProxy: config.trustProxy,
     rateLimits: config.rateLimits,
-    afterChange: () => pushes.worker.wake(),
+    roles: config.roles,
+    ...(pushes ? { afterChange: () => pushes.worker.wake() } : {}),
     // `bulk` is started below, before listen(): no request can call this earlier.
-    wakeBulkRunner: () => bulk.wake(),
+    ...(runsWorkers ? { wakeBulkRunner: () => bulk?.wake() } : {}),
     ops: {
       metrics,
       metricsOnMainPort: config.metricsPort === undefined,
       checkMigrations: () => migrationStatus(database.adapterFactory),
-      pushWorker: pushes.worker,
+      pushWorker: pushes?.worker,
     },
   });
   // Bulk changes (POST /admin/passes/bulk): claims queued jobs, and resumes those a stopped instance left running.
-  const bulk = startBulkRunner({
-    deps: {
-      prisma: database.prisma,
-      templates,
-      identity,
-      signer,
-      clock: systemClock,
-      webServiceURL: config.publicUrl,
-      afterChange: () => pushes.worker.wake(),
-      observeSigning: (seconds) => metrics.observeSigning(seconds),
-    },
-    database,
-    log,
-  });
+  const bulk = !runsWorkers
+    ? undefined
+    : startBulkRunner({
+        deps: {
+          prisma: database.prisma,
+          templates,
+          identity,
+          signer,
+          clock: systemClock,
+          webServiceURL: config.publicUrl,
+          ...(pushes ? { afterChange: () => pushes.worker.wake() } : {}),
+          observeSigning: (seconds) => metrics.observeSigning(seconds),
+        },
+        database,
+        log,
+      });
   await app.listen({ port: config.port, host: config.host });
   const metricsServer =
     config.metricsPort === undefined
@@ -177,9 +185,9 @@ async function main() {
       // claims, sends finished or given back; then the database they all used.
       await app.close();
       // Its current page commits (cursor and counts) before the signer's threads go; the job resumes elsewhere.
-      await bulk.stop();
+      await bulk?.stop();
       await signer.close();
-      await pushes.close();
+      await pushes?.close();
       await metricsServer?.close();
       await database.close();
     } catch (error) {

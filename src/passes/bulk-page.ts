@@ -7,7 +7,6 @@
  */
 import type { Database, PreparedStatement, SqlQuery } from '../db/database.js';
 import { Prisma } from '../db/generated/client.js';
-import type { BulkError } from './bulk.js';
 import type { ChangeMessages, FieldValues, PassOverrides } from './pass-content.js';
 import {
   enqueuePushes,
@@ -107,6 +106,12 @@ async function prepare(options: PageOptions, rows: PassRow[]): Promise<PagePass[
   });
   return prepared;
 }
+
+// A type, not an interface: the admin answer's loose-object schema needs an index-signature-compatible type.
+export type BulkError = {
+  serialNumber: string | null;
+  message: string;
+};
 
 export interface JobLease {
   jobId: string;

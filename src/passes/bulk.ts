@@ -14,6 +14,7 @@ import { Prisma } from '../db/generated/client.js';
 import { InvalidError, NotFoundError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import {
+  type BulkError,
   commitPage,
   type JobLease,
   LeaseLostError,
@@ -31,12 +32,6 @@ export type BulkSelection =
   | { serialNumbers: string[] }
   | { template: string; fields?: FieldValues | undefined };
 export type BulkStatus = 'queued' | 'running' | 'done' | 'failed';
-
-// A type, not an interface: the admin answer's loose-object schema needs an index-signature-compatible type.
-export type BulkError = {
-  serialNumber: string | null;
-  message: string;
-};
 
 export type BulkJobView = {
   jobId: string;
