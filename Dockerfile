@@ -1,9 +1,12 @@
 # syntax=docker/dockerfile:1
 
+# Node 24 LTS for every stage (package.json's engines: >=22).
+ARG NODE_IMAGE=node:24-slim
+
 # Build stage: install exactly from the lockfile (npm's postinstall runs `prisma generate` into
 # src/db/generated; src/ is copied later so that source changes keep the install layer), then compile src/
 # and the generated Prisma client to dist/.
-FROM node:20-slim AS build
+FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json prisma.config.ts tsconfig.json tsconfig.build.json ./
 COPY scripts ./scripts
@@ -17,14 +20,14 @@ RUN npm run build
 # dependencies that are also optional peers (prisma and typescript, via @prisma/client: ~170 MB) under
 # --omit=dev alone; no optional package is used at run time. The postinstall skips `prisma generate` here:
 # the client is already compiled into dist/.
-FROM node:20-slim AS deps
+FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY scripts/postinstall.mjs ./scripts/postinstall.mjs
 RUN npm ci --omit=dev --omit=optional --no-audit --no-fund
 
 # Runtime stage: compiled JavaScript only; no compiler, no sources, no dev dependencies.
-FROM node:20-slim
+FROM ${NODE_IMAGE}
 WORKDIR /app
 COPY package.json ./
 COPY --from=deps /app/node_modules ./node_modules

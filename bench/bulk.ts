@@ -20,6 +20,7 @@ import { systemClock } from '../src/clock.js';
 import { getBulkJob, startBulkRunner } from '../src/passes/bulk.js';
 import { loadTemplates } from '../src/passes/templates.js';
 import { startPushes } from '../src/push/pushes.js';
+import { createSigner } from '../src/signing/signer.js';
 import { generateProviderKey, startMockApns } from '../test/support/mock-apns.js';
 import { createTestPki, identityFromPki } from '../test/support/pki.js';
 import { benchDatabase } from './database.js';
@@ -74,10 +75,12 @@ export async function benchBulk(): Promise<TargetLine[]> {
   });
   // Time spent waiting for signatures (summed over concurrent signings): how much of the run is signing.
   const signing = { count: 0, seconds: 0 };
+  const signer = createSigner();
   const passesDeps = {
     repositories: database.repositories,
     templates,
     identity,
+    signer,
     clock: systemClock,
     webServiceURL: 'https://passes.bench.example',
     afterChange: () => pushes.worker.wake(),
@@ -210,6 +213,7 @@ export async function benchBulk(): Promise<TargetLine[]> {
   } finally {
     await bulk.stop();
     await app.close();
+    await signer.close();
     await pushes.close();
     await database.close();
     await drop();

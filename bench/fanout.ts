@@ -13,9 +13,10 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { buildApp } from '../src/app.js';
 import { systemClock } from '../src/clock.js';
-import type { SigningIdentity } from '../src/passes/signing-identity.js';
 import { loadTemplates, type Template } from '../src/passes/templates.js';
 import { startPushes } from '../src/push/pushes.js';
+import type { SigningIdentity } from '../src/signing/identity.js';
+import { createSigner } from '../src/signing/signer.js';
 import { generateProviderKey } from '../test/support/mock-apns.js';
 import { createTestPki, identityFromPki } from '../test/support/pki.js';
 import { benchDatabase } from './database.js';
@@ -66,11 +67,13 @@ async function runOnce(setup: Setup): Promise<RunResult> {
     log,
     ca: mock.caPem,
   });
+  const signer = createSigner();
   const app = await buildApp({
     database,
     repositories: database.repositories,
     templates,
     identity,
+    signer,
     clock: systemClock,
     webServiceURL: 'https://passes.bench.example',
     log,
@@ -111,6 +114,7 @@ async function runOnce(setup: Setup): Promise<RunResult> {
     return { kind: database.kind, patchMs, totalMs, extra: stats.ok - stats.acked };
   } finally {
     await app.close();
+    await signer.close();
     await pushes.close();
     await database.close();
     await drop();

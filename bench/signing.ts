@@ -1,8 +1,8 @@
 /**
  * Signing: passes/s per core for stock passkit-generator (`getAsBuffer()`, node-forge) against ours
- * (buildSignedBundleNow: passkit-generator validation + node:crypto manifest, CMS signature and zip) on the same
+ * (buildSignedBundle: passkit-generator validation + node:crypto manifest, CMS signature and zip) on the same
  * pass contents (the `event` template, a new serial number each pass), and what the event loop pays per pass when
- * the server signs through the worker pool (buildSignedBundle). Every figure and ratio comes from the same run;
+ * the server signs through its Signer (src/signing/signer.ts: a piscina pool of worker threads). Every figure and ratio comes from the same run;
  * each round measures all of them, and the table shows the median of the rounds.
  *
  * Alone: `npx tsx bench/signing.ts`. Knobs: BENCH_SIGNING_ROUNDS (3), BENCH_SIGNING_STOCK (200),
@@ -15,11 +15,11 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { PKPass } from 'passkit-generator';
-import { buildPassJson, buildSignedBundleNow, type PassContent } from '../src/passes/bundle.js';
-import type { SigningIdentity } from '../src/passes/signing-identity.js';
-import { createSigningPool } from '../src/passes/signing-pool.js';
 import { loadTemplates } from '../src/passes/templates.js';
 import { projectRoot } from '../src/paths.js';
+import { buildPassJson, buildSignedBundle, type PassContent } from '../src/signing/bundle.js';
+import type { SigningIdentity } from '../src/signing/identity.js';
+import { createSigner } from '../src/signing/signer.js';
 import { createTestPki, identityFromPki } from '../test/support/pki.js';
 import { perSecond, printTargets, type TargetLine } from './targets.js';
 
@@ -42,7 +42,7 @@ interface Round {
   poolPerCpuSecond: number;
   /** Pool: the main thread's CPU time per pass: what the event loop pays for a pass signed in a worker. */
   poolMainCpuMsPerPass: number;
-  /** Median time a buildSignedBundle-style call holds the caller before returning its promise. */
+  /** Median time a signer.sign() call holds the caller before returning its promise. */
   poolCallMs: number;
   /** 99th percentile and maximum lateness of a 1 ms timer while the pool signs: how long a request could wait. */
   poolDelayP99Ms: number;
@@ -99,9 +99,9 @@ export async function benchSigning(): Promise<TargetLine[]> {
     const passJson = Buffer.from(JSON.stringify(buildPassJson(passContent, identity)));
     return new PKPass({ ...template.files, 'pass.json': passJson }, certificates).getAsBuffer();
   };
-  const ours = (i: number): Buffer => buildSignedBundleNow(content(i), identity);
+  const ours = (i: number): Buffer => buildSignedBundle(content(i), identity);
   const poolSize = availableParallelism();
-  const pool = createSigningPool({ size: poolSize });
+  const signer = createSigner({ threads: poolSize });
 
   const measure = (passes: number, run: (i: number) => unknown) => {
     const cpu = mainThreadCpuMs();
@@ -120,7 +120,7 @@ export async function benchSigning(): Promise<TargetLine[]> {
       while (next < passes) {
         const i = next++;
         const called = performance.now();
-        const signed = pool.sign(content(i), identity);
+        const signed = signer.sign(content(i), identity);
         callMs.push(performance.now() - called);
         await signed;
       }
@@ -182,14 +182,14 @@ export async function benchSigning(): Promise<TargetLine[]> {
         'ours ÷ stock': 1,
       },
       {
-        signer: 'ours, on the calling thread (buildSignedBundleNow)',
+        signer: 'ours, on the calling thread (buildSignedBundle)',
         'passes/s per core (CPU time)': round0(pick('oursPerCpuSecond')),
         'passes/s (wall)': round0(pick('oursPerSecond')),
         'event loop CPU per pass (ms)': round3(1000 / pick('oursPerCpuSecond')),
         'ours ÷ stock': round1(median(ratios)),
       },
       {
-        signer: `ours, worker pool of ${poolSize} (buildSignedBundle)`,
+        signer: `ours, worker pool of ${poolSize} (Signer)`,
         'passes/s per core (CPU time)': round0(pick('poolPerCpuSecond')),
         'passes/s (wall)': round0(pick('poolPerSecond')),
         'event loop CPU per pass (ms)': round3(pick('poolMainCpuMsPerPass')),
@@ -221,7 +221,7 @@ export async function benchSigning(): Promise<TargetLine[]> {
       },
     ];
   } finally {
-    await pool.close();
+    await signer.close();
   }
 }
 

@@ -1,35 +1,27 @@
-import { createServer } from 'node:http';
-import sensible from '@fastify/sensible';
-import Fastify, { type FastifyError } from 'fastify';
-import {
-  hasZodFastifySchemaValidationErrors,
-  serializerCompiler,
-  validatorCompiler,
-} from 'fastify-type-provider-zod';
+import Fastify from 'fastify';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { downloadLinks } from './admin/download-links.js';
-import { downloadRoute } from './admin/download-route.js';
-import { adminRoutes } from './admin/routes.js';
-import type { TrustProxy } from './config.js';
+import { allRoles, defaultRateLimits, type RateLimitSettings, type Role, type TrustProxy } from './config.js';
 import type { Database } from './db/database.js';
-import { registerDocs } from './docs/openapi.js';
-import { ServiceError } from './errors.js';
 import type { Logger } from './logger.js';
-import { type OpsDeps, registerOps, withOps } from './ops/ops.js';
-import {
-  clientIpFor,
-  createRateLimits,
-  defaultRateLimits,
-  type RateLimitSettings,
-  registerRateLimits,
-} from './ops/rate-limits.js';
-import { requestIdFor } from './ops/request-id.js';
-import { createAccessLog, RequestLog } from './ops/request-log.js';
-import { addSecurityHeaders } from './ops/security-headers.js';
+import { type OpsDeps, withOps } from './ops/ops.js';
+import { createReadiness } from './ops/readiness.js';
 import { createBundleCache } from './passes/bundle-cache.js';
 import type { PassesDeps } from './passes/passes.js';
+import { AccessLog } from './plugins/app/access-log.js';
+import { errorHandlerPlugin } from './plugins/app/error-handler.js';
+import { failedAuthThrottling } from './plugins/app/failed-auth.js';
+import { gracefulClosePlugin } from './plugins/app/graceful-close.js';
+import { metricsPlugin } from './plugins/app/metrics.js';
+import { requestIdFor, requestIdPlugin } from './plugins/app/request-id.js';
+import { securityHeadersPlugin } from './plugins/app/security-headers.js';
+import { requestLimits } from './plugins/external/rate-limit.js';
+import { swaggerPlugin } from './plugins/external/swagger.js';
+import { downloadRoute } from './routes/admin/download.js';
+import { adminRoutes } from './routes/admin/index.js';
+import { opsRoutes } from './routes/ops.js';
+import { walletRoutes } from './routes/wallet/index.js';
 import { createKnownPasses } from './wallet/known-passes.js';
-import { createPassFastPath } from './wallet/pass-fast-path.js';
-import { walletRoutes } from './wallet/routes.js';
 
 export interface AppDeps extends PassesDeps {
   database: Pick<Database, 'passChanges'>;
@@ -44,132 +36,84 @@ export interface AppDeps extends PassesDeps {
   /** Per-address request and failed-authentication limits; unset, the production defaults. */
   rateLimits?: RateLimitSettings;
   /** The bulk runner's wake (src/passes/bulk.ts): POST /admin/passes/bulk starts its job at once. */
-  wakeBulkRunner?: () => void;
+  wakeBulkRunner?: (() => void) | undefined;
+  /** ROLES: which routes this instance serves (src/config.ts); unset, all. */
+  roles?: ReadonlySet<Role>;
 }
 
-/** The JSON body of every error answer: a stable code and a message that names the problem. */
-export interface ErrorBody {
-  statusCode: number;
-  error: string;
-  message: string;
-}
-
-function validationMessage(error: FastifyError): string {
-  if (!hasZodFastifySchemaValidationErrors(error)) return error.message;
-  const where = error.validationContext ?? 'request';
-  return error.validation
-    .map((issue) => {
-      const path = issue.instancePath.replace(/^\//, '').replaceAll('/', '.');
-      return `${where}${path ? `.${path}` : ''}: ${issue.message}`;
-    })
-    .join('; ');
-}
-
-/** Maps every error to HTTP in one place: our ServiceErrors, Fastify's own 4xx, and anything else as 500. */
-function errorBody(error: FastifyError): ErrorBody {
-  if (error instanceof ServiceError)
-    return { statusCode: error.statusCode, error: error.code, message: error.message };
-  if (hasZodFastifySchemaValidationErrors(error)) {
-    return { statusCode: 400, error: 'invalid', message: validationMessage(error) };
-  }
-  const statusCode = error.statusCode ?? 500;
-  if (statusCode >= 400 && statusCode < 500) {
-    return { statusCode, error: error.code ?? 'bad_request', message: error.message };
-  }
-  return { statusCode: 500, error: 'internal', message: 'Internal server error' };
-}
-
-const numberOr = (value: unknown, fallback: number) => (typeof value === 'number' ? value : fallback);
-
+/**
+ * The app as fastify/demo lays one out: other people's plugins (docs, request limits), then ours (hooks every request
+ * passes, each a fastify-plugin), then the routes, which get what they use as their plugin options. The plugins
+ * come first because their hooks and collectors apply to the routes registered after them.
+ */
 export async function buildApp(appDeps: AppDeps) {
   // This app's metrics registry, and the passes service's signing and bundle cache observers feeding it.
   const deps = withOps(appDeps);
-  const limits = createRateLimits(deps.rateLimits ?? defaultRateLimits, deps.clock);
-  const wallet = {
-    knownPasses: createKnownPasses(deps.database.passChanges),
-    bundleCache: deps.bundleCache ?? createBundleCache(),
-  };
-  const accessLog = createAccessLog(deps.log);
-  const fastPath = createPassFastPath({
-    ...wallet,
-    limits,
-    metrics: deps.ops.metrics,
-    observeBundleCache: deps.observeBundleCache,
-    log: deps.log,
-    accessLog,
-    clientIp: clientIpFor(deps.trustProxy ?? false),
-  });
+  const rateLimits = deps.rateLimits ?? defaultRateLimits;
+  const roles = deps.roles ?? new Set(allRoles);
   const app = Fastify({
     loggerInstance: deps.log,
-    // One access line per request instead of Fastify's two (src/ops/request-log.ts).
-    logController: new RequestLog(accessLog),
+    // One access line per request instead of Fastify's two (src/plugins/app/access-log.ts).
+    logController: new AccessLog(deps.log),
     // Identifiers may be up to 256 characters each; the default 100-character limit on params is too short.
     routerOptions: { maxParamLength: 1024 },
     bodyLimit: 64 * 1024,
     trustProxy: deps.trustProxy ?? false,
-    // x-request-id when the client sent a sane one, else a UUID (src/ops/request-id.ts); echoed by src/ops.
+    // x-request-id when the client sent a sane one, else a UUID (src/plugins/app/request-id.ts).
     requestIdHeader: false,
     genReqId: requestIdFor,
     // close() (SIGTERM): the listener stops accepting, idle keep-alive connections are closed, requests in
     // flight finish; a request that still arrives on an open connection is answered 503 without running its
-    // handler. Not forceCloseConnections: true, which would cut requests in flight.
+    // handler (src/plugins/app/graceful-close.ts). Not forceCloseConnections: true, which would cut requests in
+    // flight.
     forceCloseConnections: 'idle',
     return503OnClosing: true,
-    // Fastify's own server, with Wallet's pass downloads answered first where they can be (pass-fast-path.ts).
-    // The timeouts are set as Fastify sets them on the server it makes (fastify/lib/server.js), from its defaults.
-    serverFactory: (handler, options) => {
-      const server = createServer((request, response) => fastPath.serve(request, response, handler));
-      server.keepAliveTimeout = numberOr(options.keepAliveTimeout, 72_000);
-      server.requestTimeout = numberOr(options.requestTimeout, 0);
-      server.setTimeout(numberOr(options.connectionTimeout, 0));
-      return server;
-    },
   });
-  // Node's server.close() closes the connections idle at that moment only: one serving a request keeps its
-  // keep-alive after the answer, and close() would wait keepAliveTimeout (72 s), past any shutdown deadline.
-  // So while closing, answers say `Connection: close`, and connections that went idle are closed as they appear.
-  let idleReaper: NodeJS.Timeout | undefined;
-  app.addHook('preClose', async () => {
-    fastPath.close();
-    idleReaper = setInterval(() => app.server.closeIdleConnections(), 50);
-  });
-  app.addHook('onSend', (_request, reply, payload, done) => {
-    if (idleReaper) reply.header('connection', 'close');
-    done(null, payload);
-  });
-  app.addHook('onClose', async () => clearInterval(idleReaper));
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
-  await app.register(sensible);
   // Every body this API takes is JSON: anything else is 415, not a string handed to validation.
   app.removeContentTypeParser('text/plain');
 
-  app.setErrorHandler((error: FastifyError, request, reply) => {
-    const body = errorBody(error);
-    if (body.statusCode >= 500) request.log.error({ err: error }, 'request failed');
-    return reply.code(body.statusCode).send(body);
-  });
-  app.setNotFoundHandler((request, reply) =>
-    reply.code(404).send({
-      statusCode: 404,
-      error: 'not_found',
-      message: `No route ${request.method} ${request.url.split('?')[0]}`,
-    }),
-  );
+  await app.register(swaggerPlugin, { publicUrl: deps.publicUrl });
+  await app.register(requestLimits, { perMinute: rateLimits.perMinute });
 
+  await app.register(errorHandlerPlugin);
+  await app.register(requestIdPlugin);
+  await app.register(securityHeadersPlugin);
+  await app.register(gracefulClosePlugin);
+  await app.register(metricsPlugin, { metrics: deps.ops.metrics });
+  await app.register(failedAuthThrottling, {
+    authFailuresPerMinute: rateLimits.authFailuresPerMinute,
+    clock: deps.clock,
+  });
+
+  const readiness = createReadiness({
+    health: deps.repositories.health,
+    identity: deps.identity,
+    clock: deps.clock,
+    log: deps.log,
+    checkMigrations: deps.ops.checkMigrations,
+    pushWorker: deps.ops.pushWorker,
+    runsPushWorker: roles.has('workers'),
+  });
   const links = downloadLinks({
     publicUrl: deps.publicUrl,
     adminToken: deps.adminToken,
     ttlSeconds: deps.downloadLinkTtlSeconds,
   });
-  // Before every route: these hooks and the OpenAPI collector only apply to routes registered after them.
-  addSecurityHeaders(app);
-  await registerRateLimits(app, limits);
-  await registerDocs(app, { publicUrl: deps.publicUrl });
-  await registerOps(app, deps);
-  await app.register(walletRoutes({ ...deps, ...wallet }));
-  await app.register(adminRoutes({ ...deps, links }));
-  await app.register(downloadRoute({ ...deps, links }));
+  await app.register(opsRoutes, {
+    readiness,
+    metrics: deps.ops.metrics,
+    metricsOnMainPort: deps.ops.metricsOnMainPort ?? true,
+  });
+  await app.register(walletRoutes, {
+    ...deps,
+    roles,
+    knownPasses: createKnownPasses(deps.database.passChanges),
+    bundleCache: deps.bundleCache ?? createBundleCache(),
+  });
+  await app.register(adminRoutes, { ...deps, roles, links });
+  if (roles.has('downloads')) await app.register(downloadRoute, { ...deps, links });
   return app;
 }
 

@@ -2,7 +2,6 @@ import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { StartupError } from './errors.js';
-import { defaultRateLimits } from './ops/rate-limits.js';
 import { projectRoot } from './paths.js';
 
 /*
@@ -25,6 +24,17 @@ const pemText = optionalText.transform((value) =>
   value !== undefined && !value.includes('\n') ? value.replaceAll('\\n', '\n') : value,
 );
 
+/** Per client address; the two limits are described in src/plugins/limit-keys.ts. */
+export interface RateLimitSettings {
+  /** Requests per minute per client address, for each of /v1, /admin and /download. 0 turns the limit off. */
+  perMinute: number;
+  /** Failed authentications per minute per client address before its authenticated requests get 429. */
+  authFailuresPerMinute: number;
+}
+
+/** ~16 requests a second from one address; the reasoning is in the README ("Rate limits"). */
+export const defaultRateLimits: RateLimitSettings = { perMinute: 1000, authFailuresPerMinute: 10 };
+
 /** Fastify's trustProxy: believe X-Forwarded-For from any peer (true), from none (false), or from these proxies. */
 export type TrustProxy = boolean | string[];
 
@@ -36,6 +46,31 @@ function isProxyAddress(entry: string): boolean {
   if (family === 0 || rest.length > 0) return false;
   return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128));
 }
+
+/**
+ * What an instance runs (ROLES): `api` Apple's JSON endpoints and the admin JSON API; `downloads` pass downloads and
+ * their signing (Wallet's latest pass, the admin .pkpass, download links); `workers` the push worker and the bulk
+ * runner. One image runs as any subset, so each can scale on its own machines; all three by default.
+ */
+export const allRoles = ['api', 'downloads', 'workers'] as const;
+export type Role = (typeof allRoles)[number];
+
+const rolesSchema = optionalText.transform((value, context): ReadonlySet<Role> => {
+  if (value === undefined) return new Set(allRoles);
+  const names = value
+    .split(',')
+    .map((name) => name.trim())
+    .filter((name) => name !== '');
+  const wrong = names.filter((name) => !(allRoles as readonly string[]).includes(name));
+  if (names.length === 0 || wrong.length > 0) {
+    context.addIssue({
+      code: 'custom',
+      message: `must be a comma-separated list of ${allRoles.join(', ')}; not ${JSON.stringify(value)}`,
+    });
+    return z.NEVER;
+  }
+  return new Set(allRoles.filter((role) => names.includes(role)));
+});
 
 const trustProxySchema = optionalText.transform((value, context): TrustProxy => {
   if (value === undefined || /^(false|no|off|0)$/i.test(value)) return false;
@@ -58,6 +93,7 @@ const environmentSchema = z.object({
   PORT: port.default(3000),
   HOST: z.string().min(1).default('0.0.0.0'),
   TRUST_PROXY: trustProxySchema,
+  ROLES: rolesSchema,
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(defaultRateLimits.perMinute),
   AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(1).default(defaultRateLimits.authFailuresPerMinute),
   DATABASE_URL: optionalText.pipe(
@@ -120,8 +156,10 @@ export interface Config {
   host: string;
   /** TRUST_PROXY: whose X-Forwarded-For names the client (for rate limits and logs). */
   trustProxy: TrustProxy;
-  /** RATE_LIMIT_PER_MINUTE and AUTH_FAILURES_PER_MINUTE, per client address (src/ops/rate-limits.ts). */
-  rateLimits: { perMinute: number; authFailuresPerMinute: number };
+  /** ROLES: what this instance runs. */
+  roles: ReadonlySet<Role>;
+  /** RATE_LIMIT_PER_MINUTE and AUTH_FAILURES_PER_MINUTE. */
+  rateLimits: RateLimitSettings;
   databaseUrl: string | undefined;
   dataDir: string;
   /** The base URL devices reach; without a trailing slash. Becomes webServiceURL in every pass. */
@@ -219,6 +257,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     port: env.PORT,
     host: env.HOST,
     trustProxy: env.TRUST_PROXY,
+    roles: env.ROLES,
     rateLimits: { perMinute: env.RATE_LIMIT_PER_MINUTE, authFailuresPerMinute: env.AUTH_FAILURES_PER_MINUTE },
     databaseUrl: env.DATABASE_URL,
     dataDir: resolve(env.DATA_DIR),

@@ -14,12 +14,12 @@ import { createLogger, type Logger } from './logger.js';
 import { createMetrics } from './ops/metrics.js';
 import { startMetricsServer } from './ops/metrics-server.js';
 import { startBulkRunner } from './passes/bulk.js';
-import { checkWalletAcceptsTemplate } from './passes/bundle.js';
 import { createBundleCache } from './passes/bundle-cache.js';
-import { loadSigningIdentity, type SigningIdentity } from './passes/signing-identity.js';
-import { closeSharedSigningPool } from './passes/signing-pool.js';
 import { loadTemplates, type Template } from './passes/templates.js';
 import { startPushes } from './push/pushes.js';
+import { checkWalletAcceptsTemplate } from './signing/bundle.js';
+import { loadSigningIdentity, type SigningIdentity } from './signing/identity.js';
+import { createSigner } from './signing/signer.js';
 
 /** Templates that cannot be read, or that Wallet would refuse, are reported at start with their path. */
 async function loadTemplatesReportingProblems(config: Config, identity: SigningIdentity, log: Logger) {
@@ -75,6 +75,8 @@ async function main() {
     log,
   });
   const templates = await loadTemplatesReportingProblems(config, identity, log);
+  // One pool of signing threads for the app and the bulk runner; its threads start with the first pass.
+  const signer = createSigner();
   const admin = resolveAdminToken(config.adminToken, config.dataDir);
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, log });
   // Made before the push worker, which reports each send to them; the app (or METRICS_PORT) serves them.
@@ -84,17 +86,22 @@ async function main() {
     log,
     passChanges: database.passChanges,
   });
-  const pushes = startPushes({
-    config: config.apns,
-    identity,
-    repositories: database.repositories,
-    clock: systemClock,
-    log,
-    onOutcome: (outcome) => metrics.observePush(outcome),
-    // Sends in flight get at most 10 s, and never so long that the rows cannot be given back before the
-    // shutdown deadline (rows not given back wait out their lease instead).
-    stopTimeoutMs: Math.min(10_000, Math.max(500, (config.shutdownTimeoutSeconds * 1000) / 2)),
-  });
+  // The workers (ROLES=workers): pushes from the outbox, and bulk changes (below). Instances without them leave the
+  // outbox and the queued jobs to those that run them.
+  const runsWorkers = config.roles.has('workers');
+  const pushes = !runsWorkers
+    ? undefined
+    : startPushes({
+        config: config.apns,
+        identity,
+        repositories: database.repositories,
+        clock: systemClock,
+        log,
+        onOutcome: (outcome) => metrics.observePush(outcome),
+        // Sends in flight get at most 10 s, and never so long that the rows cannot be given back before the
+        // shutdown deadline (rows not given back wait out their lease instead).
+        stopTimeoutMs: Math.min(10_000, Math.max(500, (config.shutdownTimeoutSeconds * 1000) / 2)),
+      });
   // In production TLS ends at a proxy (PUBLIC_URL is https, this server speaks http): without TRUST_PROXY every
   // client has the proxy's address, so all of them share one rate limit and one failed-authentication count.
   if (config.production && config.trustProxy === false) {
@@ -105,6 +112,7 @@ async function main() {
     repositories: database.repositories,
     templates,
     identity,
+    signer,
     clock: systemClock,
     // Bundles of recent versions in memory (64 MB, least recently used out): keyed by version, so the current
     // version (src/wallet/known-passes.ts) decides, and another instance's change is never served stale.
@@ -116,29 +124,33 @@ async function main() {
     downloadLinkTtlSeconds: config.downloadLinkTtlSeconds,
     trustProxy: config.trustProxy,
     rateLimits: config.rateLimits,
-    afterChange: () => pushes.worker.wake(),
+    roles: config.roles,
+    ...(pushes ? { afterChange: () => pushes.worker.wake() } : {}),
     // `bulk` is started below, before listen(): no request can call this earlier.
-    wakeBulkRunner: () => bulk.wake(),
+    ...(runsWorkers ? { wakeBulkRunner: () => bulk?.wake() } : {}),
     ops: {
       metrics,
       metricsOnMainPort: config.metricsPort === undefined,
       checkMigrations: () => migrationStatus(database.adapterFactory),
-      pushWorker: pushes.worker,
+      pushWorker: pushes?.worker,
     },
   });
   // Bulk changes (POST /admin/passes/bulk): claims queued jobs, and resumes those a stopped instance left running.
-  const bulk = startBulkRunner({
-    deps: {
-      repositories: database.repositories,
-      templates,
-      identity,
-      clock: systemClock,
-      webServiceURL: config.publicUrl,
-      afterChange: () => pushes.worker.wake(),
-      observeSigning: (seconds) => metrics.observeSigning(seconds),
-    },
-    log,
-  });
+  const bulk = !runsWorkers
+    ? undefined
+    : startBulkRunner({
+        deps: {
+          repositories: database.repositories,
+          templates,
+          identity,
+          signer,
+          clock: systemClock,
+          webServiceURL: config.publicUrl,
+          ...(pushes ? { afterChange: () => pushes.worker.wake() } : {}),
+          observeSigning: (seconds) => metrics.observeSigning(seconds),
+        },
+        log,
+      });
   await app.listen({ port: config.port, host: config.host });
   const metricsServer =
     config.metricsPort === undefined
@@ -171,10 +183,10 @@ async function main() {
       // In order: no new requests, answered ones done (their changes and outbox rows committed); then no new
       // claims, sends finished or given back; then the database they all used.
       await app.close();
-      // Its current page commits (cursor and counts) before the signing pool goes; the job resumes elsewhere.
-      await bulk.stop();
-      await closeSharedSigningPool();
-      await pushes.close();
+      // Its current page commits (cursor and counts) before the signer's threads go; the job resumes elsewhere.
+      await bulk?.stop();
+      await signer.close();
+      await pushes?.close();
       await metricsServer?.close();
       await database.close();
     } catch (error) {

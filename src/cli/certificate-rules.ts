@@ -1,5 +1,5 @@
 import type { X509Certificate } from 'node:crypto';
-import { oneLine, subjectAttribute } from '../passes/signing-identity.js';
+import { oneLine, subjectAttribute } from '../signing/identity.js';
 import { certificateExtensions } from './cms.js';
 import { type Finding, fail, pass, warn } from './findings.js';
 

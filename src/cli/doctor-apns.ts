@@ -2,9 +2,9 @@ import { readFile } from 'node:fs/promises';
 import { connect as connectTls, rootCertificates, type TLSSocket } from 'node:tls';
 import pino from 'pino';
 import type { Config } from '../config.js';
-import type { SigningIdentity } from '../passes/signing-identity.js';
 import { type ApnsAuth, createApnsClient } from '../push/apns/client.js';
 import type { ApnsOutcome } from '../push/apns/response.js';
+import type { SigningIdentity } from '../signing/identity.js';
 import { type Finding, fail, pass, warn } from './findings.js';
 
 /*

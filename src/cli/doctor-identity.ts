@@ -5,7 +5,7 @@ import {
   DEV_PASS_TYPE_IDENTIFIER,
   DEV_TEAM_IDENTIFIER,
   generateDevelopmentIdentity,
-} from '../passes/dev-identity.js';
+} from '../signing/dev-identity.js';
 import {
   FILE_NAMES,
   oneLine,
@@ -14,7 +14,7 @@ import {
   type SigningIdentity,
   type SigningPems,
   subjectAttribute,
-} from '../passes/signing-identity.js';
+} from '../signing/identity.js';
 import {
   checkSignerCertificate,
   checkValidity,

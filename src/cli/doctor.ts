@@ -5,9 +5,9 @@ import pino from 'pino';
 import { type Config, ConfigError, loadConfig } from '../config.js';
 import { type Database, openDatabase } from '../db/database.js';
 import { migrationStatus } from '../db/migrations.js';
-import { buildSignedBundle } from '../passes/bundle.js';
-import type { SigningIdentity } from '../passes/signing-identity.js';
 import { loadTemplates, type Template } from '../passes/templates.js';
+import { buildSignedBundle } from '../signing/bundle.js';
+import type { SigningIdentity } from '../signing/identity.js';
 import { checkApns } from './doctor-apns.js';
 import { checkIdentity } from './doctor-identity.js';
 import { exitCode, type Finding, fail, pass, renderFindings, warn } from './findings.js';
@@ -121,7 +121,7 @@ async function checkTemplate(
   const why = 'Passes made from this template would be refused by Wallet.';
   let bundle: Buffer;
   try {
-    bundle = await buildSignedBundle(
+    bundle = buildSignedBundle(
       {
         template,
         serialNumber: 'doctor-check',

@@ -1,7 +1,9 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { oneLine } from '../passes/signing-identity.js';
+import { type UnzipFileInfo, unzipSync } from 'fflate';
+import { checkPassJson } from '../passes/pass-json-rules.js';
 import { isRecord } from '../passes/templates.js';
+import { oneLine } from '../signing/identity.js';
 import {
   checkSignerCertificate,
   checkValidity,
@@ -18,8 +20,6 @@ import {
   verifySigner,
 } from './cms.js';
 import { exitCode, type Finding, fail, pass, renderFindings } from './findings.js';
-import { checkPassJson } from './pass-json-rules.js';
-import { readZip, type ZipEntry, ZipError } from './zip.js';
 
 /*
  * `validate <file.pkpass>`: would Wallet accept this file? Any .pkpass, ours or anyone's. The rules are Apple's
@@ -65,15 +65,14 @@ const REBUILD =
 type Files = Map<string, Buffer>;
 
 export function validatePkpass(bundle: Buffer, options: ValidateOptions = {}): Finding[] {
-  let entries: ZipEntry[];
+  let entries: ArchiveEntry[];
   try {
-    entries = readZip(bundle);
+    entries = readArchive(bundle);
   } catch (error) {
-    if (!(error instanceof ZipError)) throw error;
     return [
       fail(
         R.archive,
-        error.message,
+        `not a readable zip archive (${(error as Error).message})`,
         "A .pkpass is a zip archive: zip the pass folder's files (not the folder).",
         `${BUILDING}: Wallet opens the pass as a zip.`,
       ),
@@ -96,7 +95,78 @@ export function validatePkpass(bundle: Buffer, options: ValidateOptions = {}): F
 
 // ---------- zip layout ----------
 
-function checkLayout(entries: ZipEntry[]): { findings: Finding[]; files: Files } {
+interface ArchiveEntry {
+  name: string;
+  isDirectory: boolean;
+  isSymlink: boolean;
+  /** Undefined for directories, links and entries that cannot be read (see `error`). */
+  data: Buffer | undefined;
+  error?: string;
+}
+
+/** Far above any real pass (Wallet wants them small); stops a zip bomb. */
+const MAX_ENTRY_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Every entry of the central directory, so that what a plain unzip hides is seen: directory entries, symbolic
+ * links, duplicate names, entries that cannot be read. Throws when the archive itself cannot be read.
+ */
+function readArchive(bundle: Buffer): ArchiveEntry[] {
+  const listed: { file: UnzipFileInfo; error: string | undefined }[] = [];
+  const contents = unzipSync(bundle, {
+    filter: (file) => {
+      const error = unreadable(file);
+      listed.push({ file, error });
+      return error === undefined && !file.name.endsWith('/');
+    },
+  });
+  const links = symbolicLinks(bundle);
+  return listed.map(({ file: { name }, error }) => {
+    const isDirectory = name.endsWith('/');
+    const isSymlink = links.has(name);
+    const data = isDirectory || isSymlink || error !== undefined ? undefined : contents[name];
+    const entry: ArchiveEntry = {
+      name,
+      isDirectory,
+      isSymlink,
+      data: data === undefined ? undefined : Buffer.from(data),
+    };
+    return error === undefined ? entry : { ...entry, error };
+  });
+}
+
+function unreadable(file: UnzipFileInfo): string | undefined {
+  if (file.compression !== 0 && file.compression !== 8) {
+    return `compression method ${file.compression} (Wallet reads stored and deflated entries only)`;
+  }
+  if (file.originalSize > MAX_ENTRY_BYTES) return `${file.originalSize} bytes uncompressed`;
+  return undefined;
+}
+
+const END_OF_CENTRAL_DIRECTORY = Buffer.from([0x50, 0x4b, 0x05, 0x06]);
+const S_IFMT = 0o170000;
+const S_IFLNK = 0o120000;
+
+/**
+ * The names whose Unix mode (made by Unix: external attributes, high 16 bits) is a symbolic link. fflate does not
+ * expose external attributes, so they are read from the central directory that fflate has just read whole.
+ */
+function symbolicLinks(bundle: Buffer): Set<string> {
+  const links = new Set<string>();
+  const end = bundle.lastIndexOf(END_OF_CENTRAL_DIRECTORY);
+  let at = bundle.readUInt32LE(end + 16);
+  for (let count = bundle.readUInt16LE(end + 10); count > 0; count--) {
+    const nameLength = bundle.readUInt16LE(at + 28);
+    const madeByUnix = bundle.readUInt8(at + 5) === 3;
+    if (madeByUnix && ((bundle.readUInt32LE(at + 38) >>> 16) & S_IFMT) === S_IFLNK) {
+      links.add(bundle.toString('utf8', at + 46, at + 46 + nameLength));
+    }
+    at += 46 + nameLength + bundle.readUInt16LE(at + 30) + bundle.readUInt16LE(at + 32);
+  }
+  return links;
+}
+
+function checkLayout(entries: ArchiveEntry[]): { findings: Finding[]; files: Files } {
   const files: Files = new Map();
   const layout: string[] = [];
   const junk: string[] = [];
@@ -134,7 +204,7 @@ function isUnsafe(name: string): boolean {
   );
 }
 
-function layoutProblem(entry: ZipEntry, files: Files): string | undefined {
+function layoutProblem(entry: ArchiveEntry, files: Files): string | undefined {
   const { name } = entry;
   if (isUnsafe(name)) return `"${name}" is an absolute path or climbs out with ..`;
   if (entry.isSymlink) return `"${name}" is a symbolic link`;

@@ -4,7 +4,6 @@
  * lease ran out writes nothing. A page's progress commits in the page's transaction (BulkJobsInTransaction).
  */
 import { randomUUID } from 'node:crypto';
-import type { PrismaClient, SqlQuery } from './database.js';
 import { Prisma } from './generated/client.js';
 import {
   CONTENT_COLUMNS,
@@ -13,6 +12,7 @@ import {
   type JsonObject,
   type PassContentRecord,
 } from './passes.js';
+import type { PrismaClient, SqlQuery } from './sql.js';
 
 /** Which passes a job changes: a list of serial numbers (of this server's pass type), or a template's passes. */
 export type BulkJobSelection =

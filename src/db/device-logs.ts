@@ -1,4 +1,4 @@
-import type { PrismaClient } from './database.js';
+import type { PrismaClient } from './sql.js';
 
 export interface DeviceLog {
   message: string;

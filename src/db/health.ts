@@ -1,4 +1,4 @@
-import type { PrismaClient } from './database.js';
+import type { PrismaClient } from './sql.js';
 
 /** The database's own health and size, for readiness, doctor and the metrics. */
 export interface HealthRepository {

@@ -9,7 +9,7 @@
  * reclaimed and is sending) or whose row was released cannot delete a row that a later change coalesced into.
  */
 import { createHash } from 'node:crypto';
-import type { PrismaClient, SqlQuery } from './database.js';
+import type { PrismaClient, SqlQuery } from './sql.js';
 import { isUniqueViolation } from './unique-violation.js';
 
 /** A row claimed by a worker, with the lease that proves the claim. */

@@ -3,8 +3,9 @@
  * outbox rows in one transaction (Repositories.inTransaction: PassesInTransaction below); the lookups of every Wallet
  * request go straight to the driver as prepared statements.
  */
-import type { PreparedStatement, PrismaClient, SqlQuery } from './database.js';
+
 import type { Prisma } from './generated/client.js';
+import type { PreparedStatement, PrismaClient, SqlQuery } from './sql.js';
 import { isUniqueViolation } from './unique-violation.js';
 
 /** A JSON object as stored in a jsonb column; the passes service knows what its keys mean. */

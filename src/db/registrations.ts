@@ -2,7 +2,7 @@
  * Devices and their registrations for passes (Apple's device ↔ pass mapping), and the list of updatable passes.
  * Register and list run on every Wallet request: they go straight to the driver as prepared statements.
  */
-import type { PreparedStatement, PrismaClient, SqlQuery } from './database.js';
+import type { PreparedStatement, PrismaClient, SqlQuery } from './sql.js';
 
 /**
  * The statement register runs, with its parameters in order: pass type, serial, token, device library

@@ -8,7 +8,6 @@ import {
   bulkJobsInTransaction,
   createBulkJobsRepository,
 } from './bulk-jobs.js';
-import type { PreparedStatement, PrismaClient, SqlQuery } from './database.js';
 import { createDeviceLogsRepository, type DeviceLogsRepository } from './device-logs.js';
 import { createHealthRepository, type HealthRepository } from './health.js';
 import {
@@ -24,6 +23,7 @@ import {
   passesInTransaction,
 } from './passes.js';
 import { createRegistrationsRepository, type RegistrationsRepository } from './registrations.js';
+import type { PreparedStatement, PrismaClient, SqlQuery } from './sql.js';
 
 /** The statements that run inside one transaction: a change, its bundles and its outbox rows commit together. */
 export interface TransactionRepositories {

@@ -1,18 +1,12 @@
 /*
- * Everything operations needs from the app, wired in one place: request ids echoed to the client, request
- * metrics by route pattern, /healthz and /readyz, /metrics (unless METRICS_PORT serves it), and the signing and
- * bundle cache observers handed to the passes service.
+ * What operations needs from the app: this app's metrics, the readiness parts, whether /metrics is on the main port,
+ * and the signing and bundle cache observers handed to the passes service.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { FastifyInstance, RawServerDefault } from 'fastify';
 import type { Database } from '../db/database.js';
 import type { MigrationStatus } from '../db/migrations.js';
-import { opsDoc } from '../docs/route-docs.js';
 import type { Logger } from '../logger.js';
 import type { PassesDeps } from '../passes/passes.js';
-import { healthRoutes } from './health.js';
-import { createMetrics, type Metrics, unmatchedRoute } from './metrics.js';
-import { createReadiness } from './readiness.js';
+import { createMetrics, type Metrics } from './metrics.js';
 
 export interface OpsDeps {
   /** This app's metrics. server.ts makes them first, for the push worker to report to; else the app makes its own. */
@@ -21,8 +15,8 @@ export interface OpsDeps {
   metricsOnMainPort?: boolean;
   /** Readiness: migrationStatus() of the database (see ReadinessOptions). */
   checkMigrations?: () => Promise<MigrationStatus>;
-  /** Readiness: this instance's push worker. */
-  pushWorker?: { readonly running: boolean };
+  /** Readiness: this instance's push worker (none when its roles leave out `workers`). */
+  pushWorker?: { readonly running: boolean } | undefined;
 }
 
 type DepsWithOps = PassesDeps & {
@@ -53,41 +47,4 @@ export function withOps<D extends DepsWithOps>(deps: D): D & { ops: OpsDeps & { 
       metrics.observeBundleCache(result);
     },
   };
-}
-
-/** Call on the root instance before the app's routes are registered, so the hooks cover every route. */
-export async function registerOps(
-  app: FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, Logger>,
-  deps: DepsWithOps & { ops: OpsDeps & { metrics: Metrics } },
-): Promise<void> {
-  const { metrics } = deps.ops;
-  // Callback hooks, not async ones: no promise per hook per request.
-  app.addHook('onRequest', (request, reply, done) => {
-    // The id in every log line of the request, echoed so a client or proxy can quote it in a report.
-    reply.header('x-request-id', request.id);
-    done();
-  });
-  app.addHook('onResponse', (request, reply, done) => {
-    metrics.observeRequest(
-      request.routeOptions.url ?? unmatchedRoute,
-      request.method,
-      reply.statusCode,
-      reply.elapsedTime / 1000,
-    );
-    done();
-  });
-  const readiness = createReadiness({
-    health: deps.repositories.health,
-    identity: deps.identity,
-    clock: deps.clock,
-    log: deps.log,
-    checkMigrations: deps.ops.checkMigrations,
-    pushWorker: deps.ops.pushWorker,
-  });
-  await app.register(healthRoutes({ readiness }));
-  if (deps.ops.metricsOnMainPort ?? true) {
-    app.get('/metrics', { logLevel: 'warn', schema: opsDoc('Prometheus metrics') }, async (_request, reply) =>
-      reply.type(metrics.contentType).send(await metrics.scrape()),
-    );
-  }
 }

@@ -7,7 +7,7 @@ import type { Clock } from '../clock.js';
 import type { HealthRepository } from '../db/health.js';
 import type { MigrationStatus } from '../db/migrations.js';
 import type { Logger } from '../logger.js';
-import type { SigningIdentity } from '../passes/signing-identity.js';
+import type { SigningIdentity } from '../signing/identity.js';
 
 export type ReadinessPart = 'database' | 'migrations' | 'signingIdentity' | 'pushWorker';
 
@@ -20,6 +20,8 @@ export interface ReadinessOptions {
   checkMigrations?: (() => Promise<MigrationStatus>) | undefined;
   /** This instance's push worker. Without one, changes would never reach devices, so not ready. */
   pushWorker?: { readonly running: boolean } | undefined;
+  /** False on an instance whose ROLES leave out `workers`: its readiness does not depend on a push worker. */
+  runsPushWorker?: boolean;
   /** A probe does not wait longer than this for the database (a dropped network hangs rather than fails). */
   databaseTimeoutMs?: number;
   /** How long a migration check may take before the probe gives up on it (it keeps running for the next). */
@@ -116,7 +118,7 @@ export function createReadiness(options: ReadinessOptions): Readiness {
       // The schema engine needs the database; while it is down the migrations stay unconfirmed.
       if (!(database ? await migrationsApplied() : migrationsConfirmed)) failing.push('migrations');
       if (!signingIdentityLoaded()) failing.push('signingIdentity');
-      if (!options.pushWorker?.running) failing.push('pushWorker');
+      if ((options.runsPushWorker ?? true) && !options.pushWorker?.running) failing.push('pushWorker');
       // Logged on changes only: load balancers probe every few seconds.
       const now = failing.join(',');
       if (now !== lastFailing) {

@@ -5,9 +5,8 @@
  * the page with one statement per table (new versions, bundles, outbox rows) together with the job's cursor,
  * counts and lease: a crash commits the whole page with its cursor, or nothing of it, so no pass is changed twice.
  */
-import type { JobLease } from '../db/bulk-jobs.js';
+import type { BulkJobError, JobLease } from '../db/bulk-jobs.js';
 import type { PassContentRecord } from '../db/passes.js';
-import type { BulkError } from './bulk.js';
 import type { ChangeMessages, FieldValues, PassOverrides } from './pass-content.js';
 import { type PassChange, type PassesDeps, type SignedChange, signChange } from './passes.js';
 
@@ -84,6 +83,8 @@ async function prepare(options: PageOptions, rows: readonly PassContentRecord[])
   });
   return prepared;
 }
+
+export type BulkError = BulkJobError;
 
 export interface PageResult {
   done: number;

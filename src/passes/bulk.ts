@@ -12,6 +12,7 @@ import type { BulkJobError, BulkJobRecord, SelectionReads } from '../db/bulk-job
 import { InvalidError, NotFoundError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import {
+  type BulkError,
   commitPage,
   type JobLease,
   LeaseLostError,
@@ -28,8 +29,6 @@ export type BulkSelection =
   | { serialNumbers: string[] }
   | { template: string; fields?: FieldValues | undefined };
 export type BulkStatus = 'queued' | 'running' | 'done' | 'failed';
-
-export type BulkError = BulkJobError;
 
 export type BulkJobView = {
   jobId: string;

@@ -1,10 +1,21 @@
 import { z } from 'zod';
 import { InvalidError } from '../errors.js';
+import {
+  BARCODE_FORMATS,
+  hasValueEscape,
+  type IDENTITY_KEYS,
+  isRgbColor,
+  isW3cDate,
+  namesItsApp,
+  OVERRIDE_KEYS,
+} from './pass-json-rules.js';
 import type { Template } from './templates.js';
 
 /*
  * What an admin may put into a pass, as zod schemas: the admin routes validate with them and OpenAPI is
- * generated from them. Types follow Apple's pass.json reference (developer.apple.com/documentation/walletpasses/pass).
+ * generated from them. Types follow Apple's pass.json reference (developer.apple.com/documentation/walletpasses/pass);
+ * the rules on values (colors, dates, barcode formats, change messages, the keys the server sets) are Apple's,
+ * kept in pass-json-rules.ts with the other pass.json rules.
  */
 
 const FIELD_KEY_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -19,7 +30,6 @@ export const fieldValuesSchema = z
   .record(fieldKeySchema, fieldValueSchema)
   .refine((values) => Object.keys(values).length <= 64, 'at most 64 field values');
 
-/** Apple: changeMessage "must contain the escape %@, which is replaced with the field's new value". */
 export const changeMessagesSchema = z
   .record(
     fieldKeySchema,
@@ -27,39 +37,21 @@ export const changeMessagesSchema = z
       .string()
       .min(1)
       .max(256)
-      .refine((message) => message.includes('%@'), 'must contain %@ (Wallet replaces it with the new value)'),
+      .refine(hasValueEscape, 'must contain %@ (Wallet replaces it with the new value)'),
   )
   .refine((messages) => Object.keys(messages).length <= 64, 'at most 64 change messages');
 
-/** Apple: colors are "specified as a CSS-style RGB triple, such as rgb(23, 187, 82)". Wallet ignores other notations. */
-const RGB_PATTERN = /^rgb\(\s*(\d{1,3})\s*,\s*(\d{1,3})\s*,\s*(\d{1,3})\s*\)$/;
-export const colorSchema = z.string().refine((color) => {
-  const match = RGB_PATTERN.exec(color);
-  return match?.slice(1).every((channel) => Number(channel) <= 255) === true;
-}, 'must be a CSS-style RGB triple such as rgb(23, 187, 82)');
+const colorSchema = z.string().refine(isRgbColor, 'must be a CSS-style RGB triple such as rgb(23, 187, 82)');
 
-/**
- * Apple: dates are W3C (ISO 8601) date-times with a time zone, e.g. 2026-07-22T14:25-08:00. Without a time zone the
- * instant depends on whoever reads it, so it is refused.
- */
-const W3C_DATE_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2})$/;
-export function isW3cDate(value: string): boolean {
-  return W3C_DATE_PATTERN.test(value) && !Number.isNaN(Date.parse(value));
-}
-export const dateSchema = z
+const dateSchema = z
   .string()
   .refine(isW3cDate, 'must be an ISO 8601 date-time with a time zone, e.g. 2026-07-22T14:25:00+02:00');
 
 const text = (max: number) => z.string().min(1).max(max);
 
-/** Apple's barcode dictionary. Code128 is not shown on Apple Watch; Wallet still accepts it. */
+/** Apple's barcode dictionary. */
 export const barcodeSchema = z.strictObject({
-  format: z.enum([
-    'PKBarcodeFormatQR',
-    'PKBarcodeFormatPDF417',
-    'PKBarcodeFormatAztec',
-    'PKBarcodeFormatCode128',
-  ]),
+  format: z.enum(BARCODE_FORMATS),
   message: text(2000),
   // Apple: messageEncoding is required; iso-8859-1 is the usual choice.
   messageEncoding: text(64).default('iso-8859-1'),
@@ -116,25 +108,6 @@ const jsonValue: z.ZodType<JsonValue> = z
   .meta({ id: 'JsonValue', description: 'Any JSON value' });
 const jsonObject = z.record(z.string(), jsonValue);
 
-/** Keys the server sets in every pass, whatever the template or the admin says. */
-/** Apple's values for a boarding pass's transitType (Wallet refuses a boarding pass without one). */
-export const TRANSIT_TYPES = [
-  'PKTransitTypeAir',
-  'PKTransitTypeBoat',
-  'PKTransitTypeBus',
-  'PKTransitTypeGeneric',
-  'PKTransitTypeTrain',
-];
-
-export const IDENTITY_KEYS = [
-  'serialNumber',
-  'authenticationToken',
-  'webServiceURL',
-  'passTypeIdentifier',
-  'teamIdentifier',
-  'formatVersion',
-] as const;
-
 const setByServer = (key: string) =>
   z.never({ error: `${key} is set by the server for every pass; remove it from the overrides` }).optional();
 
@@ -170,11 +143,7 @@ const overrideShape = {
   passTypeIdentifier: setByServer('passTypeIdentifier'),
   teamIdentifier: setByServer('teamIdentifier'),
   formatVersion: setByServer('formatVersion'),
-} satisfies Record<(typeof IDENTITY_KEYS)[number], unknown> & Record<string, z.ZodType>;
-
-export const OVERRIDE_KEYS = Object.keys(overrideShape).filter(
-  (key) => !(IDENTITY_KEYS as readonly string[]).includes(key),
-);
+} satisfies Record<(typeof OVERRIDE_KEYS | typeof IDENTITY_KEYS)[number], z.ZodType>;
 
 export const passOverridesSchema = z
   .strictObject(overrideShape, {
@@ -183,14 +152,10 @@ export const passOverridesSchema = z
         ? `unknown key ${issue.keys.map((key) => `"${key}"`).join(', ')}; allowed keys are ${OVERRIDE_KEYS.join(', ')}`
         : undefined,
   })
-  // Apple: "If [appLaunchURL] is present, the associatedStoreIdentifiers key must also be present."
-  .refine(
-    (overrides) => overrides.appLaunchURL === undefined || overrides.associatedStoreIdentifiers !== undefined,
-    {
-      message: 'appLaunchURL needs associatedStoreIdentifiers (Apple: the app to launch must be named)',
-      path: ['appLaunchURL'],
-    },
-  );
+  .refine(namesItsApp, {
+    message: 'appLaunchURL needs associatedStoreIdentifiers (Apple: the app to launch must be named)',
+    path: ['appLaunchURL'],
+  });
 
 export type FieldValues = z.infer<typeof fieldValuesSchema>;
 export type PassOverrides = z.infer<typeof passOverridesSchema>;

@@ -3,10 +3,11 @@ import type { Clock } from '../clock.js';
 import type { PassKey, PassRecord } from '../db/passes.js';
 import type { Repositories } from '../db/repositories.js';
 import { ConflictError, InvalidError, NotFoundError } from '../errors.js';
-import { buildSignedBundle, type PassContent } from './bundle.js';
+import type { PassContent } from '../signing/bundle.js';
+import type { SigningIdentity } from '../signing/identity.js';
+import type { Signer } from '../signing/signer.js';
 import type { BundleCache } from './bundle-cache.js';
 import { type ChangeMessages, checkFieldKeys, type FieldValues, type PassOverrides } from './pass-content.js';
-import type { SigningIdentity } from './signing-identity.js';
 import type { Template } from './templates.js';
 import { newAuthenticationToken } from './tokens.js';
 import { truncateToSecond } from './versions.js';
@@ -16,6 +17,8 @@ export interface PassesDeps {
   repositories: Repositories;
   templates: ReadonlyMap<string, Template>;
   identity: SigningIdentity;
+  /** Signs bundles off the event loop (src/signing/signer.ts); made once by the process. */
+  signer: Signer;
   clock: Clock;
   /** PUBLIC_URL: becomes webServiceURL in every pass. */
   webServiceURL: string;
@@ -91,10 +94,10 @@ function passContent(
   };
 }
 
-/** buildSignedBundle, timed for the metrics: signing is the costly step of every create, change and cache miss. */
+/** The signer's bundle, timed for the metrics: signing is the costly step of every create, change and cache miss. */
 async function signBundle(deps: PassesDeps, content: PassContent): Promise<Buffer> {
   const started = performance.now();
-  const bytes = await buildSignedBundle(content, deps.identity);
+  const bytes = await deps.signer.sign(content, deps.identity);
   deps.observeSigning?.((performance.now() - started) / 1000);
   return bytes;
 }

@@ -4,7 +4,7 @@ import type { ApnsConfig } from '../config.js';
 import type { Repositories } from '../db/repositories.js';
 import { StartupError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { SigningIdentity } from '../passes/signing-identity.js';
+import type { SigningIdentity } from '../signing/identity.js';
 import { type ApnsAuth, createApnsClient } from './apns/client.js';
 import type { ApnsOutcome } from './apns/response.js';
 import { type PushWorker, startPushWorker } from './worker.js';

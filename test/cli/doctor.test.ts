@@ -1,10 +1,8 @@
-import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runDoctor } from '../../src/cli/doctor.js';
@@ -14,6 +12,7 @@ import { openDatabase } from '../../src/db/database.js';
 import { projectRoot } from '../../src/paths.js';
 import { generateProviderKey, type MockApns, startMockApns } from '../support/mock-apns.js';
 import { createTestPki, type TestPki } from '../support/pki.js';
+import { runOwned } from '../support/process.js';
 
 /*
  * `doctor` in-process (runDoctor(env)) against good and bad configurations: a test PKI, the embedded database
@@ -174,8 +173,7 @@ describe('doctor', () => {
   });
 
   it('the bin entry runs through tsx and exits 1 on a failure, with --json', async () => {
-    const run = promisify(execFile);
-    const result = await run(process.execPath, [
+    const result = await runOwned(process.execPath, [
       join(projectRoot, 'bin', 'passkit-server.mjs'),
       'validate',
       join(dir, 'apns.p8'),

@@ -1,18 +1,15 @@
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { unzipSync, type ZipAttributes, zipSync } from 'fflate';
 import type { TestPki } from '../support/pki.js';
+import { runOwned as run } from '../support/process.js';
 
 /*
  * Builds .pkpass files by hand, independently of the server's signing code: fflate zips, node:crypto hashes,
  * the openssl CLI signs. Every step can be bent, so each broken pass breaks exactly one rule.
  */
-
-const run = promisify(execFile);
 
 export type Files = Map<string, Buffer>;
 

@@ -5,11 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Finding } from '../../src/cli/findings.js';
 import { exitCode, renderFindings } from '../../src/cli/findings.js';
 import { validatePkpass } from '../../src/cli/validate.js';
-import { buildSignedBundle, type PassContent } from '../../src/passes/bundle.js';
-import type { SigningIdentity } from '../../src/passes/signing-identity.js';
 import { loadTemplates, type Template } from '../../src/passes/templates.js';
 import { projectRoot } from '../../src/paths.js';
-import { createTestPki, type TestPki } from '../support/pki.js';
+import { buildSignedBundle, type PassContent } from '../../src/signing/bundle.js';
+import type { SigningIdentity } from '../../src/signing/identity.js';
+import { createTestPki, identityFromPki, type TestPki } from '../support/pki.js';
 import { contentFiles, type Files, rawPkpass, readModel, unzip, withPassJson } from './raw-pkpass.js';
 
 /*
@@ -26,18 +26,6 @@ let templates: Map<string, Template>;
 let good: Files;
 
 const corpusDir = join(projectRoot, '..', 'shared', 'corpus', 'passkit-generator-models');
-
-function identityOf(p: TestPki): SigningIdentity {
-  return {
-    signerCert: p.signerCertPem,
-    signerKey: p.signerKeyPem,
-    wwdr: p.wwdrPem,
-    passTypeIdentifier: p.passTypeIdentifier,
-    teamIdentifier: p.teamIdentifier,
-    isDevelopment: true,
-    notAfter: new Date(Date.now() + 86_400_000),
-  };
-}
 
 function content(template: Template, overrides: Record<string, unknown> = {}): PassContent {
   return {
@@ -57,11 +45,11 @@ beforeAll(async () => {
     createTestPki(),
     createTestPki({ expired: true }),
   ]);
-  identity = identityOf(pki);
+  identity = identityFromPki(pki);
   ({ templates } = await loadTemplates(join(projectRoot, 'models')));
   const loyalty = templates.get('loyalty');
   if (loyalty === undefined) throw new Error('no loyalty template');
-  good = contentFiles(unzip(await buildSignedBundle(content(loyalty), identity)));
+  good = contentFiles(unzip(buildSignedBundle(content(loyalty), identity)));
 });
 
 afterAll(async () => {
@@ -80,7 +68,7 @@ describe('passes the server signs', () => {
   it('every template in models/ validates with no failure and no warning', async () => {
     expect(templates.size).toBeGreaterThan(0);
     for (const template of templates.values()) {
-      const findings = validate(await buildSignedBundle(content(template), identity));
+      const findings = validate(buildSignedBundle(content(template), identity));
       expect(
         findings.filter((f) => f.status !== 'pass'),
         template.name,
@@ -214,6 +202,26 @@ const brokenCases: Record<string, Case> = {
     'pass.json/unique-field-keys',
     () => rawPkpass(withPassJson(good, duplicateFirstField), pki),
   ],
+  'a changeMessage without %@': [
+    'pass.json/fields',
+    () =>
+      rawPkpass(
+        withPassJson(good, (p) => {
+          firstField(p).changeMessage = 'Your points changed';
+        }),
+        pki,
+      ),
+  ],
+  'a string value in a number field': [
+    'pass.json/fields',
+    () =>
+      rawPkpass(
+        withPassJson(good, (p) => {
+          firstField(p).value = '1250';
+        }),
+        pki,
+      ),
+  ],
   'a hex color': [
     'pass.json/colors',
     () =>
@@ -318,6 +326,12 @@ function withoutFile(files: Files, name: string): Files {
   return copy;
 }
 
+/** The loyalty pass's first primary field: points, a number field (numberStyle). */
+function firstField(passJson: Record<string, unknown>): Record<string, unknown> {
+  const style = passJson.storeCard as Record<string, Array<Record<string, unknown>>>;
+  return style.primaryFields?.[0] ?? {};
+}
+
 function duplicateFirstField(passJson: Record<string, unknown>): void {
   const style = passJson.storeCard as Record<string, Array<Record<string, unknown>>>;
   const first = style.primaryFields?.[0] ?? style.secondaryFields?.[0];
@@ -386,7 +400,7 @@ describe.skipIf(!existsSync(corpusDir))('the passkit-generator corpus', () => {
     const { templates: corpus } = await loadTemplates(corpusDir);
     const template = corpus.get('examplePass');
     if (template === undefined) throw new Error('examplePass did not load');
-    const bundle = await buildSignedBundle(
+    const bundle = buildSignedBundle(
       content(template, { associatedStoreIdentifiers: [123456789] }),
       identity,
     );

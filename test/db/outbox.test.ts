@@ -5,10 +5,17 @@ import type { Database } from '../../src/db/database.js';
 import { PrismaClient } from '../../src/db/generated/client.js';
 import { createOutboxRepository, type OutboxRepository, pushTokenHash } from '../../src/db/outbox.js';
 import type { RegistrationsRepository } from '../../src/db/registrations.js';
-import { insertDevice, insertPass, outboxRows, passWithDevices, register } from '../push/outbox-fixtures.js';
+import {
+  emptyPushTables,
+  insertDevice,
+  insertPass,
+  outboxRows,
+  passType,
+  passWithDevices,
+  register,
+} from '../push/outbox-fixtures.js';
 import { openTestDatabase, testDatabaseKind } from '../support/database.js';
 
-const passType = 'pass.com.example.loyalty';
 const t0 = new Date('2026-03-01T12:00:00.000Z');
 const at = (ms: number) => new Date(t0.getTime() + ms);
 
@@ -25,20 +32,12 @@ afterAll(async () => {
   await database?.close();
 });
 
-beforeEach(async () => {
-  await database.prisma
-    .$executeRaw`TRUNCATE push_outbox, push_failures, registrations, devices, passes CASCADE`;
-});
+beforeEach(() => emptyPushTables(database.prisma));
 
 describe('coalescing in push_outbox', () => {
   it('keeps one unclaimed row per push token and pass type, however many changes come first', async () => {
     const { prisma } = database;
-    const { passId } = await passWithDevices(database, {
-      passTypeIdentifier: passType,
-      serialNumber: 'a',
-      count: 3,
-      now: t0,
-    });
+    const { passId } = await passWithDevices(database, { count: 3, now: t0 });
     await outbox.enqueue(passId, passType, at(1));
     expect(await outboxRows(prisma)).toHaveLength(3);
   });
@@ -46,12 +45,8 @@ describe('coalescing in push_outbox', () => {
   it.skipIf(testDatabaseKind !== 'postgresql')(
     'keeps a merged row from being claimed until the change that merged into it commits',
     async () => {
-      const { passId } = await passWithDevices(database, {
-        passTypeIdentifier: passType,
-        serialNumber: 'a',
-        count: 1,
-        now: t0,
-      });
+      const { prisma } = database;
+      const { passId } = await passWithDevices(database, { count: 1, now: t0 });
       let commit: () => void = () => {};
       const committed = new Promise<void>((resolve) => {
         commit = resolve;
@@ -76,12 +71,7 @@ describe('coalescing in push_outbox', () => {
 
   it('adds a new row for a change that arrives while the push for that token is in flight', async () => {
     const { prisma } = database;
-    const { passId } = await passWithDevices(database, {
-      passTypeIdentifier: passType,
-      serialNumber: 'a',
-      count: 1,
-      now: t0,
-    });
+    const { passId } = await passWithDevices(database, { count: 1, now: t0 });
     const [claim] = await outbox.claimDue({ limit: 10, leaseMs: 30_000, now: t0 });
     expect(await outbox.enqueue(passId, passType, at(1))).toBe(1);
     const rows = await outboxRows(prisma);
@@ -93,12 +83,7 @@ describe('coalescing in push_outbox', () => {
 
   it('a retry of the in-flight row merges into the newer row instead of breaking the unique index', async () => {
     const { prisma } = database;
-    const { passId } = await passWithDevices(database, {
-      passTypeIdentifier: passType,
-      serialNumber: 'a',
-      count: 1,
-      now: t0,
-    });
+    const { passId } = await passWithDevices(database, { count: 1, now: t0 });
     const [claim] = await outbox.claimDue({ limit: 10, leaseMs: 30_000, now: t0 });
     if (!claim) throw new Error('nothing claimed');
     await outbox.enqueue(passId, passType, at(1));
@@ -111,12 +96,8 @@ describe('coalescing in push_outbox', () => {
 
 describe('claimDue', () => {
   it('claims due rows oldest first, up to the limit, and not the ones due later', async () => {
-    await passWithDevices(database, {
-      passTypeIdentifier: passType,
-      serialNumber: 'late',
-      count: 2,
-      now: at(5_000),
-    });
+    const { prisma } = database;
+    await passWithDevices(database, { serialNumber: 'late', count: 2, now: at(5_000) });
     await passWithDevices(database, {
       passTypeIdentifier: passType,
       serialNumber: 'early',
@@ -147,12 +128,7 @@ describe('claimDue', () => {
     'never hands one row to two instances claiming at once (FOR UPDATE SKIP LOCKED)',
     async () => {
       for (let i = 0; i < 8; i += 1) {
-        await passWithDevices(database, {
-          passTypeIdentifier: passType,
-          serialNumber: `p${i}`,
-          count: 50,
-          now: t0,
-        });
+        await passWithDevices(database, { serialNumber: `p${i}`, count: 50, now: t0 });
       }
       const instances = [1, 2, 3].map(
         () => new PrismaClient({ adapter: new PrismaPg({ connectionString: database.url }) }),
@@ -183,12 +159,7 @@ async function claimUntilEmpty(prisma: PrismaClient): Promise<bigint[]> {
 describe('completeMany (the worker’s batched completion)', () => {
   it('deletes in one statement only the rows that still hold the lease they were claimed with', async () => {
     const { prisma } = database;
-    const { passId, pushTokens } = await passWithDevices(database, {
-      passTypeIdentifier: passType,
-      serialNumber: 'a',
-      count: 4,
-      now: t0,
-    });
+    const { passId, pushTokens } = await passWithDevices(database, { count: 4, now: t0 });
     const claimOne = async (leaseMs: number, now: Date) => {
       const [claim] = await outbox.claimDue({ limit: 1, leaseMs, now });
       if (!claim) throw new Error('nothing claimed');
@@ -246,12 +217,7 @@ describe('releasing a claim', () => {
     'deletes the row when a change commits a newer unclaimed row during the release (unique violation)',
     async () => {
       const { prisma } = database;
-      const { pushTokens } = await passWithDevices(database, {
-        passTypeIdentifier: passType,
-        serialNumber: 'a',
-        count: 1,
-        now: t0,
-      });
+      const { pushTokens } = await passWithDevices(database, { count: 1, now: t0 });
       const [claim] = await outbox.claimDue({ limit: 1, leaseMs: 30_000, now: t0 });
       if (!claim) throw new Error('nothing claimed');
       const change = new pg.Client({ connectionString: database.url });
@@ -280,12 +246,7 @@ describe('releasing a claim', () => {
 describe('recordFailure and failureCounts', () => {
   it('moves the row to push_failures with a hash of the token, and counts failures by reason', async () => {
     const { prisma } = database;
-    const { pushTokens } = await passWithDevices(database, {
-      passTypeIdentifier: passType,
-      serialNumber: 'a',
-      count: 3,
-      now: t0,
-    });
+    const { pushTokens } = await passWithDevices(database, { count: 3, now: t0 });
     const claimed = await outbox.claimDue({ limit: 10, leaseMs: 30_000, now: t0 });
     const reasons = ['PayloadTooLarge', 'ServiceUnavailable', 'ServiceUnavailable'];
     for (const [i, push] of claimed.entries()) {
@@ -350,13 +311,9 @@ describe('removeUnregisteredToken (APNs 410)', () => {
 
 describe('stats', () => {
   it('reports depth, due, claimed and the age of the oldest due row', async () => {
+    const { prisma } = database;
     await passWithDevices(database, { passTypeIdentifier: passType, serialNumber: 'a', count: 2, now: t0 });
-    await passWithDevices(database, {
-      passTypeIdentifier: passType,
-      serialNumber: 'b',
-      count: 1,
-      now: at(60_000),
-    });
+    await passWithDevices(database, { serialNumber: 'b', count: 1, now: at(60_000) });
     expect(await outbox.stats(at(10_000))).toEqual({
       depth: 3,
       due: 2,

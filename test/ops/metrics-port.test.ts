@@ -1,12 +1,9 @@
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { createMetrics } from '../../src/ops/metrics.js';
 import { startMetricsServer } from '../../src/ops/metrics-server.js';
-import { createFreshPostgresDatabase, openTestDatabase, testDatabaseUrl } from '../support/database.js';
+import { openTestDatabase, serverDataEnv } from '../support/database.js';
 import { freePort, startServerProcess } from '../support/process.js';
 import { startTestServer } from '../support/server.js';
 import { sample, scrape } from './metrics-text.js';
@@ -30,15 +27,10 @@ describe('METRICS_PORT', () => {
     const metricsPort = await freePort();
     const env: Record<string, string> = {
       ADMIN_TOKEN: 'metrics-port-admin-token-0123456789',
-      DATA_DIR: await mkdtemp(join(tmpdir(), 'pks-metrics-port-')),
       METRICS_PORT: String(metricsPort),
       LOG_LEVEL: 'warn',
+      ...(await serverDataEnv(cleanups)),
     };
-    if (testDatabaseUrl) {
-      const database = await createFreshPostgresDatabase(testDatabaseUrl);
-      cleanups.push(database.drop);
-      env.DATABASE_URL = database.url;
-    }
     // Started means /readyz answered 200: database, migrations, signing identity and push worker all in place.
     const server = await startServerProcess(env);
     cleanups.push(async () => {

@@ -2,8 +2,14 @@ import { readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, type ServerProcess, startServerProcess } from '../support/process.js';
-import { freshDataEnv, startTokenAuthApns, type TokenAuthApns } from '../support/token-auth-apns.js';
+import { serverDataEnv } from '../support/database.js';
+import {
+  freePort,
+  type ServerProcess,
+  serverProcessTimeout,
+  startServerProcess,
+} from '../support/process.js';
+import { startTokenAuthApns, type TokenAuthApns } from '../support/token-auth-apns.js';
 import { WalletDevice } from '../support/wallet-device.js';
 
 /*
@@ -67,9 +73,9 @@ function pemBody(pem: string): string[] {
 }
 
 describe('logs', () => {
-  it('a full run’s logs contain none of its secrets', { timeout: 120_000 }, async () => {
+  it('a full run’s logs contain none of its secrets', { timeout: serverProcessTimeout }, async () => {
     const port = await freePort();
-    const data = await freshDataEnv(cleanups);
+    const data = await serverDataEnv(cleanups);
     const server = await startServerProcess(
       {
         ...apns.env,

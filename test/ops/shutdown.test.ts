@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { serverDataEnv } from '../support/database.js';
 import { freePort, type ServerProcess, startServerProcess } from '../support/process.js';
-import { freshDataEnv, startTokenAuthApns, type TokenAuthApns } from '../support/token-auth-apns.js';
+import { startTokenAuthApns, type TokenAuthApns } from '../support/token-auth-apns.js';
 import { WalletDevice } from '../support/wallet-device.js';
 
 /*
@@ -99,7 +100,7 @@ describe('shutdown', () => {
     const port = await freePort();
     const env = {
       ...apns.env,
-      ...(await freshDataEnv(cleanups)),
+      ...(await serverDataEnv(cleanups)),
       ADMIN_TOKEN: adminToken,
       PUBLIC_URL: `http://127.0.0.1:${port}`,
       SHUTDOWN_TIMEOUT_SECONDS: String(shutdownTimeoutSeconds),
@@ -258,7 +259,7 @@ describe('shutdown', () => {
     const port = await freePort();
     const env = {
       ...apns.env,
-      ...(await freshDataEnv(cleanups)),
+      ...(await serverDataEnv(cleanups)),
       ADMIN_TOKEN: adminToken,
       PUBLIC_URL: `http://127.0.0.1:${port}`,
       SHUTDOWN_TIMEOUT_SECONDS: '1',

@@ -2,9 +2,14 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createFreshPostgresDatabase, testDatabaseUrl } from '../support/database.js';
+import { serverDataEnv } from '../support/database.js';
 import { generateProviderKey, type MockApns, startMockApns } from '../support/mock-apns.js';
-import { freePort, type ServerProcess, startServerProcess } from '../support/process.js';
+import {
+  freePort,
+  type ServerProcess,
+  serverProcessTimeout,
+  startServerProcess,
+} from '../support/process.js';
 import { WalletDevice } from '../support/wallet-device.js';
 
 /*
@@ -38,11 +43,7 @@ afterAll(async () => {
 });
 
 async function serverEnv(extra: Record<string, string> = {}) {
-  const env = { ...baseEnv, DATA_DIR: await mkdtemp(join(tmpdir(), 'pks-delivery-data-')), ...extra };
-  if (!testDatabaseUrl) return env;
-  const database = await createFreshPostgresDatabase(testDatabaseUrl);
-  cleanups.push(database.drop);
-  return { ...env, DATABASE_URL: database.url };
+  return { ...baseEnv, ...(await serverDataEnv(cleanups)), ...extra };
 }
 
 async function admin(server: ServerProcess, method: string, path: string, body?: unknown) {
@@ -88,7 +89,7 @@ async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs: n
   }
 }
 
-describe('update pushes through APNs', () => {
+describe('update pushes through APNs', { timeout: serverProcessTimeout }, () => {
   it('sends exactly one valid push per registered device for each change; a 410 device is removed', async () => {
     const port = await freePort();
     const server = await startServerProcess(

@@ -19,27 +19,47 @@ export async function insertDevice(prisma: PrismaClient, deviceLibraryIdentifier
   return row.id;
 }
 
+/** Empties the tables these tests fill, so that each test starts from none. */
+export async function emptyPushTables(prisma: PrismaClient) {
+  await prisma.$executeRaw`TRUNCATE push_outbox, push_failures, registrations, devices, passes CASCADE`;
+}
+
 export async function register(prisma: PrismaClient, deviceId: bigint, passId: bigint, registeredAt: Date) {
   await prisma.$executeRaw`
     INSERT INTO registrations (device_id, pass_id, registered_at) VALUES (${deviceId}, ${passId}, ${registeredAt}::timestamptz)`;
 }
 
-/** A pass of `passTypeIdentifier` with `count` devices registered, and one change enqueued for it. */
+/** The pass type of the outbox and worker tests' passes: the APNs topic of their pushes. */
+export const passType = 'pass.com.example.loyalty';
+
+/**
+ * A pass (of `passType` and serial number 'a' unless given) with `count` devices registered, and one change
+ * enqueued for it.
+ */
 export async function passWithDevices(
   database: Pick<Database, 'prisma' | 'repositories'>,
-  options: { passTypeIdentifier: string; serialNumber: string; count: number; now: Date },
+  {
+    passTypeIdentifier = passType,
+    serialNumber = 'a',
+    ...options
+  }: {
+    passTypeIdentifier?: string;
+    serialNumber?: string;
+    count: number;
+    now: Date;
+  },
 ) {
   const { prisma } = database;
-  const passId = await insertPass(prisma, options.passTypeIdentifier, options.serialNumber);
+  const passId = await insertPass(prisma, passTypeIdentifier, serialNumber);
   const pushTokens: string[] = [];
   for (let i = 0; i < options.count; i += 1) {
     // APNs push tokens are 64 hexadecimal digits (or more).
-    const pushToken = createHash('sha256').update(`${options.serialNumber}/${i}`).digest('hex');
-    const deviceId = await insertDevice(prisma, `${options.serialNumber}-device-${i}`, pushToken);
+    const pushToken = createHash('sha256').update(`${serialNumber}/${i}`).digest('hex');
+    const deviceId = await insertDevice(prisma, `${serialNumber}-device-${i}`, pushToken);
     await register(prisma, deviceId, passId, options.now);
     pushTokens.push(pushToken);
   }
-  await database.repositories.outbox.enqueue(passId, options.passTypeIdentifier, options.now);
+  await database.repositories.outbox.enqueue(passId, passTypeIdentifier, options.now);
   return { passId, pushTokens };
 }
 

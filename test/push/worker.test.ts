@@ -13,9 +13,7 @@ import {
 } from '../../src/push/worker.js';
 import { openTestDatabase } from '../support/database.js';
 import { startMockApns } from '../support/mock-apns.js';
-import { manualClock, outboxRows, passWithDevices } from './outbox-fixtures.js';
-
-const passType = 'pass.com.example.loyalty';
+import { emptyPushTables, manualClock, outboxRows, passType, passWithDevices } from './outbox-fixtures.js';
 
 let database: Database;
 let worker: PushWorker | undefined;
@@ -31,8 +29,7 @@ afterAll(async () => {
 
 beforeEach(async () => {
   logLines = [];
-  await database.prisma
-    .$executeRaw`TRUNCATE push_outbox, push_failures, registrations, devices, passes CASCADE`;
+  await emptyPushTables(database.prisma);
 });
 
 afterEach(async () => {
@@ -95,12 +92,7 @@ describe('backoffDelay', () => {
 describe('the push worker', () => {
   it('sends one push per token with the pass type identifier as topic, then deletes the rows', async () => {
     const clock = manualClock();
-    const { pushTokens } = await passWithDevices(database, {
-      passTypeIdentifier: passType,
-      serialNumber: 'a',
-      count: 5,
-      now: clock.now(),
-    });
+    const { pushTokens } = await passWithDevices(database, { count: 5, now: clock.now() });
     const apns = answering({ kind: 'delivered' });
     const pushWorker = start(apns.send, clock);
     pushWorker.wake();
@@ -115,12 +107,7 @@ describe('the push worker', () => {
 
   it('retries with exponential backoff, then records the failure with its reason after maxAttempts', async () => {
     const clock = manualClock();
-    await passWithDevices(database, {
-      passTypeIdentifier: passType,
-      serialNumber: 'a',
-      count: 1,
-      now: clock.now(),
-    });
+    await passWithDevices(database, { count: 1, now: clock.now() });
     const apns = answering({ kind: 'retry', reason: 'ServiceUnavailable' });
     const backoff = { baseMs: 1_000, capMs: 60_000, jitter: false };
     const pushWorker = start(apns.send, clock, { maxAttempts: 3, backoff });
@@ -146,12 +133,7 @@ describe('the push worker', () => {
 
   it('waits at least as long as APNs asked (retryAfterMs), and treats renew-token as a retry', async () => {
     const clock = manualClock();
-    await passWithDevices(database, {
-      passTypeIdentifier: passType,
-      serialNumber: 'a',
-      count: 1,
-      now: clock.now(),
-    });
+    await passWithDevices(database, { count: 1, now: clock.now() });
     const answers: ApnsOutcome[] = [
       { kind: 'retry', reason: 'TooManyRequests', retryAfterMs: 60_000 },
       { kind: 'renew-token', reason: 'ExpiredProviderToken' },
@@ -175,12 +157,7 @@ describe('the push worker', () => {
 
   it('records a push APNs refused for good at once', async () => {
     const clock = manualClock();
-    await passWithDevices(database, {
-      passTypeIdentifier: passType,
-      serialNumber: 'a',
-      count: 2,
-      now: clock.now(),
-    });
+    await passWithDevices(database, { count: 2, now: clock.now() });
     const pushWorker = start(answering({ kind: 'failed', reason: 'TopicDisallowed' }).send, clock);
     await pushWorker.drain();
     expect(await outboxRows(database.prisma)).toEqual([]);
@@ -189,12 +166,7 @@ describe('the push worker', () => {
 
   it('on 410 Unregistered removes the registrations older than APNs’s timestamp', async () => {
     const clock = manualClock();
-    const { passId } = await passWithDevices(database, {
-      passTypeIdentifier: passType,
-      serialNumber: 'a',
-      count: 2,
-      now: clock.now(),
-    });
+    const { passId } = await passWithDevices(database, { count: 2, now: clock.now() });
     const unregisteredAt = new Date(clock.now().getTime() + 1);
     const pushWorker = start(
       answering({ kind: 'unregistered', reason: 'Unregistered', unregisteredAt }).send,
@@ -208,12 +180,7 @@ describe('the push worker', () => {
 
   it('sends again for a change made while the push for that token was in flight', async () => {
     const clock = manualClock();
-    const { passId } = await passWithDevices(database, {
-      passTypeIdentifier: passType,
-      serialNumber: 'a',
-      count: 1,
-      now: clock.now(),
-    });
+    const { passId } = await passWithDevices(database, { count: 1, now: clock.now() });
     let sends = 0;
     const pushWorker = start(async () => {
       sends += 1;
@@ -228,12 +195,7 @@ describe('the push worker', () => {
 
   it('stop() stops claiming, waits for sends in flight (bounded), and gives back the rows still held', async () => {
     const clock = manualClock();
-    await passWithDevices(database, {
-      passTypeIdentifier: passType,
-      serialNumber: 'a',
-      count: 3,
-      now: clock.now(),
-    });
+    await passWithDevices(database, { count: 3, now: clock.now() });
     let started = 0;
     let finish: (() => void) | undefined;
     const finished = new Promise<void>((resolve) => {
@@ -260,12 +222,7 @@ describe('the push worker', () => {
 
   it('stop() also gives back the rows claimed ahead of the sends and not sent yet', async () => {
     const clock = manualClock();
-    await passWithDevices(database, {
-      passTypeIdentifier: passType,
-      serialNumber: 'a',
-      count: 4,
-      now: clock.now(),
-    });
+    await passWithDevices(database, { count: 4, now: clock.now() });
     let started = 0;
     const pushWorker = start(
       async () => {
@@ -292,12 +249,7 @@ describe('the push worker', () => {
 
   it('loses no push when storing the outcome fails: the row is sent again after its lease', async () => {
     const clock = manualClock();
-    await passWithDevices(database, {
-      passTypeIdentifier: passType,
-      serialNumber: 'a',
-      count: 1,
-      now: clock.now(),
-    });
+    await passWithDevices(database, { count: 1, now: clock.now() });
     const apns = answering({ kind: 'delivered' });
     const pushWorker = start(apns.send, clock, {
       repositories: createRepositories({ ...database, prisma: failingOnce(database.prisma, '$executeRaw') }),
@@ -314,12 +266,7 @@ describe('the push worker', () => {
 
   it('batched completion leaves alone a row whose lease ran out and that another instance claimed', async () => {
     const clock = manualClock();
-    await passWithDevices(database, {
-      passTypeIdentifier: passType,
-      serialNumber: 'a',
-      count: 3,
-      now: clock.now(),
-    });
+    await passWithDevices(database, { count: 3, now: clock.now() });
     let finishSlowSend: () => void = () => {};
     const slowSend = new Promise<void>((resolve) => {
       finishSlowSend = resolve;
@@ -355,12 +302,7 @@ describe('the push worker', () => {
 
   it('sends each row once with many in flight and a small batch', async () => {
     const clock = manualClock();
-    await passWithDevices(database, {
-      passTypeIdentifier: passType,
-      serialNumber: 'a',
-      count: 60,
-      now: clock.now(),
-    });
+    await passWithDevices(database, { count: 60, now: clock.now() });
     const apns = answering({ kind: 'delivered' });
     const pushWorker = start(apns.send, clock, { concurrency: 16, batchSize: 5 });
     await pushWorker.drain();
@@ -370,12 +312,7 @@ describe('the push worker', () => {
 
   it('keeps going with one send in flight at a time', async () => {
     const clock = manualClock();
-    await passWithDevices(database, {
-      passTypeIdentifier: passType,
-      serialNumber: 'a',
-      count: 5,
-      now: clock.now(),
-    });
+    await passWithDevices(database, { count: 5, now: clock.now() });
     const apns = answering({ kind: 'delivered' });
     const pushWorker = start(apns.send, clock, { concurrency: 1, pollIntervalMs: 60_000 });
     pushWorker.wake();
@@ -401,7 +338,6 @@ describe('the push worker with the APNs client against the mock APNs (HTTP/2 ove
     try {
       const clock = manualClock(new Date());
       const { pushTokens } = await passWithDevices(database, {
-        passTypeIdentifier: passType,
         serialNumber: 'e2e',
         count: 20,
         now: clock.now(),

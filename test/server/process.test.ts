@@ -2,21 +2,19 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createFreshPostgresDatabase, testDatabaseUrl } from '../support/database.js';
+import { serverDataEnv } from '../support/database.js';
 import { verifyPkpass } from '../support/pkpass-verifier.js';
-import { freePort, type ServerProcess, startServerProcess } from '../support/process.js';
+import {
+  freePort,
+  type ServerProcess,
+  serverProcessTimeout,
+  startServerProcess,
+} from '../support/process.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterAll(async () => {
   for (const cleanup of cleanups) await cleanup();
 });
-
-async function databaseEnv(): Promise<Record<string, string>> {
-  if (!testDatabaseUrl) return {};
-  const database = await createFreshPostgresDatabase(testDatabaseUrl);
-  cleanups.push(database.drop);
-  return { DATABASE_URL: database.url };
-}
 
 function admin(server: ServerProcess, token: string, method: string, path: string, body?: unknown) {
   return fetch(`${server.baseUrl}${path}`, {
@@ -26,10 +24,12 @@ function admin(server: ServerProcess, token: string, method: string, path: strin
   });
 }
 
-describe('the server process', () => {
+describe('the server process', { timeout: serverProcessTimeout }, () => {
   it('starts with no configuration: development identity, printed admin token and curl, signed passes', async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'pks-start-'));
-    const server = await startServerProcess({ DATA_DIR: dataDir, ...(await databaseEnv()) });
+    // A first start: the server migrates the empty database itself.
+    const data = await serverDataEnv(cleanups, { fromNothing: true });
+    const dataDir = String(data.DATA_DIR);
+    const server = await startServerProcess(data);
     try {
       const token = /Admin token[^\n]*\n\s+(\S+)/.exec(server.output())?.[1];
       expect(token).toBeDefined();
@@ -55,11 +55,9 @@ describe('the server process', () => {
   });
 
   it('keeps every committed change across kill -9', async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'pks-kill-'));
     const env = {
-      DATA_DIR: dataDir,
       ADMIN_TOKEN: 'kill-test-admin-token-0123456789',
-      ...(await databaseEnv()),
+      ...(await serverDataEnv(cleanups)),
     };
     const port = await freePort();
     const first = await startServerProcess(env, port);

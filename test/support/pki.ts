@@ -1,16 +1,13 @@
-import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import type { SigningIdentity } from '../../src/passes/signing-identity.js';
+import type { SigningIdentity } from '../../src/signing/identity.js';
+import { runOwned as run } from './process.js';
 
 /*
  * A test PKI made with the openssl CLI, independent of the server's own certificate code: a fake WWDR CA and
  * a Pass Type ID certificate issued by it, laid out like Apple's (UID = pass type id, OU = team id).
  */
-
-const run = promisify(execFile);
 
 export interface TestPki {
   dir: string;

@@ -1,16 +1,15 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { strToU8, unzipSync, zipSync } from 'fflate';
 import { PKPass } from 'passkit-generator';
 import pino from 'pino';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadSigningIdentity } from '../../src/passes/signing-identity.js';
+import { loadSigningIdentity } from '../../src/signing/identity.js';
 import { createTestPki, type TestPki } from './pki.js';
 import { verifyPkpass } from './pkpass-verifier.js';
+import { runOwned } from './process.js';
 
 const cleanup: string[] = [];
 
@@ -78,7 +77,7 @@ async function resignWithOpenssl(original: Buffer, signer: TestPki, flags: strin
   cleanup.push(dir);
   const files = unzipSync(new Uint8Array(original));
   await writeFile(join(dir, 'manifest.json'), files['manifest.json'] ?? new Uint8Array());
-  await promisify(execFile)(
+  await runOwned(
     'openssl',
     [
       'cms',

@@ -1,17 +1,14 @@
-import { execFile } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { unzipSync } from 'fflate';
+import { runOwned as run } from './process.js';
 
 /*
  * Checks a .pkpass the way Wallet does, independently of the server's code: fflate unzips, node:crypto hashes,
  * and the openssl CLI verifies the signature. Every failure throws an Error that names the broken rule.
  */
-
-const run = promisify(execFile);
 
 export interface VerifiedPass {
   passJson: Record<string, unknown>;

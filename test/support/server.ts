@@ -3,9 +3,10 @@ import pino from 'pino';
 import { type App, type AppDeps, buildApp } from '../../src/app.js';
 import type { Clock } from '../../src/clock.js';
 import type { Database } from '../../src/db/database.js';
-import { loadSigningIdentity, type SigningIdentity } from '../../src/passes/signing-identity.js';
 import { loadTemplates, type Template } from '../../src/passes/templates.js';
 import { projectRoot } from '../../src/paths.js';
+import { loadSigningIdentity, type SigningIdentity } from '../../src/signing/identity.js';
+import { createSigner, type Signer } from '../../src/signing/signer.js';
 import { openTestDatabase } from './database.js';
 import { createTestPki, type TestPki } from './pki.js';
 import { freePort } from './process.js';
@@ -18,6 +19,8 @@ export interface TestServer {
   database: Database;
   pki: TestPki;
   identity: SigningIdentity;
+  /** The server's signer (src/signing/signer.ts), closed with it. */
+  signer: Signer;
   templates: ReadonlyMap<string, Template>;
   /** Calls the admin API with the admin token; JSON in, parsed JSON out. */
   admin(
@@ -58,6 +61,7 @@ export async function startTestServer(
   });
   const { templates } = await loadTemplates(options.modelsDir ?? join(projectRoot, 'models'));
   const database = options.database ?? (await openTestDatabase());
+  const signer = createSigner();
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
   const app = await buildApp({
@@ -65,6 +69,7 @@ export async function startTestServer(
     repositories: database.repositories,
     templates,
     identity,
+    signer,
     clock: options.clock ?? { now: () => new Date() },
     webServiceURL: baseUrl,
     log,
@@ -82,6 +87,7 @@ export async function startTestServer(
     database,
     pki,
     identity,
+    signer,
     templates,
     async admin(method, path, body) {
       const response = await fetch(`${baseUrl}${path}`, {
@@ -97,6 +103,7 @@ export async function startTestServer(
     },
     async close() {
       await app.close();
+      await signer.close();
       await database.close();
     },
   };

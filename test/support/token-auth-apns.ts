@@ -1,7 +1,6 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createFreshPostgresDatabase, testDatabaseUrl } from './database.js';
 import { generateProviderKey, type MockApns, startMockApns } from './mock-apns.js';
 
 /*
@@ -34,16 +33,4 @@ export async function startTokenAuthApns(keyId = 'KEY1234567'): Promise<TokenAut
       NODE_EXTRA_CA_CERTS: join(dir, 'mock-ca.pem'),
     },
   };
-}
-
-/**
- * A fresh data folder, and with TEST_DATABASE_URL a fresh PostgreSQL database (its drop goes to `cleanups`);
- * a restart on the same environment finds the same data.
- */
-export async function freshDataEnv(cleanups: Array<() => Promise<void>>): Promise<Record<string, string>> {
-  const env = { DATA_DIR: await mkdtemp(join(tmpdir(), 'pks-data-')) };
-  if (!testDatabaseUrl) return env;
-  const database = await createFreshPostgresDatabase(testDatabaseUrl);
-  cleanups.push(database.drop);
-  return { ...env, DATABASE_URL: database.url };
 }

@@ -5,9 +5,9 @@
  * answers from memory (so the freshness above is the feed's doing, not a database read).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type CreatedPass, createPass } from '../routes/wallet/pass-fixtures.js';
 import { testDatabaseKind } from '../support/database.js';
 import { startTestServer, type TestServer } from '../support/server.js';
-import { type CreatedPass, createPass } from './pass-fixtures.js';
 
 let server: TestServer;
 

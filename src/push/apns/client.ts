@@ -9,25 +9,22 @@ import {
   type OutgoingHttpHeaders,
   type Settings,
 } from 'node:http2';
-import { isIP } from 'node:net';
 import { createSecureContext, type SecureContext } from 'node:tls';
-import { Agent } from 'http2-wrapper';
 import { type Clock, systemClock } from '../../clock.js';
 import type { Logger } from '../../logger.js';
 import { ProviderToken } from './provider-token.js';
 import { type ApnsOutcome, classifyApnsResponse } from './response.js';
 
 /*
- * Why a pool of our own instead of http2-wrapper's Agent for the sessions:
- * - the Agent keeps handing out a session after it received GOAWAY (it checks `destroyed`, not `closed`),
+ * Why a session pool of our own instead of an HTTP/2 agent library (http2-wrapper's Agent):
+ * - that Agent keeps handing out a session after it received GOAWAY (it checks `destroyed`, not `closed`),
  *   so `request()` throws, and it cannot tell us which streams were above GOAWAY's lastStreamID;
  * - it fills a session up to the server's SETTINGS_MAX_CONCURRENT_STREAMS only: no lower cap, and it packs
  *   streams onto one session instead of spreading them over `connections`;
  * - it has no ping health check;
  * - per request it parses the origin, builds a key string from ~40 options and allocates two promises.
- * So http2-wrapper provides the TLS connection (`Agent.connect`: ALPN h2, SNI) and the sessions and streams
- * are driven through node:http2's own session API (goaway, remoteSettings, ping), which is what the Agent
- * uses underneath anyway.
+ * So each session is node:http2's own `connect` (TLS with ALPN h2 and SNI), driven through its session API
+ * (goaway, remoteSettings, ping), which is what such an Agent uses underneath anyway.
  */
 
 export type ApnsAuth =
@@ -129,7 +126,6 @@ class Connection {
 class Client implements ApnsClient {
   private readonly url: URL;
   private readonly secureContext: SecureContext;
-  private readonly servername: string;
   private readonly providerToken: ProviderToken | undefined;
   private readonly headers: OutgoingHttpHeaders;
   private readonly cap: number;
@@ -160,8 +156,6 @@ class Client implements ApnsClient {
     this.timeoutMs = o.requestTimeoutMs ?? 10_000;
     this.pingIntervalMs = o.pingIntervalMs ?? 60_000;
     this.maxConnections = Math.max(1, o.connections ?? 1);
-    // No SNI for an IP address (RFC 6066; Node warns), the certificate is then checked against the IP.
-    this.servername = isIP(this.url.hostname.replace(/^\[|\]$/g, '')) ? '' : this.url.hostname;
     this.secureContext = buildSecureContext(o);
     this.providerToken =
       o.auth.kind === 'token'
@@ -257,6 +251,14 @@ class Client implements ApnsClient {
   }
 
   private dispatch(p: Pending, c: Connection): void {
+    if (c.session.closed || c.session.destroyed) {
+      // The session closed under us (a GOAWAY or a dropped socket not yet seen as an event): not sent, so
+      // resend. Checked before `request()`, which reports a closed session on the returned stream, not by
+      // throwing, since Node 24.
+      this.retire(c, c.session.destroyed ? 'session destroyed' : 'session closed');
+      this.requeue(p, true);
+      return;
+    }
     const headers = this.headers;
     headers[constants.HTTP2_HEADER_PATH] = p.path;
     headers['apns-topic'] = p.topic;
@@ -268,14 +270,8 @@ class Client implements ApnsClient {
     try {
       stream = c.session.request(headers, { endStream: false });
     } catch (error) {
-      if (c.session.closed || c.session.destroyed) {
-        // The session closed under us (e.g. GOAWAY not yet seen as an event): not sent, so resend.
-        this.retire(c, `request failed: ${errorCode(error)}`);
-        this.requeue(p, true);
-      } else {
-        // The request itself is invalid (e.g. a topic with characters a header cannot hold).
-        this.finish(p, { kind: 'failed', reason: `InvalidRequest: ${errorCode(error)}` });
-      }
+      // The request itself is invalid (e.g. a topic with characters a header cannot hold).
+      this.finish(p, { kind: 'failed', reason: `InvalidRequest: ${errorCode(error)}` });
       return;
     }
     c.active++;
@@ -381,13 +377,10 @@ class Client implements ApnsClient {
   }
 
   private openConnection(): void {
-    const socket = Agent.connect(this.url, {
-      secureContext: this.secureContext,
-      servername: this.servername,
-    });
-    // node:http2 directly, over the TLS socket from http2-wrapper (see the note at the top).
+    // node:http2 opens the TLS connection itself: ALPN h2, and SNI with the origin's host name (none for an
+    // IP address, RFC 6066; the certificate is then checked against the IP).
     const session = connectHttp2(this.url, {
-      createConnection: () => socket,
+      secureContext: this.secureContext,
       settings: { enablePush: false },
     });
     const c = new Connection(this, this.nextConnectionId++, session);

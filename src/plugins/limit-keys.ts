@@ -1,0 +1,40 @@
+import { isIPv6 } from 'node:net';
+
+/*
+ * What both request limits count by (request.ip: the socket's address, or X-Forwarded-For's when TRUST_PROXY says
+ * which proxies to believe):
+ *
+ * - The general one, per API (/v1, /admin, /download each have their own budget), stops one address from flooding
+ *   the server (@fastify/rate-limit, src/plugins/external/rate-limit.ts). It is generous on purpose: Wallet devices
+ *   behind carrier-grade NAT share one public address, and after a push every device holding the pass asks for the
+ *   list and then for the pass.
+ * - The strict one on failed authentication (src/plugins/app/failed-auth.ts) blocks an address that guesses tokens.
+ *
+ * Both are kept in memory, per process: with several instances, each counts the requests it sees.
+ */
+
+/**
+ * The client address as both limits count it: IPv4 as it is (also when mapped into IPv6), IPv6 by its /64, since
+ * IPv6 clients usually get a whole /64 and could otherwise rotate through its addresses.
+ */
+export function addressKey(ip: string): string {
+  if (!isIPv6(ip)) return ip.toLowerCase();
+  const address = ip.split('%')[0]?.toLowerCase() ?? '';
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(address);
+  if (mapped?.[1]) return mapped[1];
+  const [head = '', tail] = address.split('::');
+  const groups = (part: string | undefined) => (part ? part.split(':') : []);
+  const known = [...groups(head), ...groups(tail)];
+  // An embedded IPv4 address (64:ff9b::192.0.2.1) is the last two groups: only their count matters for a /64.
+  const count = known.length + (known.at(-1)?.includes('.') ? 1 : 0);
+  const all = tail === undefined ? known : [...groups(head), ...Array(8 - count).fill('0'), ...groups(tail)];
+  return `${all
+    .slice(0, 4)
+    .map((group) => Number.parseInt(group, 16).toString(16))
+    .join(':')}::/64`;
+}
+
+/** The API of a route: each has its own general budget, and only theirs take credentials. Undefined for others. */
+export function limitedApi(url: string | undefined): string | undefined {
+  return url === undefined ? undefined : /^\/(v1|admin|download)\//.exec(url)?.[1];
+}

@@ -1,0 +1,46 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { createBulkJob, getBulkJob } from '../../passes/bulk.js';
+import { adminDoc, errorResponses } from '../route-docs.js';
+import type { AdminDeps } from './deps.js';
+import { bulkChangeBody, bulkJobParams, bulkJobView } from './schemas.js';
+
+/** Bulk changes: one job changes many passes, in pages, and is followed by its id. */
+export const bulkRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) => {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+
+  app.post(
+    '/admin/passes/bulk',
+    {
+      // 100,000 serials of up to 256 characters (≈26 MB of JSON) fit; the default 64 KiB stops at ~1,500 UUIDs.
+      bodyLimit: 32 * 1024 * 1024,
+      schema: {
+        ...adminDoc(
+          'Change many passes as one job',
+          'The change is validated as PATCH validates it (400 before a job exists); the job then changes the ' +
+            'selected passes in pages, one transaction per page (a pass whose change fails is counted and ' +
+            'skipped). Follow it with GET /admin/bulk/{jobId}.',
+        ),
+        body: bulkChangeBody,
+        response: { 202: bulkJobView, ...errorResponses(400, 401, 429) },
+      },
+    },
+    async (request, reply) => {
+      const job = await createBulkJob(deps, request.body.select, request.body.change);
+      deps.wakeBulkRunner?.();
+      return reply.code(202).header('location', `/admin/bulk/${job.jobId}`).send(job);
+    },
+  );
+
+  app.get(
+    '/admin/bulk/:jobId',
+    {
+      schema: {
+        ...adminDoc('Progress of a bulk change'),
+        params: bulkJobParams,
+        response: { 200: bulkJobView, ...errorResponses(400, 401, 404, 429) },
+      },
+    },
+    async (request) => getBulkJob(deps, request.params.jobId),
+  );
+};

@@ -1,0 +1,42 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { adminDoc, errorResponses } from '../route-docs.js';
+import type { AdminDeps } from './deps.js';
+import { logsAnswer, logsQuery, pushesAnswer } from './schemas.js';
+
+/** What reaches devices and what they say: the push outbox and failures, and the device logs (POST /v1/log). */
+export const deliveryRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) => {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+
+  // Push delivery: what waits in the outbox, and the pushes given up on, counted by APNs reason.
+  app.get(
+    '/admin/pushes',
+    {
+      schema: {
+        ...adminDoc('Push outbox depth and failed pushes by APNs reason'),
+        response: { 200: pushesAnswer, ...errorResponses(401, 429) },
+      },
+    },
+    async () => ({
+      outbox: await deps.repositories.outbox.stats(deps.clock.now()),
+      failures: await deps.repositories.outbox.failureCounts(),
+    }),
+  );
+
+  app.get(
+    '/admin/logs',
+    {
+      schema: {
+        ...adminDoc('The latest device log messages (POST /v1/log)'),
+        querystring: logsQuery,
+        response: { 200: logsAnswer, ...errorResponses(400, 401, 429) },
+      },
+    },
+    async (request) => {
+      const logs = await deps.repositories.deviceLogs.latest(request.query.limit);
+      return {
+        logs: logs.map((log) => ({ message: log.message, createdAt: log.createdAt.toISOString() })),
+      };
+    },
+  );
+};

@@ -1,0 +1,120 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import {
+  countRegistrations,
+  createPass,
+  deletePass,
+  getPass,
+  listPasses,
+  type StoredPass,
+  updatePass,
+} from '../../passes/passes.js';
+import { adminDoc, errorResponses, noBody } from '../route-docs.js';
+import { passParams } from '../wallet/schemas.js';
+import type { AdminDeps } from './deps.js';
+import {
+  adminPassPath,
+  listPassesQuery,
+  newPassBody,
+  passChangeBody,
+  passPage,
+  passView,
+} from './schemas.js';
+
+/** Passes: create, list, read, change, delete. */
+export const passRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) => {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+
+  const view = async (pass: StoredPass) => ({
+    passTypeIdentifier: pass.passTypeIdentifier,
+    serialNumber: pass.serialNumber,
+    template: pass.template,
+    fields: pass.fields,
+    pass: pass.overrides,
+    changeMessages: pass.changeMessages,
+    version: pass.version,
+    lastModified: pass.lastModified.toISOString(),
+    createdAt: pass.createdAt.toISOString(),
+    updatedAt: pass.updatedAt.toISOString(),
+    registeredDevices: await countRegistrations(deps, pass.id),
+    downloadUrl: deps.links.create(pass, deps.clock.now()),
+  });
+
+  app.post(
+    '/admin/passes',
+    {
+      bodyLimit: 256 * 1024,
+      schema: {
+        ...adminDoc(
+          'Create a pass',
+          'Unknown template, field key or override: 400. Existing serial number: 409.',
+        ),
+        body: newPassBody,
+        response: { 201: passView, ...errorResponses(400, 401, 409, 429) },
+      },
+    },
+    async (request, reply) => {
+      const pass = await createPass(deps, request.body);
+      return reply.code(201).send(await view(pass));
+    },
+  );
+
+  app.get(
+    '/admin/passes',
+    {
+      schema: {
+        ...adminDoc('List passes', 'In creation order; pass nextCursor back as cursor for the next page.'),
+        querystring: listPassesQuery,
+        response: { 200: passPage, ...errorResponses(400, 401, 429) },
+      },
+    },
+    async (request) => {
+      const page = await listPasses(deps, request.query);
+      return { passes: await Promise.all(page.passes.map(view)), nextCursor: page.nextCursor ?? null };
+    },
+  );
+
+  app.get(
+    adminPassPath,
+    {
+      schema: {
+        ...adminDoc('Read a pass'),
+        params: passParams,
+        response: { 200: passView, ...errorResponses(400, 401, 404, 429) },
+      },
+    },
+    async (request) => view(await getPass(deps, request.params)),
+  );
+
+  app.patch(
+    adminPassPath,
+    {
+      bodyLimit: 256 * 1024,
+      schema: {
+        ...adminDoc(
+          'Change a pass',
+          'fields, pass and changeMessages are merged key by key; makes a new version and pushes it to devices.',
+        ),
+        params: passParams,
+        body: passChangeBody,
+        response: { 200: passView, ...errorResponses(400, 401, 404, 429) },
+      },
+    },
+    async (request) => view(await updatePass(deps, request.params, request.body)),
+  );
+
+  app.delete(
+    adminPassPath,
+    {
+      schema: {
+        ...adminDoc('Delete a pass and its registrations'),
+        params: passParams,
+        response: { 204: noBody('Deleted'), ...errorResponses(400, 401, 404, 429) },
+      },
+    },
+    async (request, reply) => {
+      await deletePass(deps, request.params);
+      return reply.code(204).send();
+    },
+  );
+};

@@ -1,0 +1,159 @@
+import { z } from 'zod';
+import { changeMessagesSchema, fieldValuesSchema, passOverridesSchema } from '../../passes/pass-content.js';
+import { identifier } from '../wallet/schemas.js';
+
+export const newPassBody = z
+  .object({
+    template: z.string().min(1).max(100),
+    serialNumber: identifier('serialNumber').optional(),
+    fields: fieldValuesSchema.optional(),
+    pass: passOverridesSchema.optional(),
+  })
+  .strict()
+  // x-examples, not examples: zod drops `examples` from the input schema of a schema with transforms inside.
+  .meta({
+    'x-examples': {
+      ticket: {
+        summary: 'An event ticket with a QR code',
+        value: {
+          template: 'event',
+          serialNumber: 'ticket-0001',
+          fields: { event: 'Concert', seat: '12' },
+          pass: { barcodes: [{ format: 'PKBarcodeFormatQR', message: 'ticket-0001' }] },
+        },
+      },
+      loyalty: {
+        summary: 'A loyalty card; the serial number is generated',
+        value: { template: 'loyalty', fields: { points: 120 } },
+      },
+    },
+  });
+
+export const passChangeBody = z
+  .object({
+    fields: fieldValuesSchema.optional(),
+    pass: passOverridesSchema.optional(),
+    changeMessages: changeMessagesSchema.optional(),
+  })
+  .strict()
+  .refine((change) => change.fields || change.pass || change.changeMessages, {
+    message: 'nothing to change: give fields, pass or changeMessages',
+  })
+  .meta({
+    'x-examples': {
+      seat: {
+        summary: 'A new seat, announced on the lock screen',
+        value: { fields: { seat: '14' }, changeMessages: { seat: 'Your seat is now %@' } },
+      },
+      voided: { summary: 'Void the pass', value: { pass: { voided: true } } },
+    },
+  });
+
+/** POST /admin/passes/bulk: which passes (serials, or a template and field values) and the change, as PATCH takes it. */
+export const bulkChangeBody = z
+  .object({
+    select: z.union([
+      z
+        .object({ serialNumbers: z.array(identifier('serialNumber')).max(100_000) })
+        .strict()
+        .meta({ description: "These passes (of this server's pass type identifier)" }),
+      z
+        .object({ template: z.string().min(1).max(100), fields: fieldValuesSchema.optional() })
+        .strict()
+        .meta({ description: 'Every pass of the template whose stored field values equal these' }),
+    ]),
+    change: passChangeBody,
+  })
+  .strict()
+  .meta({
+    'x-examples': {
+      gate: {
+        summary: 'A gate change for every ticket of one event',
+        value: {
+          select: { template: 'event', fields: { event: 'Concert' } },
+          change: { fields: { gate: 'B12' }, changeMessages: { gate: 'Your gate is now %@' } },
+        },
+      },
+    },
+  });
+
+export const bulkJobParams = z.object({ jobId: z.uuid() }).strict();
+
+export const bulkJobView = z.looseObject({
+  jobId: z.string(),
+  status: z.enum(['queued', 'running', 'done', 'failed']),
+  matched: z
+    .number()
+    .int()
+    .nullable()
+    .meta({ description: 'Passes selected; null until the job has started' }),
+  done: z.number().int(),
+  failed: z.number().int(),
+  errors: z
+    .array(z.looseObject({ serialNumber: z.string().nullable(), message: z.string() }))
+    .meta({ description: 'The first few failures' }),
+  createdAt: z.string().meta({ format: 'date-time' }),
+  startedAt: z.string().nullable().meta({ format: 'date-time' }),
+  finishedAt: z.string().nullable().meta({ format: 'date-time' }),
+});
+
+export const listPassesQuery = z
+  .object({
+    template: z.string().min(1).max(100).optional(),
+    limit: z.coerce.number().int().min(1).max(500).default(50),
+    cursor: z.string().min(1).max(100).optional(),
+  })
+  .strict();
+
+export const logsQuery = z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) }).strict();
+
+export const downloadQuery = z.object({
+  expires: z.string().regex(/^\d{1,12}$/, 'expires must be a Unix time'),
+  signature: z.string().min(1).max(100),
+});
+
+/*
+ * Answers of the admin API, for the OpenAPI document; they also serialize the answers. Loose objects: a key added
+ * to an answer is passed through rather than silently dropped.
+ */
+export const passView = z.looseObject({
+  passTypeIdentifier: z.string(),
+  serialNumber: z.string(),
+  template: z.string(),
+  fields: z.record(z.string(), z.unknown()),
+  pass: z.record(z.string(), z.unknown()).meta({ description: 'The top-level pass.json overrides' }),
+  changeMessages: z.record(z.string(), z.string()),
+  version: z.number().int(),
+  lastModified: z.string().meta({ format: 'date-time' }),
+  createdAt: z.string().meta({ format: 'date-time' }),
+  updatedAt: z.string().meta({ format: 'date-time' }),
+  registeredDevices: z.number().int(),
+  downloadUrl: z.string().meta({ description: 'Signed, expiring link to the .pkpass; needs no admin token' }),
+});
+
+export const passPage = z.looseObject({
+  passes: z.array(passView),
+  nextCursor: z.string().nullable().meta({ description: 'Pass it back as cursor; null on the last page' }),
+});
+
+export const templatesAnswer = z.looseObject({
+  templates: z.array(z.looseObject({ name: z.string(), style: z.string(), fieldKeys: z.array(z.string()) })),
+});
+
+export const logsAnswer = z.looseObject({
+  logs: z.array(z.looseObject({ message: z.string(), createdAt: z.string().meta({ format: 'date-time' }) })),
+});
+
+export const pushesAnswer = z.looseObject({
+  // A plain object: OutboxStats is an interface, which a loose object's index signature does not accept.
+  outbox: z.object({
+    depth: z.number().int(),
+    due: z.number().int(),
+    claimed: z.number().int(),
+    oldestDueAgeMs: z.number().nullable(),
+  }),
+  failures: z.record(z.string(), z.number().int()).meta({ description: 'Failed pushes by APNs reason' }),
+});
+
+/** A pass in the admin API. */
+export const adminPassPath = '/admin/passes/:passTypeIdentifier/:serialNumber';

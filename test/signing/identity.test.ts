@@ -1,0 +1,290 @@
+import { X509Certificate } from 'node:crypto';
+import { copyFile, mkdtemp, readFile, rm, stat, unlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StartupError } from '../../src/errors.js';
+import { loadSigningIdentity, type SigningIdentityOptions } from '../../src/signing/identity.js';
+import { createTestPki, type TestPki } from '../support/pki.js';
+
+const log = pino({ level: 'silent' });
+const cleanup: string[] = [];
+
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'signing-identity-test-'));
+  cleanup.push(dir);
+  return dir;
+}
+
+async function pki(o: Parameters<typeof createTestPki>[0] = {}): Promise<TestPki> {
+  const created = await createTestPki(o);
+  cleanup.push(created.dir);
+  return created;
+}
+
+async function options(overrides: Partial<SigningIdentityOptions>): Promise<SigningIdentityOptions> {
+  return {
+    certificatesDir: join(await tempDir(), 'certificates'),
+    dataDir: await tempDir(),
+    production: false,
+    log,
+    ...overrides,
+  };
+}
+
+async function startupErrorOf(promise: Promise<unknown>): Promise<StartupError> {
+  const error = await promise.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
+  expect(error).toBeInstanceOf(StartupError);
+  return error as StartupError;
+}
+
+afterAll(async () => {
+  await Promise.all(cleanup.map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+describe('loadSigningIdentity with certificates on disk', () => {
+  let testPki: TestPki;
+  beforeAll(async () => {
+    testPki = await pki();
+  });
+
+  it('loads the files and reads the pass type id (UID) and team id (OU) from the certificate', async () => {
+    const identity = await loadSigningIdentity(await options({ certificatesDir: testPki.certificatesDir }));
+    expect(identity).toMatchObject({
+      signerCert: testPki.signerCertPem,
+      signerKey: testPki.signerKeyPem,
+      wwdr: testPki.wwdrPem,
+      passTypeIdentifier: 'pass.test.passkit-server',
+      teamIdentifier: 'TESTTEAM01',
+      isDevelopment: false,
+    });
+    expect(identity.notAfter.getTime()).toBeGreaterThan(Date.now());
+  });
+
+  it('accepts configured ids that agree with the certificate', async () => {
+    const identity = await loadSigningIdentity(
+      await options({
+        certificatesDir: testPki.certificatesDir,
+        passTypeIdentifier: testPki.passTypeIdentifier,
+        teamIdentifier: testPki.teamIdentifier,
+        production: true,
+      }),
+    );
+    expect(identity.passTypeIdentifier).toBe(testPki.passTypeIdentifier);
+  });
+
+  it('refuses a TEAM_IDENTIFIER that contradicts the certificate, naming both values', async () => {
+    const error = await startupErrorOf(
+      loadSigningIdentity(
+        await options({ certificatesDir: testPki.certificatesDir, teamIdentifier: 'OTHERTEAM1' }),
+      ),
+    );
+    expect(error.message).toContain('TEAM_IDENTIFIER');
+    expect(error.message).toContain('OTHERTEAM1');
+    expect(error.message).toContain('TESTTEAM01');
+    expect(error.message).toContain('Wallet would reject every pass');
+  });
+
+  it('refuses a PASS_TYPE_IDENTIFIER that contradicts the certificate, naming both values', async () => {
+    const error = await startupErrorOf(
+      loadSigningIdentity(
+        await options({ certificatesDir: testPki.certificatesDir, passTypeIdentifier: 'pass.other.id' }),
+      ),
+    );
+    expect(error.message).toContain('PASS_TYPE_IDENTIFIER');
+    expect(error.message).toContain('pass.other.id');
+    expect(error.message).toContain('pass.test.passkit-server');
+  });
+
+  it('refuses an expired certificate', async () => {
+    const expired = await pki({ expired: true });
+    const error = await startupErrorOf(
+      loadSigningIdentity(await options({ certificatesDir: expired.certificatesDir })),
+    );
+    expect(error.message).toMatch(/expired/);
+  });
+
+  it('names the missing file when only some are present', async () => {
+    const partial = await pki();
+    await unlink(join(partial.certificatesDir, 'wwdr.pem'));
+    const error = await startupErrorOf(
+      loadSigningIdentity(await options({ certificatesDir: partial.certificatesDir })),
+    );
+    expect(error.message).toContain('incomplete: missing wwdr.pem.');
+    await unlink(join(partial.certificatesDir, 'signerKey.pem'));
+    const both = await startupErrorOf(
+      loadSigningIdentity(await options({ certificatesDir: partial.certificatesDir })),
+    );
+    expect(both.message).toContain('missing signerKey.pem, wwdr.pem.');
+  });
+
+  it('refuses a WWDR certificate that did not issue the signer certificate', async () => {
+    const other = await pki();
+    const mixed = await pki();
+    await copyFile(other.wwdrPath, mixed.wwdrPath);
+    const error = await startupErrorOf(
+      loadSigningIdentity(await options({ certificatesDir: mixed.certificatesDir })),
+    );
+    expect(error.message).toContain('not issued by wwdr.pem');
+  });
+
+  it('refuses a key that does not belong to the certificate', async () => {
+    const other = await pki();
+    const mixed = await pki();
+    await copyFile(
+      join(other.certificatesDir, 'signerKey.pem'),
+      join(mixed.certificatesDir, 'signerKey.pem'),
+    );
+    const error = await startupErrorOf(
+      loadSigningIdentity(await options({ certificatesDir: mixed.certificatesDir })),
+    );
+    expect(error.message).toContain('not the private key');
+  });
+
+  it('refuses a certificate without UID/OU', async () => {
+    const plain = await pki({ signerSubject: '/CN=Not a pass certificate/O=Test/C=US' });
+    const error = await startupErrorOf(
+      loadSigningIdentity(await options({ certificatesDir: plain.certificatesDir })),
+    );
+    expect(error.message).toContain('no UID (pass type identifier) and OU (team identifier)');
+    expect(error.message).toContain('not a Pass Type ID certificate');
+  });
+});
+
+describe('loadSigningIdentity with an encrypted key', () => {
+  let encrypted: TestPki;
+  beforeAll(async () => {
+    encrypted = await pki({ keyPassphrase: 'correct horse' });
+  });
+
+  it('loads with the right passphrase and hands it on', async () => {
+    expect(encrypted.signerKeyPem).toContain('ENCRYPTED PRIVATE KEY');
+    const identity = await loadSigningIdentity(
+      await options({ certificatesDir: encrypted.certificatesDir, signerKeyPassphrase: 'correct horse' }),
+    );
+    expect(identity.signerKeyPassphrase).toBe('correct horse');
+  });
+
+  it('refuses a wrong passphrase without revealing it', async () => {
+    const error = await startupErrorOf(
+      loadSigningIdentity(
+        await options({ certificatesDir: encrypted.certificatesDir, signerKeyPassphrase: 'wrong' }),
+      ),
+    );
+    expect(error.message).toContain('SIGNER_KEY_PASSPHRASE');
+    expect(error.message).not.toContain('wrong"');
+  });
+
+  it('says the passphrase is needed when none is given', async () => {
+    const error = await startupErrorOf(
+      loadSigningIdentity(await options({ certificatesDir: encrypted.certificatesDir })),
+    );
+    expect(error.message).toContain('encrypted: set SIGNER_KEY_PASSPHRASE');
+  });
+});
+
+describe('loadSigningIdentity without certificates', () => {
+  it('refuses to start in production and points at the README', async () => {
+    const error = await startupErrorOf(loadSigningIdentity(await options({ production: true })));
+    expect(error.message).toContain('certificates.example/README.md');
+    expect(error.message).toContain('CERTIFICATES_DIR');
+  });
+
+  it('generates a development identity once and reuses it', async () => {
+    const o = await options({});
+    const first = await loadSigningIdentity(o);
+    expect(first).toMatchObject({
+      isDevelopment: true,
+      passTypeIdentifier: 'pass.dev.passkit-server',
+      teamIdentifier: 'DEVTEAM000',
+    });
+    const dir = join(o.dataDir, 'dev-certificates');
+    expect(await readFile(join(dir, 'signerCert.pem'), 'utf8')).toBe(first.signerCert);
+    expect((await stat(join(dir, 'signerKey.pem'))).mode & 0o077).toBe(0);
+    const cert = new X509Certificate(first.signerCert);
+    expect(cert.checkIssued(new X509Certificate(first.wwdr))).toBe(true);
+    const years = (first.notAfter.getTime() - Date.now()) / (365 * 24 * 3600 * 1000);
+    expect(years).toBeGreaterThan(9.9);
+
+    const second = await loadSigningIdentity(o);
+    expect(second.signerCert).toBe(first.signerCert);
+    expect(second.signerKey).toBe(first.signerKey);
+  });
+
+  it('uses configured ids for the development identity, and regenerates when they change', async () => {
+    const o = await options({ passTypeIdentifier: 'pass.example.dev', teamIdentifier: 'ABCDE12345' });
+    const first = await loadSigningIdentity(o);
+    expect(first).toMatchObject({ passTypeIdentifier: 'pass.example.dev', teamIdentifier: 'ABCDE12345' });
+    const changed = await loadSigningIdentity({ ...o, teamIdentifier: 'ZYXWV98765' });
+    expect(changed.teamIdentifier).toBe('ZYXWV98765');
+    expect(changed.signerCert).not.toBe(first.signerCert);
+  });
+
+  it('prefers certificates on disk over the development identity', async () => {
+    const testPki = await pki();
+    const identity = await loadSigningIdentity(await options({ certificatesDir: testPki.certificatesDir }));
+    expect(identity.isDevelopment).toBe(false);
+  });
+});
+
+describe('loadSigningIdentity with PEM contents from variables (SIGNER_CERT_PEM, SIGNER_KEY_PEM, WWDR_CERT_PEM)', () => {
+  let testPki: TestPki;
+  let other: TestPki;
+  beforeAll(async () => {
+    [testPki, other] = await Promise.all([pki(), pki()]);
+  });
+
+  function pemsOf(p: TestPki) {
+    return { signerCert: p.signerCertPem, signerKey: p.signerKeyPem, wwdr: p.wwdrPem };
+  }
+
+  it('loads them in production without any CERTIFICATES_DIR', async () => {
+    const identity = await loadSigningIdentity(await options({ pems: pemsOf(testPki), production: true }));
+    expect(identity).toMatchObject({
+      signerCert: testPki.signerCertPem,
+      signerKey: testPki.signerKeyPem,
+      wwdr: testPki.wwdrPem,
+      passTypeIdentifier: 'pass.test.passkit-server',
+      teamIdentifier: 'TESTTEAM01',
+      isDevelopment: false,
+    });
+  });
+
+  it('uses them instead of the files in CERTIFICATES_DIR', async () => {
+    const identity = await loadSigningIdentity(
+      await options({ pems: pemsOf(testPki), certificatesDir: other.certificatesDir }),
+    );
+    expect(identity.signerCert).toBe(testPki.signerCertPem);
+  });
+
+  it('names the variables, not files, when they do not belong together', async () => {
+    const wrongKey = await startupErrorOf(
+      loadSigningIdentity(await options({ pems: { ...pemsOf(testPki), signerKey: other.signerKeyPem } })),
+    );
+    expect(wrongKey.message).toContain('SIGNER_KEY_PEM is not the private key of SIGNER_CERT_PEM');
+    const wrongWwdr = await startupErrorOf(
+      loadSigningIdentity(await options({ pems: { ...pemsOf(testPki), wwdr: other.wwdrPem } })),
+    );
+    expect(wrongWwdr.message).toContain('SIGNER_CERT_PEM was not issued by WWDR_CERT_PEM');
+    const notPem = await startupErrorOf(
+      loadSigningIdentity(await options({ pems: { ...pemsOf(testPki), wwdr: 'not a certificate' } })),
+    );
+    expect(notPem.message).toContain('WWDR_CERT_PEM is not a PEM certificate');
+  });
+
+  it('reads an encrypted SIGNER_KEY_PEM with SIGNER_KEY_PASSPHRASE', async () => {
+    const encrypted = await pki({ keyPassphrase: 'correct horse' });
+    const withoutPassphrase = await startupErrorOf(
+      loadSigningIdentity(await options({ pems: pemsOf(encrypted) })),
+    );
+    expect(withoutPassphrase.message).toContain('SIGNER_KEY_PEM cannot be read: it is encrypted');
+    const identity = await loadSigningIdentity(
+      await options({ pems: pemsOf(encrypted), signerKeyPassphrase: 'correct horse' }),
+    );
+    expect(identity.signerKeyPassphrase).toBe('correct horse');
+  });
+});
