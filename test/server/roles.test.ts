@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { createFreshPostgresDatabase, testDatabaseUrl } from '../support/database.js';
-import { startServerProcess } from '../support/process.js';
+import { type ServerProcess, serverProcessTimeout, startServerProcess } from '../support/process.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterAll(async () => {
@@ -78,4 +78,72 @@ describe('ROLES', () => {
       expect(await server.exited).toBe(0);
     }
   });
+
+  // Instances with different roles share one database, so PostgreSQL only (PGlite is one process's).
+  it.skipIf(!testDatabaseUrl)(
+    'apart and together: api beside downloads,workers on one database; each answers its own routes only',
+    async () => {
+      const database = await createFreshPostgresDatabase(testDatabaseUrl ?? '');
+      cleanups.push(database.drop);
+      // One DATA_DIR: both sign with the same development identity, as instances share one identity in production.
+      const shared = {
+        DATA_DIR: await mkdtemp(join(tmpdir(), 'pks-roles-')),
+        ADMIN_TOKEN: adminToken,
+        DATABASE_URL: database.url,
+      };
+      const started: ServerProcess[] = [];
+      try {
+        const api = await startServerProcess({ ...shared, ROLES: 'api' });
+        started.push(api);
+        const downloads = await startServerProcess({ ...shared, ROLES: 'downloads,workers' });
+        started.push(downloads);
+        const admin = { authorization: `Bearer ${adminToken}` };
+
+        const created = await fetch(`${api.baseUrl}/admin/passes`, {
+          method: 'POST',
+          headers: { ...admin, 'content-type': 'application/json' },
+          body: JSON.stringify({ template: 'loyalty' }),
+        });
+        expect(created.status).toBe(201);
+        const pass = (await created.json()) as {
+          passTypeIdentifier: string;
+          serialNumber: string;
+          downloadUrl: string;
+        };
+        const passPath = `${pass.passTypeIdentifier}/${pass.serialNumber}`;
+        const link = new URL(pass.downloadUrl);
+
+        // The pass the api instance created is served by the downloads instance: through the link and to the admin.
+        for (const [path, headers] of [
+          [`${link.pathname}${link.search}`, {}],
+          [`/admin/passes/${passPath}/pkpass`, admin],
+        ] as const) {
+          const answer = await fetch(`${downloads.baseUrl}${path}`, { headers });
+          expect(answer.status, path).toBe(200);
+          expect(answer.headers.get('content-type')).toBe('application/vnd.apple.pkpass');
+          expect(
+            Buffer.from(await answer.arrayBuffer())
+              .subarray(0, 2)
+              .toString('latin1'),
+          ).toBe('PK');
+        }
+        // Apple's JSON endpoints and the admin JSON API are the api instance's.
+        for (const [method, path] of [
+          ['GET', `/admin/passes/${passPath}`],
+          ['GET', '/admin/templates'],
+          ['GET', '/v1/devices/d1/registrations/pass.x'],
+        ] as const) {
+          const answer = await fetch(`${downloads.baseUrl}${path}`, { method, headers: admin });
+          expect(answer.status, path).toBe(404);
+        }
+        expect(await (await fetch(`${downloads.baseUrl}/readyz`)).json()).toEqual({ status: 'ready' });
+      } finally {
+        for (const server of started) {
+          server.child.kill('SIGTERM');
+          expect(await server.exited).toBe(0);
+        }
+      }
+    },
+    serverProcessTimeout,
+  );
 });
