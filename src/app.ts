@@ -9,7 +9,7 @@ import { createReadiness } from './ops/readiness.js';
 import { createBundleCache } from './passes/bundle-cache.js';
 import type { PassesDeps } from './passes/passes.js';
 import { AccessLog } from './plugins/app/access-log.js';
-import { errorHandlerPlugin } from './plugins/app/error-handler.js';
+import { errorHandlerPlugin, frameworkErrors } from './plugins/app/error-handler.js';
 import { failedAuthThrottling } from './plugins/app/failed-auth.js';
 import { gracefulClosePlugin } from './plugins/app/graceful-close.js';
 import { metricsPlugin } from './plugins/app/metrics.js';
@@ -51,12 +51,15 @@ export async function buildApp(appDeps: AppDeps) {
   const deps = withOps(appDeps);
   const rateLimits = deps.rateLimits ?? defaultRateLimits;
   const roles = deps.roles ?? new Set(allRoles);
+  const maxParamLength = 1024;
   const app = Fastify({
     loggerInstance: deps.log,
     // One access line per request instead of Fastify's two (src/plugins/app/access-log.ts).
     logController: new AccessLog(deps.log),
     // Identifiers may be up to 256 characters each; the default 100-character limit on params is too short.
-    routerOptions: { maxParamLength: 1024 },
+    routerOptions: { maxParamLength },
+    // The router's own errors (bad percent-encoding, a segment over maxParamLength) in the one error body shape.
+    frameworkErrors: frameworkErrors({ maxParamLength }),
     bodyLimit: 64 * 1024,
     trustProxy: deps.trustProxy ?? false,
     // x-request-id when the client sent a sane one, else a UUID (src/plugins/app/request-id.ts).

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { InvalidError } from '../errors.js';
+import { storable, storableText } from '../storable-text.js';
 import {
   BARCODE_FORMATS,
   hasValueEscape,
@@ -15,7 +16,8 @@ import type { Template } from './templates.js';
  * What an admin may put into a pass, as zod schemas: the admin routes validate with them and OpenAPI is
  * generated from them. Types follow Apple's pass.json reference (developer.apple.com/documentation/walletpasses/pass);
  * the rules on values (colors, dates, barcode formats, change messages, the keys the server sets) are Apple's,
- * kept in pass-json-rules.ts with the other pass.json rules.
+ * kept in pass-json-rules.ts with the other pass.json rules. Every string is storable text (src/storable-text.ts:
+ * no U+0000, well-formed Unicode), so what PostgreSQL cannot store is a 400 naming the field.
  */
 
 const FIELD_KEY_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -24,7 +26,7 @@ export const fieldKeySchema = z
   .regex(FIELD_KEY_PATTERN, 'a field key is 1-64 letters, digits, "_", "-" or "."');
 
 /** Apple: a field value is a localizable string, an ISO 8601 date (as a string), or a number. */
-export const fieldValueSchema = z.union([z.string().max(2000), z.number()]);
+export const fieldValueSchema = z.union([storableText().max(2000), z.number()]);
 
 export const fieldValuesSchema = z
   .record(fieldKeySchema, fieldValueSchema)
@@ -33,8 +35,7 @@ export const fieldValuesSchema = z
 export const changeMessagesSchema = z
   .record(
     fieldKeySchema,
-    z
-      .string()
+    storableText()
       .min(1)
       .max(256)
       .refine(hasValueEscape, 'must contain %@ (Wallet replaces it with the new value)'),
@@ -47,7 +48,7 @@ const dateSchema = z
   .string()
   .refine(isW3cDate, 'must be an ISO 8601 date-time with a time zone, e.g. 2026-07-22T14:25:00+02:00');
 
-const text = (max: number) => z.string().min(1).max(max);
+const text = (max: number) => storableText().min(1).max(max);
 
 /** Apple's barcode dictionary. */
 export const barcodeSchema = z.strictObject({
@@ -84,29 +85,56 @@ export const relevantDateEntrySchema = z.union([
 
 export const nfcSchema = z.strictObject({
   // Apple: "The payload … up to 64 bytes".
-  message: z.string().min(1).max(64),
-  encryptionPublicKey: z.string().min(1),
+  message: text(64),
+  encryptionPublicKey: storableText().min(1),
   requiresAuthentication: z.boolean().optional(),
 });
 
 /*
- * Any JSON value (what z.json() accepts), spelled out so that it can carry an id: OpenAPI needs a named component
- * for a recursive schema, and z.json()'s inner recursion could not be named.
+ * Any JSON value (what z.json() accepts, with storable strings and keys), spelled out so that it can carry an id:
+ * OpenAPI needs a named component for a recursive schema, and z.json()'s inner recursion could not be named.
  */
 type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 const jsonValue: z.ZodType<JsonValue> = z
   .lazy(() =>
     z.union([
-      z.string(),
+      storableText(),
       z.number(),
       z.boolean(),
       z.null(),
       z.array(jsonValue),
-      z.record(z.string(), jsonValue),
+      z.record(storableText(), jsonValue),
     ]),
   )
   .meta({ id: 'JsonValue', description: 'Any JSON value' });
-const jsonObject = z.record(z.string(), jsonValue);
+
+/**
+ * How deep userInfo and semantics may nest: the object itself is level 1, each object or array in it one more.
+ * zod validates a recursive schema by recursion, so about 2,000 levels overflow its stack (a 500); the depth is
+ * counted first, without recursion, and anything deeper is a 400. Apple's semantic tags nest 3 levels.
+ */
+export const maxJsonDepth = 32;
+
+/** Whether `value` nests objects and arrays more than `limit` levels deep; walked with a stack, not recursion. */
+function nestsDeeperThan(value: unknown, limit: number): boolean {
+  const pending: Array<{ value: unknown; depth: number }> = [{ value, depth: 1 }];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    if (typeof next.value !== 'object' || next.value === null) continue;
+    if (next.depth > limit) return true;
+    for (const child of Object.values(next.value)) pending.push({ value: child, depth: next.depth + 1 });
+  }
+  return false;
+}
+
+const jsonObject = z.preprocess(
+  (value, context) => {
+    if (nestsDeeperThan(value, maxJsonDepth)) {
+      context.addIssue({ code: 'custom', message: `must not nest more than ${maxJsonDepth} levels deep` });
+    }
+    return value;
+  },
+  z.record(storableText(), jsonValue),
+);
 
 const setByServer = (key: string) =>
   z.never({ error: `${key} is set by the server for every pass; remove it from the overrides` }).optional();
@@ -134,7 +162,7 @@ const overrideShape = {
   userInfo: jsonObject.optional(),
   nfc: nfcSchema.optional(),
   semantics: jsonObject.optional(),
-  appLaunchURL: z.url().max(2048).optional(),
+  appLaunchURL: storable(z.url().max(2048)).optional(),
   associatedStoreIdentifiers: z.array(z.number().int().positive()).max(10).optional(),
   // Listed so that the error says why they are refused (a strict object would only say "unrecognized key").
   serialNumber: setByServer('serialNumber'),

@@ -547,24 +547,50 @@ function httpsProblems(url: unknown): Problem[] {
  */
 function libraryProblem(passJson: Json, kept: Json, style: string): string | undefined {
   if (!(style in kept)) {
-    const key = findRefusedKey(passJson, style);
-    return `pass.json ${key ?? '(unknown key)'}: refused by the signer (passkit-generator), which would drop the whole pass.json`;
+    const refused = findRefusedKey(passJson, style);
+    const says = refused?.warnings.length ? ` (it says: ${refused.warnings.join('; ')})` : '';
+    return `pass.json ${refused?.key ?? '(unknown key)'}: refused by the signer (passkit-generator), which would drop the whole pass.json${says}`;
   }
   const lost = findLoss(passJson, kept, '');
   if (lost === undefined) return undefined;
   return `pass.json ${lost.path}: the signer (passkit-generator) would ${lost.actual === undefined ? 'drop this value' : `change this value to ${JSON.stringify(lost.actual)}`}, so the signed pass would differ from the one asked for`;
 }
 
-/** Tries each top-level key alone with the style to find the one that makes passkit-generator refuse pass.json. */
-function findRefusedKey(passJson: Json, style: string): string | undefined {
+/**
+ * Tries each top-level key alone with the style to find the one that makes passkit-generator refuse pass.json, and
+ * what passkit-generator said about it.
+ */
+function findRefusedKey(passJson: Json, style: string): { key: string; warnings: string[] } | undefined {
   for (const key of Object.keys(passJson)) {
     const probe: Json = { [style]: key === style ? passJson[style] : {}, [key]: passJson[key] };
     // passkit-generator wants webServiceURL and authenticationToken together.
     if (key === 'webServiceURL') probe.authenticationToken = passJson.authenticationToken;
-    const { props } = new PKPass({ 'pass.json': Buffer.from(JSON.stringify(probe)) });
-    if (!(style in props)) return key;
+    const { pass, warnings } = quietPkPass({ 'pass.json': Buffer.from(JSON.stringify(probe)) });
+    if (!(style in pass.props)) return { key, warnings };
   }
   return undefined;
+}
+
+/**
+ * passkit-generator's PKPass of these files, and what the library said while making it. The one place it is made.
+ *
+ * passkit-generator console.warn()s each value its Joi schemas refuse (and then drops the value, which
+ * libraryProblem finds): a plain-text line on stderr, outside the JSON log, from whichever thread signs. All its
+ * checks run in PKPass's constructor, which is synchronous, so console.warn is taken over for exactly that call
+ * (no other code can run meanwhile, and each worker thread has its own console): nothing reaches the process's
+ * output, and what it said goes into the InvalidError that refuses the pass.
+ */
+export function quietPkPass(files: Record<string, Buffer>): { pass: PKPass; warnings: string[] } {
+  const warnings: string[] = [];
+  const { warn } = console;
+  console.warn = (...parts: unknown[]) => {
+    warnings.push(parts.map((part) => (part instanceof Error ? part.message : String(part))).join(' '));
+  };
+  try {
+    return { pass: new PKPass(files), warnings };
+  } finally {
+    console.warn = warn;
+  }
 }
 
 /** The first path whose expected value is missing or different in `actual`; keys `actual` adds are fine. */

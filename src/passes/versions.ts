@@ -18,14 +18,24 @@ const updateTagPattern = /^\d{1,20}:\d{1,20}:(\d{1,20}(,\d{1,20})*)?$/;
 const maxXid = 2n ** 64n - 1n;
 
 /**
+ * Whether a 64-bit transaction id is one PostgreSQL's pg_snapshot input takes as xmin or xmax
+ * (FullTransactionIdIsValid): its low 32 bits, the xid within its epoch, are not 0 (InvalidTransactionId).
+ * PostgreSQL never hands such an id out, so 4294967296 (epoch 1, xid 0) is refused as a forged tag.
+ */
+function isValidFullXid(xid: bigint): boolean {
+  return xid <= maxXid && xid % 2n ** 32n !== 0n;
+}
+
+/**
  * A tag this server handed out (a PostgreSQL snapshot in text form), or undefined for anything else. Checked as
- * PostgreSQL's pg_snapshot input is (0 < xmin <= xmax, running ids ascending within [xmin, xmax)), so a forged
- * tag is a 400 here, never a database error.
+ * PostgreSQL's pg_snapshot input (parse_snapshot) checks it: xmin and xmax valid 64-bit ids, xmin <= xmax, running
+ * ids ascending within [xmin, xmax). So a forged tag is a 400 here, never a database error: whether PostgreSQL
+ * would reach the cast depends on the plan (PGlite folds it even when no row is read).
  */
 export function parseUpdateTag(tag: string): string | undefined {
   if (tag.length > maxUpdateTagLength || !updateTagPattern.test(tag)) return undefined;
   const [xmin = 0n, xmax = 0n, ...running] = tag.split(/[:,]/).filter(Boolean).map(BigInt);
-  if (xmin < 1n || xmin > xmax || xmax > maxXid) return undefined;
+  if (!isValidFullXid(xmin) || !isValidFullXid(xmax) || xmin > xmax) return undefined;
   let previous = xmin;
   for (const xid of running) {
     if (xid < previous || xid >= xmax) return undefined;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { PKPass } from 'passkit-generator';
+import type { PKPass } from 'passkit-generator';
 import { InvalidError } from '../errors.js';
 import {
   changeMessagesSchema,
@@ -16,6 +16,7 @@ import {
   isW3cDate,
   MIN_AUTHENTICATION_TOKEN_LENGTH,
   OVERRIDE_KEYS,
+  quietPkPass,
 } from '../passes/pass-json-rules.js';
 import { isRecord, type PassStyle, styleFields, type Template } from '../passes/templates.js';
 import type { SigningIdentity } from './identity.js';
@@ -188,9 +189,12 @@ function checkSignable(passJson: JsonObject, pass: PKPass, style: PassStyle): vo
 
 // ---------- passkit-generator's validation, and the bundle's files ----------
 
-/** In-memory buffers only: the template's files were read once at start. No certificates: it never signs. */
+/**
+ * In-memory buffers only: the template's files were read once at start. No certificates: it never signs. What
+ * passkit-generator says is not needed here: checkSignable finds each value it dropped and names it.
+ */
 function createPkPass(template: Template, passJson: JsonObject): PKPass {
-  return new PKPass({ ...template.files, 'pass.json': Buffer.from(JSON.stringify(passJson)) });
+  return quietPkPass({ ...template.files, 'pass.json': Buffer.from(JSON.stringify(passJson)) }).pass;
 }
 
 interface BundleFile extends ZipEntry {

@@ -1,7 +1,7 @@
-import type { FastifyError } from 'fastify';
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { ServiceError } from '../../errors.js';
+import { InvalidError, ServiceError } from '../../errors.js';
 
 /** The JSON body of every error answer: a stable code and a message that names the problem. */
 export interface ErrorBody {
@@ -15,10 +15,22 @@ function validationMessage(error: FastifyError): string {
   const where = error.validationContext ?? 'request';
   return error.validation
     .map((issue) => {
-      const path = issue.instancePath.replace(/^\//, '').replaceAll('/', '.');
-      return `${where}${path ? `.${path}` : ''}: ${issue.message}`;
+      const path = issue.instancePath.replace(/^\//, '').split('/').filter(Boolean);
+      // zod names a refused record key with the key as the last step of the path and the key's own issues inside.
+      const keyIssues = issue.keyword === 'invalid_key' ? messagesOf(issue.params.issues) : [];
+      const key = keyIssues.length > 0 ? path.pop() : undefined;
+      const message =
+        key === undefined ? issue.message : `key ${JSON.stringify(key)} ${keyIssues.join(', ')}`;
+      return `${[where, ...path].join('.')}: ${message}`;
     })
     .join('; ');
+}
+
+function messagesOf(issues: unknown): string[] {
+  if (!Array.isArray(issues)) return [];
+  return issues.flatMap((issue: { message?: unknown }) =>
+    typeof issue.message === 'string' ? [issue.message] : [],
+  );
 }
 
 /** Maps every error to HTTP in one place: our ServiceErrors, Fastify's own 4xx, and anything else as 500. */
@@ -33,6 +45,31 @@ function errorBody(error: FastifyError): ErrorBody {
     return { statusCode, error: error.code ?? 'bad_request', message: error.message };
   }
   return { statusCode: 500, error: 'internal', message: 'Internal server error' };
+}
+
+/**
+ * Fastify's frameworkErrors option: the errors its router raises before any route, hook or the error handler runs
+ * (a path that is not percent-encoded UTF-8, a path segment over maxParamLength), answered as ErrorBodies too
+ * instead of Fastify's own {error, code, message, statusCode}. The messages name the path without echoing it. No
+ * hook runs for these answers, so the request id is echoed here (src/plugins/app/request-id.ts does it otherwise).
+ */
+export function frameworkErrors(options: { maxParamLength: number }) {
+  const frameworkErrorBody = (error: FastifyError): ErrorBody => {
+    if (error.code === 'FST_ERR_BAD_URL') {
+      return errorBody(new InvalidError('path: not valid percent-encoding (each %XX must spell UTF-8 text)'));
+    }
+    if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+      // RFC 9110, 15.5.15: 414 URI Too Long, "the target URI is longer than the server is willing to interpret".
+      const message = `path: a path segment is longer than ${options.maxParamLength} characters`;
+      return { statusCode: 414, error: 'uri_too_long', message };
+    }
+    return errorBody(error);
+  };
+  return (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+    const body = frameworkErrorBody(error);
+    if (body.statusCode >= 500) request.log.error({ err: error }, 'request failed');
+    return reply.code(body.statusCode).header('x-request-id', request.id).send(body);
+  };
 }
 
 /** The error handler and the not-found handler of the whole app: every error answer is an ErrorBody. */

@@ -1,10 +1,14 @@
 import { z } from 'zod';
 import { changeMessagesSchema, fieldValuesSchema, passOverridesSchema } from '../../passes/pass-content.js';
+import { storableText } from '../../storable-text.js';
 import { identifier } from '../wallet/schemas.js';
+
+/** A template's name in a body or query: storable, since a bulk job stores it and the pass list queries by it. */
+const templateName = storableText().min(1).max(100);
 
 export const newPassBody = z
   .object({
-    template: z.string().min(1).max(100),
+    template: templateName,
     serialNumber: identifier('serialNumber').optional(),
     fields: fieldValuesSchema.optional(),
     pass: passOverridesSchema.optional(),
@@ -58,7 +62,7 @@ export const bulkChangeBody = z
         .strict()
         .meta({ description: "These passes (of this server's pass type identifier)" }),
       z
-        .object({ template: z.string().min(1).max(100), fields: fieldValuesSchema.optional() })
+        .object({ template: templateName, fields: fieldValuesSchema.optional() })
         .strict()
         .meta({ description: 'Every pass of the template whose stored field values equal these' }),
     ]),
@@ -99,7 +103,7 @@ export const bulkJobView = z.looseObject({
 
 export const listPassesQuery = z
   .object({
-    template: z.string().min(1).max(100).optional(),
+    template: templateName.optional(),
     limit: z.coerce.number().int().min(1).max(500).default(50),
     cursor: z.string().min(1).max(100).optional(),
   })

@@ -1,13 +1,14 @@
 import { z } from 'zod';
 import { parseUpdateTag } from '../../passes/versions.js';
+import { storableText } from '../../storable-text.js';
 
 /*
- * Identifiers in Apple's paths: non-empty, at most 256 characters, no `/` (Fastify has decoded %2F by now) and
- * no control characters. They are looked up, never interpreted, so nothing else is refused.
+ * Identifiers in Apple's paths: non-empty, at most 256 characters, no `/` (Fastify has decoded %2F by now), no
+ * control characters, storable text (src/storable-text.ts). They are looked up, never interpreted, so nothing else
+ * is refused.
  */
 export const identifier = (name: string) =>
-  z
-    .string()
+  storableText()
     .min(1, `${name} must not be empty`)
     .max(256, `${name} must be at most 256 characters`)
     .regex(/^[^/\p{Cc}]+$/u, `${name} must not contain "/" or control characters`);
@@ -54,7 +55,7 @@ export const updatableQuery = z
 /** Apple's LogEntries object. */
 export const logEntriesBody = z
   .object({
-    logs: z.array(z.string().max(10_000, 'each log message must be at most 10000 characters')).max(1000),
+    logs: z.array(storableText().max(10_000, 'each log message must be at most 10000 characters')).max(1000),
   })
   .strict();
 
