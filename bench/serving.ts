@@ -89,7 +89,12 @@ export async function benchServing(): Promise<TargetLine[]> {
   const server = await startTestServer({
     database,
     log,
-    rateLimits: { perMinute: 100_000_000, authFailuresPerMinute: 100_000_000 },
+    rateLimits: {
+      perMinute: 100_000_000,
+      perDevicePerMinute: 100_000_000,
+      perPassPerMinute: 100_000_000,
+      authFailuresPerMinute: 100_000_000,
+    },
   });
   const url = new URL(server.baseUrl);
   const passes: Array<{ serialNumber: string; passTypeIdentifier: string; authenticationToken: string }> = [];
