@@ -89,15 +89,19 @@ export class FailedAuthentications {
       if (entry.count === this.options.limit) this.#block(entry);
       return;
     }
-    const own = this.#byAddress.get(address);
-    if (own && own.entries.size >= this.options.maxTargetsPerAddress && !this.#dropUnblocked(own)) return;
+    const full = this.#byAddress.get(address);
+    if (full && full.entries.size >= this.options.maxTargetsPerAddress && !this.#dropUnblocked(full)) return;
     if (this.#entries.size >= this.options.maxEntries) this.#makeRoom();
+    // Looked up after making room, which may have dropped the address's last entry (and so the address).
+    let own = this.#byAddress.get(address);
+    if (!own) {
+      own = { entries: new Map<string, Entry>(), unblocked: 0 };
+      this.#byAddress.set(address, own);
+    }
     const created: Entry = { address, key, count: 1, endsAt: this.options.now() + this.options.windowMs };
     this.#entries.set(key, created);
-    const entries = own ?? { entries: new Map<string, Entry>(), unblocked: 0 };
-    if (!own) this.#byAddress.set(address, entries);
-    entries.entries.set(key, created);
-    entries.unblocked += 1;
+    own.entries.set(key, created);
+    own.unblocked += 1;
     this.#withUnblocked.add(address);
     if (created.count >= this.options.limit) this.#block(created);
   }
