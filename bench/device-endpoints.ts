@@ -85,7 +85,12 @@ export async function benchDeviceEndpoints(): Promise<TargetLine[]> {
   const server = await startTestServer({
     database,
     log,
-    rateLimits: { perMinute: 100_000_000, authFailuresPerMinute: 100_000_000 },
+    rateLimits: {
+      perMinute: 100_000_000,
+      perDevicePerMinute: 100_000_000,
+      perPassPerMinute: 100_000_000,
+      authFailuresPerMinute: 100_000_000,
+    },
   });
   const passType = server.identity.passTypeIdentifier;
   const client = new pg.Client({ connectionString: fresh.url });

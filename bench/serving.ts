@@ -115,7 +115,12 @@ async function measureCase(servingCase: ServingCase): Promise<Measured[]> {
     database,
     log,
     modelsDir: servingCase.modelsDir,
-    rateLimits: { perMinute: 100_000_000, authFailuresPerMinute: 100_000_000 },
+    rateLimits: {
+      perMinute: 100_000_000,
+      perDevicePerMinute: 100_000_000,
+      perPassPerMinute: 100_000_000,
+      authFailuresPerMinute: 100_000_000,
+    },
   });
   const url = new URL(server.baseUrl);
   for (let i = 0; i < PASSES; i++) {

@@ -78,7 +78,11 @@ export async function buildApp(appDeps: AppDeps) {
   app.removeContentTypeParser('text/plain');
 
   await app.register(swaggerPlugin, { publicUrl: deps.publicUrl });
-  await app.register(requestLimits, { perMinute: rateLimits.perMinute });
+  await app.register(requestLimits, {
+    perMinute: rateLimits.perMinute,
+    perDevicePerMinute: rateLimits.perDevicePerMinute,
+    perPassPerMinute: rateLimits.perPassPerMinute,
+  });
 
   await app.register(errorHandlerPlugin);
   await app.register(requestIdPlugin);

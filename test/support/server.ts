@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { type App, type AppDeps, buildApp } from '../../src/app.js';
 import type { Clock } from '../../src/clock.js';
+import type { RateLimitSettings } from '../../src/config.js';
 import type { Database } from '../../src/db/database.js';
 import { loadTemplates, type Template } from '../../src/passes/templates.js';
 import { projectRoot } from '../../src/paths.js';
@@ -33,6 +34,13 @@ export interface TestServer {
 
 let sharedPki: Promise<TestPki> | undefined;
 
+const unreachedLimits: RateLimitSettings = {
+  perMinute: 100_000,
+  perDevicePerMinute: 100_000,
+  perPassPerMinute: 100_000,
+  authFailuresPerMinute: 10_000,
+};
+
 /** The server as `npm start` builds it, on the test database, with the test PKI and the shipped templates. */
 export async function startTestServer(
   options: {
@@ -44,8 +52,8 @@ export async function startTestServer(
     log?: AppDeps['log'];
     /** Metrics, readiness parts (src/ops/ops.ts). */
     ops?: AppDeps['ops'];
-    /** Per-address limits; unset, far above what any suite sends from 127.0.0.1 (test/ops/limits.test.ts uses real ones). */
-    rateLimits?: AppDeps['rateLimits'];
+    /** Request and failed-authentication limits; unset ones far above what any suite sends from 127.0.0.1 (test/plugins/limits.test.ts uses real ones). */
+    rateLimits?: Partial<RateLimitSettings>;
     /** TRUST_PROXY; unset, off as in production. */
     trustProxy?: AppDeps['trustProxy'];
   } = {},
@@ -76,7 +84,7 @@ export async function startTestServer(
     adminToken,
     publicUrl: baseUrl,
     downloadLinkTtlSeconds: 3600,
-    rateLimits: options.rateLimits ?? { perMinute: 100_000, authFailuresPerMinute: 10_000 },
+    rateLimits: { ...unreachedLimits, ...options.rateLimits },
     trustProxy: options.trustProxy ?? false,
     ...(options.ops ? { ops: options.ops } : {}),
   });

@@ -1,4 +1,4 @@
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Role } from '../../config.js';
 import { UnauthorizedError } from '../../errors.js';
 import { secretsEqual } from '../../passes/tokens.js';
@@ -18,8 +18,14 @@ export const adminRoutes: FastifyPluginAsync<AdminDeps & { roles: ReadonlySet<Ro
   options,
 ) => {
   const { roles, ...deps } = options;
-  // Before the routes below, in this plugin's scope only: the download link route (download.ts) takes no token.
-  app.addHook('onRequest', async (request, reply) => {
+  // On each route below (this plugin's scope only: the download link route, download.ts, takes no token), after the
+  // hooks that src/app.ts registered before this plugin: route hooks run after scope hooks, so as a hook of this
+  // scope it would run first. After them, a wrong token is counted by the request limit, and while an address is
+  // blocked from guessing the admin token (src/plugins/app/failed-auth.ts) it gets the same 429 whatever it sends.
+  app.addHook('onRoute', (route) => {
+    route.onRequest = [...(route.onRequest === undefined ? [] : [route.onRequest].flat()), checkAdminToken];
+  });
+  async function checkAdminToken(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '');
     if (!match?.[1] || !secretsEqual(match[1], deps.adminToken)) {
       reply.header('www-authenticate', 'Bearer');
@@ -27,7 +33,7 @@ export const adminRoutes: FastifyPluginAsync<AdminDeps & { roles: ReadonlySet<Ro
     }
     // Admin answers carry pass contents and links: never cache them.
     reply.header('cache-control', 'no-store');
-  });
+  }
   if (roles.has('api')) {
     await app.register(passRoutes, deps);
     await app.register(bulkRoutes, deps);
