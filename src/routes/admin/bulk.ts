@@ -24,7 +24,10 @@ export const bulkRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) =
         ),
         body: bulkChangeBody,
         response: {
-          202: bulkJobView.meta({ headers: { location: responseHeaders.location } }),
+          202: bulkJobView.meta({
+            description: 'The job, queued',
+            headers: { location: responseHeaders.location },
+          }),
           ...errorResponses(400, 401, ...bodyErrors, ...commonErrors),
         },
       },
@@ -42,7 +45,10 @@ export const bulkRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) =
       schema: {
         ...adminDoc('getBulkChange', 'Progress of a bulk change'),
         params: bulkJobParams,
-        response: { 200: bulkJobView, ...errorResponses(400, 401, 404, ...commonErrors) },
+        response: {
+          200: bulkJobView.meta({ description: 'The job and its progress' }),
+          ...errorResponses(400, 401, 404, ...commonErrors),
+        },
       },
     },
     async (request) => getBulkJob(deps, request.params.jobId),

@@ -14,7 +14,10 @@ export const deliveryRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, dep
     {
       schema: {
         ...adminDoc('getPushes', 'Push outbox depth and failed pushes by APNs reason'),
-        response: { 200: pushesAnswer, ...errorResponses(401, ...commonErrors) },
+        response: {
+          200: pushesAnswer.meta({ description: 'The outbox and the failures' }),
+          ...errorResponses(401, ...commonErrors),
+        },
       },
     },
     async () => ({
@@ -29,7 +32,10 @@ export const deliveryRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, dep
       schema: {
         ...adminDoc('listDeviceLogs', 'The latest device log messages (POST /v1/log)'),
         querystring: logsQuery,
-        response: { 200: logsAnswer, ...errorResponses(400, 401, ...commonErrors) },
+        response: {
+          200: logsAnswer.meta({ description: 'The latest messages, newest first' }),
+          ...errorResponses(400, 401, ...commonErrors),
+        },
       },
     },
     async (request) => {

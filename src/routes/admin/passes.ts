@@ -51,7 +51,10 @@ export const passRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) =
           'Unknown template, field key or override: 400. Existing serial number: 409.',
         ),
         body: newPassBody,
-        response: { 201: passView, ...errorResponses(400, 401, 409, ...bodyErrors, ...commonErrors) },
+        response: {
+          201: passView.meta({ description: 'Created' }),
+          ...errorResponses(400, 401, 409, ...bodyErrors, ...commonErrors),
+        },
       },
     },
     async (request, reply) => {
@@ -70,7 +73,10 @@ export const passRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) =
           'In creation order; pass nextCursor back as cursor for the next page.',
         ),
         querystring: listPassesQuery,
-        response: { 200: passPage, ...errorResponses(400, 401, ...commonErrors) },
+        response: {
+          200: passPage.meta({ description: 'A page of passes' }),
+          ...errorResponses(400, 401, ...commonErrors),
+        },
       },
     },
     async (request) => {
@@ -85,7 +91,10 @@ export const passRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) =
       schema: {
         ...adminDoc('getPass', 'Read a pass'),
         params: passParams,
-        response: { 200: passView, ...errorResponses(400, 401, 404, ...commonErrors) },
+        response: {
+          200: passView.meta({ description: 'The pass' }),
+          ...errorResponses(400, 401, 404, ...commonErrors),
+        },
       },
     },
     async (request) => view(await getPass(deps, request.params)),
@@ -103,7 +112,10 @@ export const passRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) =
         ),
         params: passParams,
         body: passChangeBody,
-        response: { 200: passView, ...errorResponses(400, 401, 404, ...bodyErrors, ...commonErrors) },
+        response: {
+          200: passView.meta({ description: 'The changed pass, at its new version' }),
+          ...errorResponses(400, 401, 404, ...bodyErrors, ...commonErrors),
+        },
       },
     },
     async (request) => view(await updatePass(deps, request.params, request.body)),

@@ -13,7 +13,10 @@ export const templateRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, dep
     {
       schema: {
         ...adminDoc('listTemplates', 'List templates and their field keys'),
-        response: { 200: templatesAnswer, ...errorResponses(401, ...commonErrors) },
+        response: {
+          200: templatesAnswer.meta({ description: 'The templates' }),
+          ...errorResponses(401, ...commonErrors),
+        },
       },
     },
     async () => ({

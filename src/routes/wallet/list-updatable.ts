@@ -23,7 +23,9 @@ export const listUpdatableRoute: FastifyPluginAsync<WalletRoutesDeps> = async (f
         params: deviceParams,
         querystring: updatableQuery,
         response: {
-          200: serialNumbersResponse,
+          200: serialNumbersResponse.meta({
+            description: 'The passes updated since the tag, and the new tag',
+          }),
           204: noBody('Nothing updated, or an unknown device'),
           ...errorResponses(400, ...commonErrors),
         },

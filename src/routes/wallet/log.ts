@@ -14,7 +14,10 @@ export const logRoute: FastifyPluginAsync<WalletRoutesDeps> = async (fastify, de
       schema: {
         ...walletDoc('logMessages', 'Log messages from a device', { authenticated: false }),
         body: logEntriesBody,
-        response: { 200: emptyObject, ...errorResponses(400, ...bodyErrors, ...commonErrors) },
+        response: {
+          200: emptyObject.meta({ description: 'Logged' }),
+          ...errorResponses(400, ...bodyErrors, ...commonErrors),
+        },
       },
     },
     async (request, reply) => {

@@ -19,8 +19,8 @@ export const registerRoute: FastifyPluginAsync<WalletRoutesDeps> = async (fastif
         params: registrationParams,
         body: pushTokenBody,
         response: {
-          200: emptyObject,
-          201: emptyObject,
+          200: emptyObject.meta({ description: 'Already registered: the push token is updated' }),
+          201: emptyObject.meta({ description: 'Registered' }),
           ...errorResponses(400, 401, ...bodyErrors, ...commonErrors),
         },
       },

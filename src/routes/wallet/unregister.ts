@@ -15,7 +15,10 @@ export const unregisterRoute: FastifyPluginAsync<WalletRoutesDeps> = async (fast
       schema: {
         ...walletDoc('unregisterDevice', 'Unregister a device', { authenticated: true }),
         params: registrationParams,
-        response: { 200: emptyObject, ...errorResponses(400, 401, ...commonErrors) },
+        response: {
+          200: emptyObject.meta({ description: 'Unregistered (also when it was not registered)' }),
+          ...errorResponses(400, 401, ...commonErrors),
+        },
       },
     },
     async (request, reply) => {
