@@ -72,8 +72,9 @@ export async function runOpenApi(args: string[]): Promise<number> {
       publicUrl = value;
       i++;
     } else {
-      process.stderr.write(USAGE);
-      return args[i] === '--help' ? 0 : 2;
+      const help = args[i] === '--help' || args[i] === '-h';
+      (help ? process.stdout : process.stderr).write(USAGE);
+      return help ? 0 : 2;
     }
   }
   process.stdout.write(`${JSON.stringify(await openApiDocument(publicUrl), null, 2)}\n`);

@@ -24,7 +24,7 @@ const unavailable = z
     status: z.literal('unavailable'),
     failing: z
       .array(z.string())
-      .meta({ description: 'The parts that fail, e.g. database, migrations, pushWorker' }),
+      .meta({ description: 'The parts that fail: database, migrations, signingIdentity, pushWorker' }),
   })
   .meta({ description: 'A part this instance needs fails (or the server is shutting down)' });
 

@@ -100,7 +100,6 @@ export const bodyErrors = [413, 415] as const;
 interface HeaderDoc {
   type: 'string' | 'integer';
   description: string;
-  format?: string;
 }
 
 export const responseHeaders = {

@@ -102,15 +102,15 @@ export const bulkJobView = z.looseObject({
 });
 
 /**
- * A page cursor's form, for the document: src/passes/passes.ts writes the last id's 1-19 decimal digits in base64url
- * (no padding), and refuses anything that does not read back as such (ids are below 2^63, 19 digits at most). Each 3 digits are 4 characters, a last 1 or 2
- * digits 2 or 3; the first character of each digit group is M (0-3), N (4-7) or O (8-9), which limits the second.
+ * A page cursor's form, for the document: src/passes/passes.ts writes the last id's decimal digits in base64url (no
+ * padding) and refuses what does not read back as 1-19 digits. Each 3 digits are 4 characters, a last 1 or 2 digits
+ * 2 or 3; the first character of a group is M (digit 0-3), N (4-7) or O (8-9), which limits the second.
  */
 const cursorDoc = {
   description: 'The nextCursor of the previous page (opaque)',
   pattern:
     '^((?:[MN][DTjz]|O[DT])[AEIMQUYcgk][w-z0-5])*((?:[MN][AQgw]|O[AQ])|(?:[MN][DTjz]|O[DT])[AEIMQUYcgk])?$',
-  // 18 digits at most (24 characters): the server reads 19, but ids past 2^63 - 1 are none of its own.
+  // 18 digits (24 characters) at most: no id of this server is longer, and 19 digits can pass PostgreSQL's bigint.
   maxLength: 24,
 };
 
