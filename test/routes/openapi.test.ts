@@ -4,6 +4,7 @@ import { changeMessagesSchema, passOverridesSchema } from '../../src/passes/pass
 import { listPassesQuery } from '../../src/routes/admin/schemas.js';
 import { identifier, updatableQuery } from '../../src/routes/wallet/schemas.js';
 import { startTestServer, type TestServer } from '../support/server.js';
+import { createPass } from './wallet/pass-fixtures.js';
 
 /*
  * The OpenAPI document (/docs/json) against the server it describes: portable patterns that accept what the zod
@@ -204,12 +205,17 @@ describe('patterns', () => {
     // The answer's lastUpdated is documented with the same form, and a real one matches it.
     const answer = operation('get', updatablePath).responses['200']?.content?.['application/json']?.schema;
     expect(answer?.properties?.lastUpdated?.pattern).toBe(query.pattern);
-    const { database } = server;
-    const rows = await database.query<{ snapshot: string }>(
-      'SELECT pg_current_snapshot()::text AS snapshot',
-      [],
-    );
-    expect(pattern.test(String(rows[0]?.snapshot))).toBe(true);
+    const pass = await createPass(server);
+    const device = `${server.baseUrl}/v1/devices/device-tag/registrations/${pass.passTypeIdentifier}`;
+    const registered = await fetch(`${device}/${pass.serialNumber}`, {
+      method: 'POST',
+      headers: { authorization: `ApplePass ${pass.authenticationToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ pushToken: 'ab'.repeat(32) }),
+    });
+    expect(registered.status).toBe(201);
+    const listed = (await (await fetch(device)).json()) as { lastUpdated: string };
+    expect(pattern.test(listed.lastUpdated), listed.lastUpdated).toBe(true);
+    expect(tag(listed.lastUpdated)).toBe(true);
   });
 
   it('gives the form of page cursors: the ones the server writes match it, and it takes every one that matches', async () => {
