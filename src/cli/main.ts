@@ -1,8 +1,9 @@
 /*
- * The `passkit-server` command: doctor | validate | simulate. Each prints findings (human, or --json) and
+ * The `passkit-server` command: doctor | validate | simulate | openapi. Each prints findings (human, or --json) and
  * exits 0 when nothing failed, 1 when something did, 2 on a usage error.
  */
 import { runDoctorCommand } from './doctor.js';
+import { runOpenApi } from './openapi.js';
 import { runSimulate } from './simulate.js';
 import { runValidate } from './validate.js';
 
@@ -10,6 +11,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   doctor: runDoctorCommand,
   validate: runValidate,
   simulate: runSimulate,
+  openapi: runOpenApi,
 };
 
 const USAGE = `usage: passkit-server <command> [options]
@@ -18,6 +20,7 @@ const USAGE = `usage: passkit-server <command> [options]
   validate <file.pkpass> [--wwdr <ca.pem>] [--json]
                                        would Wallet accept this pass?
   simulate …                           does this web service behave the way Wallet needs? (simulate --help)
+  openapi [--public-url <url>]         prints the OpenAPI document (what /docs/json serves)
 `;
 
 export async function main(argv: string[]): Promise<number> {

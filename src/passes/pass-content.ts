@@ -38,15 +38,34 @@ export const changeMessagesSchema = z
     storableText()
       .min(1)
       .max(256)
-      .refine(hasValueEscape, 'must contain %@ (Wallet replaces it with the new value)'),
+      .refine(hasValueEscape, 'must contain %@ (Wallet replaces it with the new value)')
+      .meta({
+        description: "Shown when the field's value changes; must contain %@, which Wallet replaces with it",
+        pattern: '%@',
+      }),
   )
   .refine((messages) => Object.keys(messages).length <= 64, 'at most 64 change messages');
 
-const colorSchema = z.string().refine(isRgbColor, 'must be a CSS-style RGB triple such as rgb(23, 187, 82)');
+// The document's pattern says what isRgbColor accepts (each channel 0-255, ECMA-262's \s), for other clients.
+const colorSchema = z
+  .string()
+  .refine(isRgbColor, 'must be a CSS-style RGB triple such as rgb(23, 187, 82)')
+  .meta({
+    description: 'A CSS-style RGB triple, e.g. rgb(23, 187, 82)',
+    pattern:
+      '^rgb\\(\\s*(25[0-5]|2[0-4][0-9]|[01]?[0-9]{1,2})\\s*,\\s*(25[0-5]|2[0-4][0-9]|[01]?[0-9]{1,2})' +
+      '\\s*,\\s*(25[0-5]|2[0-4][0-9]|[01]?[0-9]{1,2})\\s*\\)$',
+  });
 
 const dateSchema = z
   .string()
-  .refine(isW3cDate, 'must be an ISO 8601 date-time with a time zone, e.g. 2026-07-22T14:25:00+02:00');
+  .refine(isW3cDate, 'must be an ISO 8601 date-time with a time zone, e.g. 2026-07-22T14:25:00+02:00')
+  .meta({
+    description:
+      'A W3C (ISO 8601) date-time with a time zone, seconds optional, e.g. 2026-07-22T14:25:00+02:00',
+    pattern:
+      '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\\.[0-9]{1,9})?)?(Z|[+-][0-9]{2}:[0-9]{2})$',
+  });
 
 const text = (max: number) => storableText().min(1).max(max);
 

@@ -5,7 +5,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import fp from 'fastify-plugin';
 import { createJsonSchemaTransform, createJsonSchemaTransformObject } from 'fastify-type-provider-zod';
 import { projectRoot } from '../../paths.js';
-import { securitySchemes } from '../../routes/route-docs.js';
+import { securitySchemes, withAnswerHeaders } from '../../routes/route-docs.js';
 
 /*
  * The OpenAPI 3 document, generated from the zod schemas the routes validate with (fastify-type-provider-zod's
@@ -22,10 +22,14 @@ const description = `An Apple Wallet pass server.
 - **Admin**: create, change and delete passes (\`Authorization: Bearer $ADMIN_TOKEN\`).
 - **Wallet**: Apple's PassKit web service, called by Wallet at the pass's \`webServiceURL\`
   (\`Authorization: ApplePass <authenticationToken>\` on the pass's own endpoints).
-- **Ops**: health and readiness.
+- **Ops**: health, readiness and metrics.
 
-Every error answer is \`{statusCode, error, message}\`. Requests are rate limited per client address; after too
-many failed authentications, an address gets 429 with \`Retry-After\` on every authenticated route.`;
+Every error answer is \`{statusCode, error, message}\`, and every answer carries \`x-request-id\`. Requests are rate
+limited per client address; after too many failed authentications, an address gets 429 with \`Retry-After\` on every
+authenticated route.`;
+
+// The zod schemas of each route, as JSON Schema (draft 2020-12 for OpenAPI 3.1: null is a type, not `nullable`).
+const zodTransform = createJsonSchemaTransform({ skipList: [] });
 
 export interface DocsOptions {
   publicUrl: string;
@@ -36,13 +40,13 @@ export const swaggerPlugin = fp<DocsOptions>(
   async (app, options) => {
     await app.register(swagger, {
       openapi: {
-        openapi: '3.0.3',
-        info: { title: 'passkit-server', version, description },
+        openapi: '3.1.0',
+        info: { title: 'passkit-server', version, description, license: { name: 'MIT', identifier: 'MIT' } },
         servers: [{ url: options.publicUrl }],
         tags: [
           { name: 'Admin', description: 'The admin API' },
           { name: 'Wallet', description: "Apple's PassKit web service (what Wallet calls)" },
-          { name: 'Ops', description: 'Health and readiness' },
+          { name: 'Ops', description: 'Health, readiness and metrics' },
         ],
         components: {
           securitySchemes: {
@@ -61,7 +65,10 @@ export const swaggerPlugin = fp<DocsOptions>(
           },
         },
       },
-      transform: createJsonSchemaTransform({ skipList: [] }),
+      transform: (route) => {
+        const transformed = zodTransform(route);
+        return { ...transformed, schema: withAnswerHeaders(route.schema, transformed.schema) };
+      },
       // Adds the schemas that the routes' schemas refer to (recursive ones, such as the JSON values in userInfo).
       transformObject: createJsonSchemaTransformObject({}),
       // Routes without a tag (none today) are internal; this keeps a forgotten one out of the public document.

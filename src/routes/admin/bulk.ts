@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { createBulkJob, getBulkJob } from '../../passes/bulk.js';
-import { adminDoc, errorResponses } from '../route-docs.js';
+import { adminDoc, bodyErrors, commonErrors, errorResponses, responseHeaders } from '../route-docs.js';
 import type { AdminDeps } from './deps.js';
 import { bulkChangeBody, bulkJobParams, bulkJobView } from './schemas.js';
 
@@ -16,13 +16,20 @@ export const bulkRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) =
       bodyLimit: 32 * 1024 * 1024,
       schema: {
         ...adminDoc(
+          'createBulkChange',
           'Change many passes as one job',
           'The change is validated as PATCH validates it (400 before a job exists); the job then changes the ' +
             'selected passes in pages, one transaction per page (a pass whose change fails is counted and ' +
             'skipped). Follow it with GET /admin/bulk/{jobId}.',
         ),
         body: bulkChangeBody,
-        response: { 202: bulkJobView, ...errorResponses(400, 401, 429) },
+        response: {
+          202: bulkJobView.meta({
+            description: 'The job, queued',
+            headers: { location: responseHeaders.location },
+          }),
+          ...errorResponses(400, 401, ...bodyErrors, ...commonErrors),
+        },
       },
     },
     async (request, reply) => {
@@ -36,9 +43,12 @@ export const bulkRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) =
     '/admin/bulk/:jobId',
     {
       schema: {
-        ...adminDoc('Progress of a bulk change'),
+        ...adminDoc('getBulkChange', 'Progress of a bulk change'),
         params: bulkJobParams,
-        response: { 200: bulkJobView, ...errorResponses(400, 401, 404, 429) },
+        response: {
+          200: bulkJobView.meta({ description: 'The job and its progress' }),
+          ...errorResponses(400, 401, 404, ...commonErrors),
+        },
       },
     },
     async (request) => getBulkJob(deps, request.params.jobId),

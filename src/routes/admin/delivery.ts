@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { adminDoc, errorResponses } from '../route-docs.js';
+import { adminDoc, commonErrors, errorResponses } from '../route-docs.js';
 import type { AdminDeps } from './deps.js';
 import { logsAnswer, logsQuery, pushesAnswer } from './schemas.js';
 
@@ -13,8 +13,11 @@ export const deliveryRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, dep
     '/admin/pushes',
     {
       schema: {
-        ...adminDoc('Push outbox depth and failed pushes by APNs reason'),
-        response: { 200: pushesAnswer, ...errorResponses(401, 429) },
+        ...adminDoc('getPushes', 'Push outbox depth and failed pushes by APNs reason'),
+        response: {
+          200: pushesAnswer.meta({ description: 'The outbox and the failures' }),
+          ...errorResponses(401, ...commonErrors),
+        },
       },
     },
     async () => ({
@@ -27,9 +30,12 @@ export const deliveryRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, dep
     '/admin/logs',
     {
       schema: {
-        ...adminDoc('The latest device log messages (POST /v1/log)'),
+        ...adminDoc('listDeviceLogs', 'The latest device log messages (POST /v1/log)'),
         querystring: logsQuery,
-        response: { 200: logsAnswer, ...errorResponses(400, 401, 429) },
+        response: {
+          200: logsAnswer.meta({ description: 'The latest messages, newest first' }),
+          ...errorResponses(400, 401, ...commonErrors),
+        },
       },
     },
     async (request) => {

@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { type DownloadLinks, downloadPath } from '../../admin/download-links.js';
 import { ForbiddenError } from '../../errors.js';
 import { findPass, getSignedBundle, type PassesDeps } from '../../passes/passes.js';
-import { errorResponses, pkpassResponse } from '../route-docs.js';
+import { commonErrors, downloadLinkDoc, errorResponses, pkpassResponse } from '../route-docs.js';
 import { passParams } from '../wallet/schemas.js';
 import { downloadQuery } from './schemas.js';
 
@@ -16,11 +16,13 @@ export const downloadRoute: FastifyPluginAsync<PassesDeps & { links: DownloadLin
     downloadPath,
     {
       schema: {
-        tags: ['Admin'],
-        summary: "Download a pass through its downloadUrl (no token: the link's signature is the credential)",
+        ...downloadLinkDoc(
+          'downloadPass',
+          "Download a pass through its downloadUrl (no token: the link's signature is the credential)",
+        ),
         params: passParams,
         querystring: downloadQuery,
-        response: { 200: pkpassResponse, ...errorResponses(400, 403, 410, 429) },
+        response: { 200: pkpassResponse(), ...errorResponses(400, 403, 410, ...commonErrors) },
       },
     },
     async (request, reply) => {

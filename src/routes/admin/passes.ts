@@ -9,7 +9,7 @@ import {
   type StoredPass,
   updatePass,
 } from '../../passes/passes.js';
-import { adminDoc, errorResponses, noBody } from '../route-docs.js';
+import { adminDoc, bodyErrors, commonErrors, errorResponses, noBody } from '../route-docs.js';
 import { passParams } from '../wallet/schemas.js';
 import type { AdminDeps } from './deps.js';
 import {
@@ -46,11 +46,15 @@ export const passRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) =
       bodyLimit: 256 * 1024,
       schema: {
         ...adminDoc(
+          'createPass',
           'Create a pass',
           'Unknown template, field key or override: 400. Existing serial number: 409.',
         ),
         body: newPassBody,
-        response: { 201: passView, ...errorResponses(400, 401, 409, 429) },
+        response: {
+          201: passView.meta({ description: 'Created' }),
+          ...errorResponses(400, 401, 409, ...bodyErrors, ...commonErrors),
+        },
       },
     },
     async (request, reply) => {
@@ -63,9 +67,16 @@ export const passRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) =
     '/admin/passes',
     {
       schema: {
-        ...adminDoc('List passes', 'In creation order; pass nextCursor back as cursor for the next page.'),
+        ...adminDoc(
+          'listPasses',
+          'List passes',
+          'In creation order; pass nextCursor back as cursor for the next page.',
+        ),
         querystring: listPassesQuery,
-        response: { 200: passPage, ...errorResponses(400, 401, 429) },
+        response: {
+          200: passPage.meta({ description: 'A page of passes' }),
+          ...errorResponses(400, 401, ...commonErrors),
+        },
       },
     },
     async (request) => {
@@ -78,9 +89,12 @@ export const passRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) =
     adminPassPath,
     {
       schema: {
-        ...adminDoc('Read a pass'),
+        ...adminDoc('getPass', 'Read a pass'),
         params: passParams,
-        response: { 200: passView, ...errorResponses(400, 401, 404, 429) },
+        response: {
+          200: passView.meta({ description: 'The pass' }),
+          ...errorResponses(400, 401, 404, ...commonErrors),
+        },
       },
     },
     async (request) => view(await getPass(deps, request.params)),
@@ -92,12 +106,16 @@ export const passRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) =
       bodyLimit: 256 * 1024,
       schema: {
         ...adminDoc(
+          'changePass',
           'Change a pass',
           'fields, pass and changeMessages are merged key by key; makes a new version and pushes it to devices.',
         ),
         params: passParams,
         body: passChangeBody,
-        response: { 200: passView, ...errorResponses(400, 401, 404, 429) },
+        response: {
+          200: passView.meta({ description: 'The changed pass, at its new version' }),
+          ...errorResponses(400, 401, 404, ...bodyErrors, ...commonErrors),
+        },
       },
     },
     async (request) => view(await updatePass(deps, request.params, request.body)),
@@ -107,9 +125,9 @@ export const passRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) =
     adminPassPath,
     {
       schema: {
-        ...adminDoc('Delete a pass and its registrations'),
+        ...adminDoc('deletePass', 'Delete a pass and its registrations'),
         params: passParams,
-        response: { 204: noBody('Deleted'), ...errorResponses(400, 401, 404, 429) },
+        response: { 204: noBody('Deleted'), ...errorResponses(400, 401, 404, ...commonErrors) },
       },
     },
     async (request, reply) => {

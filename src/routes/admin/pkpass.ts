@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { getPass, getSignedBundle } from '../../passes/passes.js';
-import { adminDoc, errorResponses, pkpassResponse } from '../route-docs.js';
+import { adminDoc, commonErrors, errorResponses, pkpassResponse, responseHeaders } from '../route-docs.js';
 import { passParams } from '../wallet/schemas.js';
 import type { AdminDeps } from './deps.js';
 import { adminPassPath } from './schemas.js';
@@ -14,9 +14,12 @@ export const pkpassRoute: FastifyPluginAsync<AdminDeps> = async (fastify, deps) 
     `${adminPassPath}/pkpass`,
     {
       schema: {
-        ...adminDoc('Download the signed .pkpass'),
+        ...adminDoc('getPassBundle', 'Download the signed .pkpass'),
         params: passParams,
-        response: { 200: pkpassResponse, ...errorResponses(400, 401, 404, 429) },
+        response: {
+          200: pkpassResponse({ 'last-modified': responseHeaders.lastModified }),
+          ...errorResponses(400, 401, 404, ...commonErrors),
+        },
       },
     },
     async (request, reply) => {

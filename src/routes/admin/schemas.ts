@@ -33,7 +33,8 @@ export const newPassBody = z
     },
   });
 
-export const passChangeBody = z
+/** A change of a pass, as PATCH takes it and as the `change` of a bulk change. */
+const passChange = z
   .object({
     fields: fieldValuesSchema.optional(),
     pass: passOverridesSchema.optional(),
@@ -42,16 +43,19 @@ export const passChangeBody = z
   .strict()
   .refine((change) => change.fields || change.pass || change.changeMessages, {
     message: 'nothing to change: give fields, pass or changeMessages',
-  })
-  .meta({
-    'x-examples': {
-      seat: {
-        summary: 'A new seat, announced on the lock screen',
-        value: { fields: { seat: '14' }, changeMessages: { seat: 'Your seat is now %@' } },
-      },
-      voided: { summary: 'Void the pass', value: { pass: { voided: true } } },
-    },
   });
+
+// PATCH's body with its named examples; a bulk change's `change` is passChange itself, because nested in another
+// body the named examples would be written as the value of `change`, which is no change at all.
+export const passChangeBody = passChange.meta({
+  'x-examples': {
+    seat: {
+      summary: 'A new seat, announced on the lock screen',
+      value: { fields: { seat: '14' }, changeMessages: { seat: 'Your seat is now %@' } },
+    },
+    voided: { summary: 'Void the pass', value: { pass: { voided: true } } },
+  },
+});
 
 /** POST /admin/passes/bulk: which passes (serials, or a template and field values) and the change, as PATCH takes it. */
 export const bulkChangeBody = z
@@ -66,7 +70,7 @@ export const bulkChangeBody = z
         .strict()
         .meta({ description: 'Every pass of the template whose stored field values equal these' }),
     ]),
-    change: passChangeBody,
+    change: passChange,
   })
   .strict()
   .meta({
@@ -101,11 +105,24 @@ export const bulkJobView = z.looseObject({
   finishedAt: z.string().nullable().meta({ format: 'date-time' }),
 });
 
+/**
+ * A page cursor's form, for the document: src/passes/passes.ts writes the last id's decimal digits in base64url (no
+ * padding) and refuses what does not read back as 1-19 digits. Each 3 digits are 4 characters, a last 1 or 2 digits
+ * 2 or 3; the first character of a group is M (digit 0-3), N (4-7) or O (8-9), which limits the second.
+ */
+const cursorDoc = {
+  description: 'The nextCursor of the previous page (opaque)',
+  pattern:
+    '^((?:[MN][DTjz]|O[DT])[AEIMQUYcgk][w-z0-5])*((?:[MN][AQgw]|O[AQ])|(?:[MN][DTjz]|O[DT])[AEIMQUYcgk])?$',
+  // 18 digits (24 characters) at most: no id of this server is longer, and 19 digits can pass PostgreSQL's bigint.
+  maxLength: 24,
+};
+
 export const listPassesQuery = z
   .object({
     template: templateName.optional(),
     limit: z.coerce.number().int().min(1).max(500).default(50),
-    cursor: z.string().min(1).max(100).optional(),
+    cursor: z.string().min(1).max(100).meta(cursorDoc).optional(),
   })
   .strict();
 
@@ -137,7 +154,11 @@ export const passView = z.looseObject({
 
 export const passPage = z.looseObject({
   passes: z.array(passView),
-  nextCursor: z.string().nullable().meta({ description: 'Pass it back as cursor; null on the last page' }),
+  nextCursor: z
+    .string()
+    .meta(cursorDoc)
+    .nullable()
+    .meta({ description: 'Pass it back as cursor; null on the last page' }),
 });
 
 export const templatesAnswer = z.looseObject({

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { adminDoc, errorResponses } from '../route-docs.js';
+import { adminDoc, commonErrors, errorResponses } from '../route-docs.js';
 import type { AdminDeps } from './deps.js';
 import { templatesAnswer } from './schemas.js';
 
@@ -12,8 +12,11 @@ export const templateRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, dep
     '/admin/templates',
     {
       schema: {
-        ...adminDoc('List templates and their field keys'),
-        response: { 200: templatesAnswer, ...errorResponses(401, 429) },
+        ...adminDoc('listTemplates', 'List templates and their field keys'),
+        response: {
+          200: templatesAnswer.meta({ description: 'The templates' }),
+          ...errorResponses(401, ...commonErrors),
+        },
       },
     },
     async () => ({

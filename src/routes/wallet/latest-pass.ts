@@ -4,7 +4,14 @@ import { findPass, getSignedBundle } from '../../passes/passes.js';
 import { parseHttpDate } from '../../passes/versions.js';
 import { authenticatePass, wrongTokenError } from '../../wallet/authentication.js';
 import type { PassCredentials } from '../../wallet/known-passes.js';
-import { errorResponses, noBody, pkpassResponse, walletDoc } from '../route-docs.js';
+import {
+  commonErrors,
+  errorResponses,
+  noBody,
+  pkpassResponse,
+  responseHeaders,
+  walletDoc,
+} from '../route-docs.js';
 import { credentialsFinder, type WalletRoutesDeps } from './deps.js';
 import { passParams } from './schemas.js';
 
@@ -37,12 +44,14 @@ export const latestPassRoute: FastifyPluginAsync<WalletRoutesDeps> = async (fast
     '/v1/passes/:passTypeIdentifier/:serialNumber',
     {
       schema: {
-        ...walletDoc('The latest version of a pass', { authenticated: true }),
+        ...walletDoc('getLatestPass', 'The latest version of a pass', { authenticated: true }),
         params: passParams,
         response: {
-          200: pkpassResponse,
-          304: noBody('Not modified since If-Modified-Since'),
-          ...errorResponses(400, 401, 429),
+          200: pkpassResponse({ 'last-modified': responseHeaders.lastModified }),
+          304: noBody('Not modified since If-Modified-Since', {
+            'last-modified': responseHeaders.lastModified,
+          }),
+          ...errorResponses(400, 401, ...commonErrors),
         },
       },
     },

@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { parseUpdateTag } from '../../passes/versions.js';
 import { listUpdatablePasses } from '../../wallet/registrations.js';
-import { errorResponses, noBody, walletDoc } from '../route-docs.js';
+import { commonErrors, errorResponses, noBody, walletDoc } from '../route-docs.js';
 import type { WalletRoutesDeps } from './deps.js';
 import { deviceParams, serialNumbersResponse, updatableQuery } from './schemas.js';
 
@@ -16,16 +16,18 @@ export const listUpdatableRoute: FastifyPluginAsync<WalletRoutesDeps> = async (f
     '/v1/devices/:deviceLibraryIdentifier/registrations/:passTypeIdentifier',
     {
       schema: {
-        ...walletDoc('The serial numbers of passes updated since a lastUpdated tag', {
+        ...walletDoc('listUpdatablePasses', 'The serial numbers of passes updated since a lastUpdated tag', {
           authenticated: false,
           description: 'No Authorization: Apple makes the device library identifier the shared secret.',
         }),
         params: deviceParams,
         querystring: updatableQuery,
         response: {
-          200: serialNumbersResponse,
+          200: serialNumbersResponse.meta({
+            description: 'The passes updated since the tag, and the new tag',
+          }),
           204: noBody('Nothing updated, or an unknown device'),
-          ...errorResponses(400, 429),
+          ...errorResponses(400, ...commonErrors),
         },
       },
     },

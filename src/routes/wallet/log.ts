@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { storeDeviceLogs } from '../../wallet/registrations.js';
-import { errorResponses, walletDoc } from '../route-docs.js';
+import { bodyErrors, commonErrors, errorResponses, walletDoc } from '../route-docs.js';
 import type { WalletRoutesDeps } from './deps.js';
 import { emptyObject, logEntriesBody } from './schemas.js';
 
@@ -12,9 +12,12 @@ export const logRoute: FastifyPluginAsync<WalletRoutesDeps> = async (fastify, de
     {
       bodyLimit: 256 * 1024,
       schema: {
-        ...walletDoc('Log messages from a device', { authenticated: false }),
+        ...walletDoc('logMessages', 'Log messages from a device', { authenticated: false }),
         body: logEntriesBody,
-        response: { 200: emptyObject, ...errorResponses(400, 429) },
+        response: {
+          200: emptyObject.meta({ description: 'Logged' }),
+          ...errorResponses(400, ...bodyErrors, ...commonErrors),
+        },
       },
     },
     async (request, reply) => {

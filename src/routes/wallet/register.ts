@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { requireApplePassToken, wrongTokenError } from '../../wallet/authentication.js';
 import { registerDevice } from '../../wallet/registrations.js';
-import { errorResponses, walletDoc } from '../route-docs.js';
+import { bodyErrors, commonErrors, errorResponses, walletDoc } from '../route-docs.js';
 import type { WalletRoutesDeps } from './deps.js';
 import { emptyObject, pushTokenBody, registrationParams, registrationPath } from './schemas.js';
 
@@ -13,10 +13,16 @@ export const registerRoute: FastifyPluginAsync<WalletRoutesDeps> = async (fastif
     {
       bodyLimit: 16 * 1024,
       schema: {
-        ...walletDoc('Register a device for update notifications of a pass', { authenticated: true }),
+        ...walletDoc('registerDevice', 'Register a device for update notifications of a pass', {
+          authenticated: true,
+        }),
         params: registrationParams,
         body: pushTokenBody,
-        response: { 200: emptyObject, 201: emptyObject, ...errorResponses(400, 401, 429) },
+        response: {
+          200: emptyObject.meta({ description: 'Already registered: the push token is updated' }),
+          201: emptyObject.meta({ description: 'Registered' }),
+          ...errorResponses(400, 401, ...bodyErrors, ...commonErrors),
+        },
       },
     },
     async (request, reply) => {

@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { authenticatePass } from '../../wallet/authentication.js';
 import { unregisterDevice } from '../../wallet/registrations.js';
-import { errorResponses, walletDoc } from '../route-docs.js';
+import { commonErrors, errorResponses, walletDoc } from '../route-docs.js';
 import { credentialsFinder, type WalletRoutesDeps } from './deps.js';
 import { emptyObject, registrationParams, registrationPath } from './schemas.js';
 
@@ -13,9 +13,12 @@ export const unregisterRoute: FastifyPluginAsync<WalletRoutesDeps> = async (fast
     registrationPath,
     {
       schema: {
-        ...walletDoc('Unregister a device', { authenticated: true }),
+        ...walletDoc('unregisterDevice', 'Unregister a device', { authenticated: true }),
         params: registrationParams,
-        response: { 200: emptyObject, ...errorResponses(400, 401, 429) },
+        response: {
+          200: emptyObject.meta({ description: 'Unregistered (also when it was not registered)' }),
+          ...errorResponses(400, 401, ...commonErrors),
+        },
       },
     },
     async (request, reply) => {
