@@ -94,6 +94,7 @@ const environmentSchema = z.object({
   HOST: z.string().min(1).default('0.0.0.0'),
   TRUST_PROXY: trustProxySchema,
   ROLES: rolesSchema,
+  DOCS_ENABLED: optionalText.pipe(z.enum(['true', 'false'], { error: 'must be true or false' }).optional()),
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(defaultRateLimits.perMinute),
   AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(1).default(defaultRateLimits.authFailuresPerMinute),
   DATABASE_URL: optionalText.pipe(
@@ -158,6 +159,8 @@ export interface Config {
   trustProxy: TrustProxy;
   /** ROLES: what this instance runs. */
   roles: ReadonlySet<Role>;
+  /** DOCS_ENABLED: serve /docs and /docs/json; unset, only outside production. */
+  docsEnabled: boolean;
   /** RATE_LIMIT_PER_MINUTE and AUTH_FAILURES_PER_MINUTE. */
   rateLimits: RateLimitSettings;
   databaseUrl: string | undefined;
@@ -258,6 +261,8 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     host: env.HOST,
     trustProxy: env.TRUST_PROXY,
     roles: env.ROLES,
+    // The page is for developers; in production it is served only when asked for.
+    docsEnabled: env.DOCS_ENABLED === undefined ? !production : env.DOCS_ENABLED === 'true',
     rateLimits: { perMinute: env.RATE_LIMIT_PER_MINUTE, authFailuresPerMinute: env.AUTH_FAILURES_PER_MINUTE },
     databaseUrl: env.DATABASE_URL,
     dataDir: resolve(env.DATA_DIR),
