@@ -136,14 +136,11 @@ interface DirectoryEntry {
 function readArchive(bundle: Buffer): ArchiveEntry[] {
   const directory = readCentralDirectory(bundle);
   refuseSharedData(directory);
-  const problems = directory.map((entry) =>
-    entry.name.endsWith('/') || entry.isSymlink ? undefined : unreadable(entry),
-  );
+  // Directories and links hold no file content: they are listed, never inflated.
+  const holdsFile = (entry: DirectoryEntry) => !entry.name.endsWith('/') && !entry.isSymlink;
+  const problems = directory.map((entry) => (holdsFile(entry) ? unreadable(entry) : undefined));
   const inflated = directory.reduce(
-    (total, entry, i) =>
-      problems[i] === undefined && !entry.name.endsWith('/') && !entry.isSymlink
-        ? total + entry.originalSize
-        : total,
+    (total, entry, i) => (holdsFile(entry) && problems[i] === undefined ? total + entry.originalSize : total),
     0,
   );
   if (inflated > MAX_TOTAL_BYTES) {
@@ -152,9 +149,8 @@ function readArchive(bundle: Buffer): ArchiveEntry[] {
     );
   }
   return directory.map((entry, i) => {
-    const isDirectory = entry.name.endsWith('/');
-    const base = { name: entry.name, isDirectory, isSymlink: entry.isSymlink };
-    if (isDirectory || entry.isSymlink) return { ...base, data: undefined };
+    const base = { name: entry.name, isDirectory: entry.name.endsWith('/'), isSymlink: entry.isSymlink };
+    if (!holdsFile(entry)) return { ...base, data: undefined };
     const problem = problems[i];
     if (problem !== undefined) return { ...base, data: undefined, error: problem };
     const read = entryData(bundle, entry);
