@@ -52,8 +52,9 @@ async function populate(client: pg.Client, passTypeIdentifier: string): Promise<
     [DEVICES],
   );
   await client.query(
-    `INSERT INTO registrations (device_id, pass_id)
-     SELECT d, ((d * ${PER_DEVICE} + k) % $2::int) + 1 FROM generate_series(1, $1::int) d, generate_series(0, ${PER_DEVICE - 1}) k`,
+    `INSERT INTO registrations (device_id, pass_id, push_token)
+     SELECT d, ((d * ${PER_DEVICE} + k) % $2::int) + 1, md5(d::text) || md5(d::text)
+     FROM generate_series(1, $1::int) d, generate_series(0, ${PER_DEVICE - 1}) k`,
     [DEVICES, PASSES],
   );
   await client.query(`SELECT setval('passes_id_seq', $1::int)`, [PASSES]);

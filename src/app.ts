@@ -39,6 +39,8 @@ export interface AppDeps extends PassesDeps {
   wakeBulkRunner?: (() => void) | undefined;
   /** ROLES: which routes this instance serves (src/config.ts); unset, all. */
   roles?: ReadonlySet<Role>;
+  /** DOCS_ENABLED: serve /docs and /docs/json; unset, served. */
+  docsEnabled?: boolean;
 }
 
 /**
@@ -77,7 +79,7 @@ export async function buildApp(appDeps: AppDeps) {
   // Every body this API takes is JSON: anything else is 415, not a string handed to validation.
   app.removeContentTypeParser('text/plain');
 
-  await app.register(swaggerPlugin, { publicUrl: deps.publicUrl });
+  await app.register(swaggerPlugin, { publicUrl: deps.publicUrl, enabled: deps.docsEnabled ?? true });
   await app.register(requestLimits, {
     perMinute: rateLimits.perMinute,
     perDevicePerMinute: rateLimits.perDevicePerMinute,

@@ -107,6 +107,7 @@ const environmentSchema = z.object({
   HOST: z.string().min(1).default('0.0.0.0'),
   TRUST_PROXY: trustProxySchema,
   ROLES: rolesSchema,
+  DOCS_ENABLED: optionalText.pipe(z.enum(['true', 'false'], { error: 'must be true or false' }).optional()),
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(defaultRateLimits.perMinute),
   RATE_LIMIT_PER_DEVICE_PER_MINUTE: z.coerce
     .number()
@@ -177,6 +178,8 @@ export interface Config {
   trustProxy: TrustProxy;
   /** ROLES: what this instance runs. */
   roles: ReadonlySet<Role>;
+  /** DOCS_ENABLED: serve /docs and /docs/json; unset, only outside production. */
+  docsEnabled: boolean;
   /** RATE_LIMIT_PER_MINUTE, RATE_LIMIT_PER_DEVICE_PER_MINUTE, RATE_LIMIT_PER_PASS_PER_MINUTE, AUTH_FAILURES_PER_MINUTE. */
   rateLimits: RateLimitSettings;
   databaseUrl: string | undefined;
@@ -277,6 +280,8 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     host: env.HOST,
     trustProxy: env.TRUST_PROXY,
     roles: env.ROLES,
+    // The page is for developers; in production it is served only when asked for.
+    docsEnabled: env.DOCS_ENABLED === undefined ? !production : env.DOCS_ENABLED === 'true',
     rateLimits: {
       perMinute: env.RATE_LIMIT_PER_MINUTE,
       perDevicePerMinute: env.RATE_LIMIT_PER_DEVICE_PER_MINUTE,

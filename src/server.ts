@@ -125,6 +125,7 @@ async function main() {
     trustProxy: config.trustProxy,
     rateLimits: config.rateLimits,
     roles: config.roles,
+    docsEnabled: config.docsEnabled,
     ...(pushes ? { afterChange: () => pushes.worker.wake() } : {}),
     // `bulk` is started below, before listen(): no request can call this earlier.
     ...(runsWorkers ? { wakeBulkRunner: () => bulk?.wake() } : {}),

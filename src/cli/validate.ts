@@ -1,6 +1,6 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { type UnzipFileInfo, unzipSync } from 'fflate';
+import { inflateRawSync } from 'node:zlib';
 import { checkPassJson } from '../passes/pass-json-rules.js';
 import { isRecord } from '../passes/templates.js';
 import { oneLine } from '../signing/identity.js';
@@ -104,66 +104,190 @@ interface ArchiveEntry {
   error?: string;
 }
 
-/** Far above any real pass (Wallet wants them small); stops a zip bomb. */
-const MAX_ENTRY_BYTES = 64 * 1024 * 1024;
+/*
+ * Limits that keep a zip bomb from taking the machine: far above any real pass (Apple asks for small passes; ours are
+ * ≈ 140 kB), and checked on the central directory's sizes before anything is inflated. Declared sizes can lie, so
+ * each entry is also inflated with its declared size as the hard limit (zlib stops there): it never takes more.
+ */
+const MAX_ENTRY_BYTES = 16 * 1024 * 1024;
+const MAX_TOTAL_BYTES = 64 * 1024 * 1024;
+
+/** The archive as a whole cannot be read (or is refused): reported as zip/archive. */
+class ArchiveError extends Error {}
+
+/** An entry of the central directory, with where its data is. */
+interface DirectoryEntry {
+  name: string;
+  compression: number;
+  compressedSize: number;
+  originalSize: number;
+  /** Where its local header starts, and where its (compressed) data starts and ends. */
+  headerAt: number;
+  dataAt: number;
+  dataEnd: number;
+  isSymlink: boolean;
+}
 
 /**
  * Every entry of the central directory, so that what a plain unzip hides is seen: directory entries, symbolic
- * links, duplicate names, entries that cannot be read. Throws when the archive itself cannot be read.
+ * links, duplicate names, entries that cannot be read, entries that share data. Throws when the archive itself
+ * cannot be read, or declares more than MAX_TOTAL_BYTES to inflate.
  */
 function readArchive(bundle: Buffer): ArchiveEntry[] {
-  const listed: { file: UnzipFileInfo; error: string | undefined }[] = [];
-  const contents = unzipSync(bundle, {
-    filter: (file) => {
-      const error = unreadable(file);
-      listed.push({ file, error });
-      return error === undefined && !file.name.endsWith('/');
-    },
-  });
-  const links = symbolicLinks(bundle);
-  return listed.map(({ file: { name }, error }) => {
-    const isDirectory = name.endsWith('/');
-    const isSymlink = links.has(name);
-    const data = isDirectory || isSymlink || error !== undefined ? undefined : contents[name];
-    const entry: ArchiveEntry = {
-      name,
-      isDirectory,
-      isSymlink,
-      data: data === undefined ? undefined : Buffer.from(data),
-    };
-    return error === undefined ? entry : { ...entry, error };
+  const directory = readCentralDirectory(bundle);
+  refuseSharedData(directory);
+  // Directories and links hold no file content: they are listed, never inflated.
+  const holdsFile = (entry: DirectoryEntry) => !entry.name.endsWith('/') && !entry.isSymlink;
+  const problems = directory.map((entry) => (holdsFile(entry) ? unreadable(entry) : undefined));
+  const inflated = directory.reduce(
+    (total, entry, i) => (holdsFile(entry) && problems[i] === undefined ? total + entry.originalSize : total),
+    0,
+  );
+  if (inflated > MAX_TOTAL_BYTES) {
+    throw new ArchiveError(
+      `its entries declare ${inflated} bytes uncompressed in total, more than the ${MAX_TOTAL_BYTES} validate reads`,
+    );
+  }
+  return directory.map((entry, i) => {
+    const base = { name: entry.name, isDirectory: entry.name.endsWith('/'), isSymlink: entry.isSymlink };
+    if (!holdsFile(entry)) return { ...base, data: undefined };
+    const problem = problems[i];
+    if (problem !== undefined) return { ...base, data: undefined, error: problem };
+    const read = entryData(bundle, entry);
+    return typeof read === 'string' ? { ...base, data: undefined, error: read } : { ...base, data: read };
   });
 }
 
-function unreadable(file: UnzipFileInfo): string | undefined {
-  if (file.compression !== 0 && file.compression !== 8) {
-    return `compression method ${file.compression} (Wallet reads stored and deflated entries only)`;
+function unreadable(entry: DirectoryEntry): string | undefined {
+  if (entry.compression !== 0 && entry.compression !== 8) {
+    return `compression method ${entry.compression} (Wallet reads stored and deflated entries only)`;
   }
-  if (file.originalSize > MAX_ENTRY_BYTES) return `${file.originalSize} bytes uncompressed`;
+  if (entry.originalSize > MAX_ENTRY_BYTES)
+    return `${entry.originalSize} bytes uncompressed, more than the ${MAX_ENTRY_BYTES} validate reads`;
   return undefined;
 }
 
-const END_OF_CENTRAL_DIRECTORY = Buffer.from([0x50, 0x4b, 0x05, 0x06]);
+/** The entry's content, never more than it declares; a string says why it cannot be read. */
+function entryData(bundle: Buffer, entry: DirectoryEntry): Buffer | string {
+  const stored = bundle.subarray(entry.dataAt, entry.dataEnd);
+  let data: Buffer;
+  if (entry.compression === 0) data = stored;
+  else {
+    try {
+      // maxOutputLength: zlib stops inflating once the output passes it (it must be at least 1).
+      data = inflateRawSync(stored, { maxOutputLength: Math.max(1, entry.originalSize) });
+    } catch (error) {
+      if ((error as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE')
+        return `inflates to more than the ${entry.originalSize} bytes it declares`;
+      return `its deflated data is damaged (${(error as Error).message})`;
+    }
+  }
+  if (data.length !== entry.originalSize)
+    return `holds ${data.length} bytes, not the ${entry.originalSize} it declares`;
+  return data;
+}
+
+/**
+ * Entries whose local headers and data overlap share bytes: 40 entries pointing at one 64 MB deflated entry are a
+ * 67 kB file that inflates to 2.5 GB. No archiver writes that; the archive is refused.
+ */
+function refuseSharedData(directory: DirectoryEntry[]): void {
+  const byPlace = [...directory].sort((a, b) => a.headerAt - b.headerAt);
+  for (let i = 1; i < byPlace.length; i++) {
+    const before = byPlace[i - 1] as DirectoryEntry;
+    const entry = byPlace[i] as DirectoryEntry;
+    if (entry.headerAt < before.dataEnd) {
+      throw new ArchiveError(
+        `entries "${before.name}" and "${entry.name}" share data: their local headers overlap`,
+      );
+    }
+  }
+}
+
+const END_OF_CENTRAL_DIRECTORY = 0x06054b50;
+const ZIP64_END_LOCATOR = 0x07064b50;
+const ZIP64_END = 0x06064b50;
+const CENTRAL_HEADER = 0x02014b50;
+const LOCAL_HEADER = 0x04034b50;
+const ZIP64_EXTRA = 0x0001;
 const S_IFMT = 0o170000;
 const S_IFLNK = 0o120000;
 
 /**
- * The names whose Unix mode (made by Unix: external attributes, high 16 bits) is a symbolic link. fflate does not
- * expose external attributes, so they are read from the central directory that fflate has just read whole.
+ * Reads the central directory (APPNOTE.TXT 4.3.12–4.3.16, with ZIP64 sizes and offsets). By hand: fflate's unzip
+ * exposes neither the local header offsets (needed to see entries that share data) nor the external attributes
+ * (symbolic links), and it inflates every entry it lists with no limit but the size the entry declares. Each entry is
+ * inflated with node:zlib instead, whose maxOutputLength is a documented hard limit.
  */
-function symbolicLinks(bundle: Buffer): Set<string> {
-  const links = new Set<string>();
-  const end = bundle.lastIndexOf(END_OF_CENTRAL_DIRECTORY);
-  let at = bundle.readUInt32LE(end + 16);
-  for (let count = bundle.readUInt16LE(end + 10); count > 0; count--) {
-    const nameLength = bundle.readUInt16LE(at + 28);
-    const madeByUnix = bundle.readUInt8(at + 5) === 3;
-    if (madeByUnix && ((bundle.readUInt32LE(at + 38) >>> 16) & S_IFMT) === S_IFLNK) {
-      links.add(bundle.toString('utf8', at + 46, at + 46 + nameLength));
-    }
-    at += 46 + nameLength + bundle.readUInt16LE(at + 30) + bundle.readUInt16LE(at + 32);
+function readCentralDirectory(bundle: Buffer): DirectoryEntry[] {
+  const u16 = (at: number) => bundle.readUInt16LE(at);
+  const u32 = (at: number) => bundle.readUInt32LE(at);
+  const u64 = (at: number) => Number(bundle.readBigUInt64LE(at));
+  // The record is last, followed by a comment of at most 65,535 bytes.
+  const lowest = Math.max(0, bundle.length - 22 - 0xffff);
+  let end = bundle.length - 22;
+  while (end >= lowest && u32(end) !== END_OF_CENTRAL_DIRECTORY) end--;
+  if (end < lowest) throw new ArchiveError('no end of central directory record');
+  let count = u16(end + 10);
+  let at = u32(end + 16);
+  if ((count === 0xffff || at === 0xffffffff) && end >= 20 && u32(end - 20) === ZIP64_END_LOCATOR) {
+    const zip64 = u64(end - 12);
+    if (zip64 + 56 > bundle.length || u32(zip64) !== ZIP64_END)
+      throw new ArchiveError('damaged ZIP64 end record');
+    count = u64(zip64 + 32);
+    at = u64(zip64 + 48);
   }
-  return links;
+  const entries: DirectoryEntry[] = [];
+  for (; count > 0; count--) {
+    if (at + 46 > bundle.length || u32(at) !== CENTRAL_HEADER)
+      throw new ArchiveError('the central directory is damaged or truncated');
+    const nameLength = u16(at + 28);
+    const extraLength = u16(at + 30);
+    const nameAt = at + 46;
+    const extraAt = nameAt + nameLength;
+    if (extraAt + extraLength > bundle.length) throw new ArchiveError('the central directory is truncated');
+    // Bit 11: the name is UTF-8; otherwise CP437, read as Latin-1 (fflate does the same).
+    const name = bundle.toString(u16(at + 8) & 0x800 ? 'utf8' : 'latin1', nameAt, extraAt);
+    const sizes = zip64Sizes(bundle, extraAt, extraLength, {
+      originalSize: u32(at + 24),
+      compressedSize: u32(at + 20),
+      headerAt: u32(at + 42),
+    });
+    const madeByUnix = bundle.readUInt8(at + 5) === 3;
+    const isSymlink = madeByUnix && ((u32(at + 38) >>> 16) & S_IFMT) === S_IFLNK;
+    if (sizes.headerAt + 30 > bundle.length || u32(sizes.headerAt) !== LOCAL_HEADER)
+      throw new ArchiveError(`"${name}" has no local header where the central directory says`);
+    const dataAt = sizes.headerAt + 30 + u16(sizes.headerAt + 26) + u16(sizes.headerAt + 28);
+    const dataEnd = dataAt + sizes.compressedSize;
+    if (dataEnd > bundle.length) throw new ArchiveError(`"${name}" runs past the end of the file`);
+    entries.push({ name, compression: u16(at + 10), ...sizes, dataAt, dataEnd, isSymlink });
+    at = extraAt + extraLength + u16(at + 32);
+  }
+  return entries;
+}
+
+/** APPNOTE 4.5.3: a size or offset of 0xFFFFFFFF is in the ZIP64 extra field, in this order. */
+function zip64Sizes(
+  bundle: Buffer,
+  extraAt: number,
+  extraLength: number,
+  sizes: { originalSize: number; compressedSize: number; headerAt: number },
+): typeof sizes {
+  const keys = (['originalSize', 'compressedSize', 'headerAt'] as const).filter(
+    (key) => sizes[key] === 0xffffffff,
+  );
+  if (keys.length === 0) return sizes;
+  for (let at = extraAt; at + 4 <= extraAt + extraLength; at += 4 + bundle.readUInt16LE(at + 2)) {
+    if (bundle.readUInt16LE(at) !== ZIP64_EXTRA) continue;
+    if (bundle.readUInt16LE(at + 2) < 8 * keys.length || at + 4 + 8 * keys.length > bundle.length)
+      throw new ArchiveError('a ZIP64 extra field is too short');
+    const found = { ...sizes };
+    keys.forEach((key, i) => {
+      found[key] = Number(bundle.readBigUInt64LE(at + 4 + 8 * i));
+    });
+    return found;
+  }
+  throw new ArchiveError('a ZIP64 size is missing its extra field');
 }
 
 function checkLayout(entries: ArchiveEntry[]): { findings: Finding[]; files: Files } {

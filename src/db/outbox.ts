@@ -212,7 +212,7 @@ async function outboxStats(prisma: PrismaClient, now: Date): Promise<OutboxStats
 }
 
 /**
- * The change record for the push step: one row per push token registered for the passes. A token that already
+ * The change record for the push step: one row per push token the passes' registrations posted. A token that already
  * waits for a push of this pass type keeps its one row (changes coalesce); one whose push is in flight gets a new
  * row, since that push may reach the device before this change commits. The no-op DO UPDATE (not DO NOTHING)
  * locks the waiting row until this transaction commits: otherwise a worker could claim and send it before the
@@ -233,10 +233,10 @@ async function enqueuePushes(
   const [counted] = await query<{ count: number }>(
     `WITH enqueued AS (
       INSERT INTO push_outbox (push_token, pass_type_identifier, enqueued_at, due_at)
-      SELECT DISTINCT d.push_token, $1, $2::timestamptz, $2::timestamptz
-      FROM registrations r JOIN devices d ON d.id = r.device_id
+      SELECT DISTINCT r.push_token, $1, $2::timestamptz, $2::timestamptz
+      FROM registrations r
       WHERE r.pass_id = ANY($3::bigint[])
-      ORDER BY d.push_token
+      ORDER BY r.push_token
       ON CONFLICT (push_token, pass_type_identifier) WHERE claimed_until IS NULL
         DO UPDATE SET claimed_until = push_outbox.claimed_until
       RETURNING 1)

@@ -11,6 +11,11 @@ import type { PreparedStatement, PrismaClient, SqlQuery } from './sql.js';
  *
  * The token is compared as SHA-256 digests: the comparison's time can only tell an attacker about a digest, not
  * about the token (the same reason secretsEqual compares in constant time). Nothing is written unless it matches.
+ *
+ * The push token is stored on the registration: Apple's register request carries it per pass, and a
+ * re-registration of the pass with a new one replaces it. A registration of another pass under the same device
+ * library identifier leaves it alone, so it cannot redirect this pass's pushes. devices.push_token is written only
+ * for servers of the previous release during a rolling upgrade (see the migration registration_push_tokens).
  */
 export const registerDeviceStatement: PreparedStatement = {
   name: 'register-device',
@@ -26,9 +31,10 @@ export const registerDeviceStatement: PreparedStatement = {
       DO UPDATE SET push_token = EXCLUDED.push_token, updated_at = EXCLUDED.updated_at
     RETURNING id
   ), registration AS (
-    INSERT INTO registrations (device_id, pass_id, registered_at)
-    SELECT device.id, pass.id, $6::timestamptz FROM device, pass
-    ON CONFLICT (device_id, pass_id) DO UPDATE SET registered_at = EXCLUDED.registered_at
+    INSERT INTO registrations (device_id, pass_id, push_token, registered_at)
+    SELECT device.id, pass.id, $5, $6::timestamptz FROM device, pass
+    ON CONFLICT (device_id, pass_id)
+      DO UPDATE SET push_token = EXCLUDED.push_token, registered_at = EXCLUDED.registered_at
     RETURNING (xmax = 0) AS created
   )
   SELECT EXISTS (SELECT 1 FROM pass) AS authenticated, coalesce((SELECT created FROM registration), false) AS created`,
@@ -65,8 +71,9 @@ export interface RemovedRegistrations {
 
 export interface RegistrationsRepository {
   /**
-   * Creates the device if needed (or stores its new push token) and the registration, in one statement, if the
-   * token is the pass's. Undefined when the pass is unknown or the token wrong, else whether the registration is new.
+   * Creates the device if needed and the registration with its push token (or stores the registration's new push
+   * token), in one statement, if the token is the pass's. Undefined when the pass is unknown or the token wrong,
+   * else whether the registration is new.
    */
   register(registration: Registration): Promise<{ created: boolean } | undefined>;
   /** Removes the device ↔ pass mapping, then the device if it has no registrations left. */
@@ -82,7 +89,8 @@ export interface RegistrationsRepository {
   ): Promise<Array<{ serialNumber: string; tag: string }>>;
   /**
    * APNs said the push token is no longer active for the topic (410 Unregistered, or 400 BadDeviceToken): removes
-   * the registrations of that token for passes of that pass type, then the devices left without registrations
+   * the registrations made with that token for passes of that pass type (a registration of the same device with
+   * another token stays), then the devices left without registrations
    * (Apple: a device with no registered passes is forgotten). Apple's 410 carries the time APNs learned the token
    * was invalid; a registration made after it (registered_at > unregisteredAt) is newer news and is kept.
    */
@@ -137,11 +145,14 @@ export function createRegistrationsRepository(db: {
     // The devices are locked first, so a registration committing meanwhile is seen and its device is not deleted.
     removeUnregisteredToken: (pushToken, passTypeIdentifier, unregisteredAt) =>
       prisma.$transaction(async (tx) => {
-        await tx.$queryRaw`SELECT id FROM devices WHERE push_token = ${pushToken} ORDER BY id FOR UPDATE`;
+        await tx.$queryRaw`
+          SELECT id FROM devices
+          WHERE id IN (SELECT device_id FROM registrations WHERE push_token = ${pushToken})
+          ORDER BY id FOR UPDATE`;
         const removed = await tx.$queryRaw<Array<{ device_id: bigint }>>`
-          DELETE FROM registrations r USING devices d, passes p
-          WHERE r.device_id = d.id AND r.pass_id = p.id
-            AND d.push_token = ${pushToken} AND p.pass_type_identifier = ${passTypeIdentifier}
+          DELETE FROM registrations r USING passes p
+          WHERE r.pass_id = p.id
+            AND r.push_token = ${pushToken} AND p.pass_type_identifier = ${passTypeIdentifier}
             AND r.registered_at <= ${unregisteredAt}::timestamptz
           RETURNING r.device_id`;
         const deviceIds = [...new Set(removed.map((row) => row.device_id))];

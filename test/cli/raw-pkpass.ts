@@ -101,3 +101,67 @@ export async function readModel(dir: string): Promise<Files> {
   }
   return files;
 }
+
+/** One entry of rawZip: its name, the bytes stored, and the sizes its headers declare (which may lie). */
+export interface RawZipEntry {
+  name: string;
+  /** The bytes in the archive: deflated ones when method is 8. */
+  stored: Buffer;
+  method: 0 | 8;
+  /** The uncompressed size the headers declare. */
+  originalSize: number;
+  /** Points this entry's central directory record at an earlier entry's local header and data (no own data). */
+  sharesWith?: number;
+}
+
+/**
+ * A zip archive written byte by byte (APPNOTE.TXT 4.3), so that it can be wrong where zip writers never are:
+ * entries that share one local header, sizes that lie. CRCs are left 0 (validate does not read them).
+ */
+export function rawZip(entries: RawZipEntry[]): Buffer {
+  const locals: Buffer[] = [];
+  const offsets: number[] = [];
+  let offset = 0;
+  for (const entry of entries) {
+    if (entry.sharesWith !== undefined) {
+      offsets.push(offsets[entry.sharesWith] as number);
+      continue;
+    }
+    const name = Buffer.from(entry.name, 'utf8');
+    const header = Buffer.alloc(30);
+    header.writeUInt32LE(0x04034b50, 0);
+    header.writeUInt16LE(20, 4);
+    header.writeUInt16LE(0x800, 6);
+    header.writeUInt16LE(entry.method, 8);
+    header.writeUInt32LE(entry.stored.length, 18);
+    header.writeUInt32LE(entry.originalSize, 22);
+    header.writeUInt16LE(name.length, 26);
+    offsets.push(offset);
+    locals.push(header, name, entry.stored);
+    offset += header.length + name.length + entry.stored.length;
+  }
+  const central: Buffer[] = [];
+  entries.forEach((entry, i) => {
+    const source = entries[entry.sharesWith ?? i] as RawZipEntry;
+    const name = Buffer.from(entry.name, 'utf8');
+    const header = Buffer.alloc(46);
+    header.writeUInt32LE(0x02014b50, 0);
+    header.writeUInt16LE(20, 4);
+    header.writeUInt16LE(20, 6);
+    header.writeUInt16LE(0x800, 8);
+    header.writeUInt16LE(source.method, 10);
+    header.writeUInt32LE(source.stored.length, 20);
+    header.writeUInt32LE(entry.sharesWith === undefined ? entry.originalSize : source.originalSize, 24);
+    header.writeUInt16LE(name.length, 28);
+    header.writeUInt32LE(offsets[i] as number, 42);
+    central.push(header, name);
+  });
+  const directory = Buffer.concat(central);
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0);
+  end.writeUInt16LE(entries.length, 8);
+  end.writeUInt16LE(entries.length, 10);
+  end.writeUInt32LE(directory.length, 12);
+  end.writeUInt32LE(offset, 16);
+  return Buffer.concat([...locals, directory, end]);
+}

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { deflateRawSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Finding } from '../../src/cli/findings.js';
 import { exitCode, renderFindings } from '../../src/cli/findings.js';
@@ -10,7 +11,7 @@ import { projectRoot } from '../../src/paths.js';
 import { buildSignedBundle, type PassContent } from '../../src/signing/bundle.js';
 import type { SigningIdentity } from '../../src/signing/identity.js';
 import { createTestPki, identityFromPki, type TestPki } from '../support/pki.js';
-import { contentFiles, type Files, rawPkpass, readModel, unzip, withPassJson } from './raw-pkpass.js';
+import { contentFiles, type Files, rawPkpass, rawZip, readModel, unzip, withPassJson } from './raw-pkpass.js';
 
 /*
  * `validate` against passes built by our own signer (all green), by hand with openssl (one broken rule each),
@@ -361,6 +362,63 @@ describe('broken passes fail exactly their rule', () => {
     expect(failedRules(findings)).toEqual([]);
     expect(findings.filter((f) => f.status === 'warn').map((f) => f.rule)).toEqual([
       'pass.json/webServiceURL-https',
+    ]);
+  });
+});
+
+describe('zip bombs are refused before they are inflated', () => {
+  const MB = 1024 * 1024;
+  // validate's documented limits (docs/troubleshooting.md).
+  const MAX_ENTRY_BYTES = 16 * MB;
+  const MAX_TOTAL_BYTES = 64 * MB;
+  const zeros = (bytes: number) => deflateRawSync(Buffer.alloc(bytes));
+  const failures = (findings: Finding[], rule: string) =>
+    findings.filter((f) => f.status === 'fail' && f.rule === rule).map((f) => f.detail);
+
+  it('40 entries pointing at one 64 MB deflated entry (a 67 kB file): entries that share data', () => {
+    const stored = zeros(64 * MB);
+    const bomb = rawZip(
+      Array.from({ length: 40 }, (_, i) => ({
+        name: `${i}.png`,
+        stored,
+        method: 8 as const,
+        originalSize: 64 * MB,
+        ...(i > 0 ? { sharesWith: 0 } : {}),
+      })),
+    );
+    expect(bomb.length).toBeLessThan(100 * 1024);
+    const findings = validate(bomb);
+    expect(failedRules(findings)).toEqual(['zip/archive']);
+    expect(failures(findings, 'zip/archive')[0]).toMatch(/"0\.png" and "1\.png" share data/);
+  });
+
+  it(`entries that declare more than ${MAX_TOTAL_BYTES} bytes in total, each under the per-entry limit`, () => {
+    const stored = zeros(15 * MB);
+    const entries = Array.from({ length: 5 }, (_, i) => ({
+      name: `${i}.png`,
+      stored,
+      method: 8 as const,
+      originalSize: 15 * MB,
+    }));
+    const findings = validate(rawZip(entries));
+    expect(failedRules(findings)).toEqual(['zip/archive']);
+    expect(failures(findings, 'zip/archive')[0]).toMatch(/declare 78643200 bytes uncompressed in total/);
+  });
+
+  it('an entry over the per-entry limit, an entry that inflates past its size, one that holds less', () => {
+    const findings = validate(
+      rawZip([
+        { name: 'big.png', stored: zeros(MAX_ENTRY_BYTES + 1), method: 8, originalSize: MAX_ENTRY_BYTES + 1 },
+        { name: 'liar.png', stored: zeros(10 * MB), method: 8, originalSize: 1000 },
+        { name: 'short.png', stored: zeros(1000), method: 8, originalSize: 2000 },
+        { name: 'stored.png', stored: Buffer.alloc(10), method: 0, originalSize: 20 },
+      ]),
+    );
+    expect(failures(findings, 'zip/layout')).toEqual([
+      `"big.png" cannot be read: ${MAX_ENTRY_BYTES + 1} bytes uncompressed, more than the ${MAX_ENTRY_BYTES} validate reads`,
+      '"liar.png" cannot be read: inflates to more than the 1000 bytes it declares',
+      '"short.png" cannot be read: holds 1000 bytes, not the 2000 it declares',
+      '"stored.png" cannot be read: holds 10 bytes, not the 20 it declares',
     ]);
   });
 });

@@ -274,13 +274,14 @@ describe('removeUnregisteredToken (APNs 410)', () => {
     const loyalty = await insertPass(prisma, passType, 'l1');
     const loyalty2 = await insertPass(prisma, passType, 'l2');
     const event = await insertPass(prisma, 'pass.com.example.event', 'e1');
-    const both = await insertDevice(prisma, 'device-both', 'token-1');
-    const onlyLoyalty = await insertDevice(prisma, 'device-loyalty', 'token-1');
-    const other = await insertDevice(prisma, 'device-other', 'token-2');
-    await register(prisma, both, loyalty, t0);
-    await register(prisma, both, event, t0);
-    await register(prisma, onlyLoyalty, loyalty2, t0);
-    await register(prisma, other, loyalty, t0);
+    const both = await insertDevice(prisma, 'device-both');
+    const onlyLoyalty = await insertDevice(prisma, 'device-loyalty');
+    const other = await insertDevice(prisma, 'device-other');
+    const registeredAt = t0;
+    await register(prisma, { deviceId: both, passId: loyalty, pushToken: 'token-1', registeredAt });
+    await register(prisma, { deviceId: both, passId: event, pushToken: 'token-1', registeredAt });
+    await register(prisma, { deviceId: onlyLoyalty, passId: loyalty2, pushToken: 'token-1', registeredAt });
+    await register(prisma, { deviceId: other, passId: loyalty, pushToken: 'token-2', registeredAt });
 
     expect(await registrations.removeUnregisteredToken('token-1', passType, at(1_000))).toEqual({
       registrations: 2,
@@ -291,11 +292,26 @@ describe('removeUnregisteredToken (APNs 410)', () => {
     expect(await registrationsOf(other)).toEqual([{ passId: loyalty }]);
   });
 
+  it('removes only the registrations made with that token, not the same device’s others', async () => {
+    const { prisma } = database;
+    const first = await insertPass(prisma, passType, 'l1');
+    const second = await insertPass(prisma, passType, 'l2');
+    const device = await insertDevice(prisma, 'device');
+    await register(prisma, { deviceId: device, passId: first, pushToken: 'token-1', registeredAt: t0 });
+    await register(prisma, { deviceId: device, passId: second, pushToken: 'token-2', registeredAt: t0 });
+
+    expect(await registrations.removeUnregisteredToken('token-2', passType, at(1_000))).toEqual({
+      registrations: 1,
+      devices: 0,
+    });
+    expect(await registrationsOf(device)).toEqual([{ passId: first }]);
+  });
+
   it('keeps a registration made after the time APNs gave for the token becoming invalid', async () => {
     const { prisma } = database;
     const pass = await insertPass(prisma, passType, 'l1');
-    const device = await insertDevice(prisma, 'device', 'token-1');
-    await register(prisma, device, pass, at(5_000));
+    const device = await insertDevice(prisma, 'device');
+    await register(prisma, { deviceId: device, passId: pass, pushToken: 'token-1', registeredAt: at(5_000) });
 
     expect(await registrations.removeUnregisteredToken('token-1', passType, at(4_999))).toEqual({
       registrations: 0,

@@ -22,7 +22,8 @@ beforeEach(async () => {
   await database.prisma
     .$executeRaw`TRUNCATE push_outbox, push_failures, registrations, devices, passes CASCADE`;
   const passId = await insertPass(database.prisma, passType, key.serialNumber);
-  await register(database.prisma, await insertDevice(database.prisma, 'device-r1', 'token-r1'), passId, t0);
+  const deviceId = await insertDevice(database.prisma, 'device-r1');
+  await register(database.prisma, { deviceId, passId, pushToken: 'token-r1', registeredAt: t0 });
 });
 
 describe('repositories.inTransaction', () => {

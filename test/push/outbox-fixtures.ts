@@ -11,9 +11,10 @@ export async function insertPass(prisma: PrismaClient, passTypeIdentifier: strin
   return row.id;
 }
 
-export async function insertDevice(prisma: PrismaClient, deviceLibraryIdentifier: string, pushToken: string) {
+/** devices.push_token is deprecated (read by nothing, kept for the previous release): the tokens are the registrations'. */
+export async function insertDevice(prisma: PrismaClient, deviceLibraryIdentifier: string) {
   const [row] = await prisma.$queryRaw<Array<{ id: bigint }>>`
-    INSERT INTO devices (device_library_identifier, push_token) VALUES (${deviceLibraryIdentifier}, ${pushToken})
+    INSERT INTO devices (device_library_identifier, push_token) VALUES (${deviceLibraryIdentifier}, '')
     RETURNING id`;
   if (!row) throw new Error('no device inserted');
   return row.id;
@@ -24,9 +25,14 @@ export async function emptyPushTables(prisma: PrismaClient) {
   await prisma.$executeRaw`TRUNCATE push_outbox, push_failures, registrations, devices, passes CASCADE`;
 }
 
-export async function register(prisma: PrismaClient, deviceId: bigint, passId: bigint, registeredAt: Date) {
+export async function register(
+  prisma: PrismaClient,
+  registration: { deviceId: bigint; passId: bigint; pushToken: string; registeredAt: Date },
+) {
+  const { deviceId, passId, pushToken, registeredAt } = registration;
   await prisma.$executeRaw`
-    INSERT INTO registrations (device_id, pass_id, registered_at) VALUES (${deviceId}, ${passId}, ${registeredAt}::timestamptz)`;
+    INSERT INTO registrations (device_id, pass_id, push_token, registered_at)
+    VALUES (${deviceId}, ${passId}, ${pushToken}, ${registeredAt}::timestamptz)`;
 }
 
 /** The pass type of the outbox and worker tests' passes: the APNs topic of their pushes. */
@@ -55,8 +61,8 @@ export async function passWithDevices(
   for (let i = 0; i < options.count; i += 1) {
     // APNs push tokens are 64 hexadecimal digits (or more).
     const pushToken = createHash('sha256').update(`${serialNumber}/${i}`).digest('hex');
-    const deviceId = await insertDevice(prisma, `${serialNumber}-device-${i}`, pushToken);
-    await register(prisma, deviceId, passId, options.now);
+    const deviceId = await insertDevice(prisma, `${serialNumber}-device-${i}`);
+    await register(prisma, { deviceId, passId, pushToken, registeredAt: options.now });
     pushTokens.push(pushToken);
   }
   await database.repositories.outbox.enqueue(passId, passTypeIdentifier, options.now);

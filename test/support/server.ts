@@ -56,6 +56,8 @@ export async function startTestServer(
     rateLimits?: Partial<RateLimitSettings>;
     /** TRUST_PROXY; unset, off as in production. */
     trustProxy?: AppDeps['trustProxy'];
+    /** DOCS_ENABLED; unset, on as in development. */
+    docsEnabled?: AppDeps['docsEnabled'];
   } = {},
 ): Promise<TestServer> {
   sharedPki ??= createTestPki();
@@ -86,6 +88,7 @@ export async function startTestServer(
     downloadLinkTtlSeconds: 3600,
     rateLimits: { ...unreachedLimits, ...options.rateLimits },
     trustProxy: options.trustProxy ?? false,
+    ...(options.docsEnabled === undefined ? {} : { docsEnabled: options.docsEnabled }),
     ...(options.ops ? { ops: options.ops } : {}),
   });
   await app.listen({ port, host: '127.0.0.1' });

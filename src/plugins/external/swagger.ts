@@ -9,7 +9,13 @@ import { securitySchemes, withAnswerHeaders } from '../../routes/route-docs.js';
 
 /*
  * The OpenAPI 3 document, generated from the zod schemas the routes validate with (fastify-type-provider-zod's
- * transform), so it cannot drift from what the server accepts. Served as JSON at /docs/json and as a page at /docs.
+ * transform), so it cannot drift from what the server accepts. Served as JSON at /docs/json and as a page at /docs,
+ * unless DOCS_ENABLED turns them off (off by default in production: see docs/configuration.md).
+ *
+ * The page is the only HTML this server serves. Its scripts, styles and images are @fastify/swagger-ui's own files
+ * under /docs/static (no CDN: it works in a closed network), so its content security policy allows this origin
+ * only, plus PUBLIC_URL for "Try it out". frame-ancestors 'none' and X-Frame-Options: DENY (for browsers without
+ * CSP level 2) keep other sites from framing it (clickjacking).
  */
 
 const docsPrefix = '/docs';
@@ -33,11 +39,37 @@ const zodTransform = createJsonSchemaTransform({ skipList: [] });
 
 export interface DocsOptions {
   publicUrl: string;
+  /** DOCS_ENABLED: serve /docs and /docs/json. */
+  enabled: boolean;
+}
+
+/*
+ * The Swagger logo in swagger-ui 5's top bar is an SVG with a <style> block of its own: allowed by that block's hash
+ * (as Chromium reports it when it blocks it), not by 'unsafe-inline'. A later swagger-ui with another logo only
+ * loses the logo's colours until the hash is updated.
+ */
+const swaggerLogoStyle = "'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='";
+
+/** The page's policy. No 'unsafe-inline': the page loads its scripts and styles from files; data: for the icons. */
+function contentSecurityPolicy(publicUrl: string): string {
+  return [
+    "default-src 'none'",
+    "script-src 'self'",
+    `style-src 'self' ${swaggerLogoStyle}`,
+    "img-src 'self' data:",
+    "font-src 'self' data:",
+    `connect-src 'self' ${new URL(publicUrl).origin}`,
+    "form-action 'self'",
+    "base-uri 'none'",
+    "object-src 'none'",
+    "frame-ancestors 'none'",
+  ].join('; ');
 }
 
 /** The document and the page; register it before the routes, which it collects as they are added. */
 export const swaggerPlugin = fp<DocsOptions>(
   async (app, options) => {
+    if (!options.enabled) return;
     await app.register(swagger, {
       openapi: {
         openapi: '3.1.0',
@@ -74,7 +106,17 @@ export const swaggerPlugin = fp<DocsOptions>(
       // Routes without a tag (none today) are internal; this keeps a forgotten one out of the public document.
       hideUntagged: true,
     });
-    await app.register(swaggerUi, { routePrefix: docsPrefix });
+    // Encapsulated: the frame header is for the page's routes only (swagger-ui's staticCSP hook is scoped to them).
+    await app.register(async (docs) => {
+      docs.addHook('onSend', (_request, reply, payload, done) => {
+        reply.header('x-frame-options', 'DENY');
+        done(null, payload);
+      });
+      await docs.register(swaggerUi, {
+        routePrefix: docsPrefix,
+        staticCSP: contentSecurityPolicy(options.publicUrl),
+      });
+    });
   },
   { name: 'swagger', fastify: '5.x' },
 );

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../../src/config.js';
 import { OVERRIDE_KEYS } from '../../../src/passes/pass-json-rules.js';
 import { newPassBody, passChangeBody } from '../../../src/routes/admin/schemas.js';
 import { startTestServer, type TestServer } from '../../support/server.js';
@@ -133,5 +134,71 @@ describe('/docs', () => {
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toMatch(/^text\/html/);
     expect(await response.text()).toMatch(/swagger/i);
+  });
+
+  it('has a content security policy and frame protection, and loads only this server’s files', async () => {
+    const page = await fetch(`${server.baseUrl}/docs/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('x-frame-options')).toBe('DENY');
+    const policy = new Map(
+      (page.headers.get('content-security-policy') ?? '').split(';').map((directive) => {
+        const [name = '', ...values] = directive.trim().split(/\s+/);
+        return [name, values] as const;
+      }),
+    );
+    expect(policy.get('default-src')).toEqual(["'none'"]);
+    expect(policy.get('script-src')).toEqual(["'self'"]);
+    // 'self' and the hash of one fixed block (the logo's); never 'unsafe-inline'.
+    expect(policy.get('style-src')?.[0]).toBe("'self'");
+    expect(policy.get('style-src')?.slice(1)).toEqual([expect.stringMatching(/^'sha256-[A-Za-z0-9+/]+=*'$/)]);
+    expect(policy.get('frame-ancestors')).toEqual(["'none'"]);
+    expect(policy.get('connect-src')).toEqual(["'self'", server.baseUrl]);
+
+    // Every script and stylesheet is a file of this origin (no CDN: the page works in a closed network), served.
+    const html = await page.text();
+    const assets = [...html.matchAll(/<(?:script|link)\b[^>]*\b(?:src|href)="([^"]+)"/g)].map(
+      (match) => new URL(match[1] as string, page.url),
+    );
+    expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>\s*\S/);
+    expect(html).not.toMatch(/<style\b/);
+    expect(assets.filter((url) => url.pathname.endsWith('.js')).length).toBeGreaterThanOrEqual(3);
+    expect(assets.filter((url) => url.pathname.endsWith('.css')).length).toBeGreaterThanOrEqual(2);
+    for (const url of assets) {
+      expect(url.origin).toBe(server.baseUrl);
+      const asset = await fetch(url);
+      expect(asset.status, url.pathname).toBe(200);
+      expect(asset.headers.get('content-security-policy')).toBe(page.headers.get('content-security-policy'));
+      await asset.arrayBuffer();
+    }
+  });
+});
+
+describe('DOCS_ENABLED', () => {
+  const production = {
+    NODE_ENV: 'production',
+    PUBLIC_URL: 'https://passes.example.com',
+    ADMIN_TOKEN: 'Zq4-vN8r2Tx7Lm1pKd9sWb3yHc6jFg0e',
+  };
+
+  it('is on by default outside production, off in production, and either when set', () => {
+    expect(loadConfig({}).docsEnabled).toBe(true);
+    expect(loadConfig({ DOCS_ENABLED: 'false' }).docsEnabled).toBe(false);
+    expect(loadConfig(production).docsEnabled).toBe(false);
+    expect(loadConfig({ ...production, DOCS_ENABLED: 'true' }).docsEnabled).toBe(true);
+    expect(() => loadConfig({ DOCS_ENABLED: 'yes please' })).toThrow(/DOCS_ENABLED: must be true or false/);
+  });
+
+  it('off: neither the page nor the document is served', async () => {
+    const closed = await startTestServer({ docsEnabled: false });
+    try {
+      for (const path of ['/docs', '/docs/', '/docs/json', '/docs/static/swagger-ui-bundle.js']) {
+        const response = await fetch(`${closed.baseUrl}${path}`);
+        expect(response.status, path).toBe(404);
+        expect(await response.json()).toMatchObject({ statusCode: 404, error: 'not_found' });
+      }
+      expect((await fetch(`${closed.baseUrl}/healthz`)).status).toBe(200);
+    } finally {
+      await closed.close();
+    }
   });
 });

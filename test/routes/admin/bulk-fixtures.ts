@@ -26,10 +26,11 @@ export async function createPasses(
 export async function registerDevice(server: TestServer, serialNumber: string, pushToken: string) {
   const prisma = server.database.prisma;
   const pass = await prisma.pass.findFirstOrThrow({ where: { serialNumber } });
+  // devices.push_token is deprecated (read by nothing): pushes go to the registration's token.
   const device = await prisma.device.create({
-    data: { deviceLibraryIdentifier: `device-${serialNumber}-${pushToken}`, pushToken },
+    data: { deviceLibraryIdentifier: `device-${serialNumber}-${pushToken}`, pushToken: '' },
   });
-  await prisma.registration.create({ data: { deviceId: device.id, passId: pass.id } });
+  await prisma.registration.create({ data: { deviceId: device.id, passId: pass.id, pushToken } });
 }
 
 /** What a bulk runner needs of the passes service, as the test server has it. */
