@@ -83,20 +83,42 @@ export function createRepositories(db: RepositoryHandles): Repositories {
     run: (tx: TransactionRepositories) => Promise<T>,
     timeoutMs: number | undefined,
   ): Promise<T> => {
-    const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
-    try {
-      return await db.transaction(async (driverQuery) => {
-        const query = deadline === undefined ? driverQuery : await bounded(driverQuery, deadline);
-        return run({
-          passes: passesInTransaction(query),
-          outbox: outboxEnqueueOn(query),
-          bulkJobs: bulkJobsInTransaction(query),
-        });
+    const inside = (query: SqlQuery) =>
+      run({
+        passes: passesInTransaction(query),
+        outbox: outboxEnqueueOn(query),
+        bulkJobs: bulkJobsInTransaction(query),
       });
+    if (timeoutMs === undefined) return db.transaction(inside);
+    const deadline = Date.now() + timeoutMs;
+    // Waiting to start (a free pool connection; PGlite's turn) is refused at the deadline; once started, the
+    // transaction is ended by its own bounds only, so an answer never says "not changed" for a commit in flight.
+    let started = false;
+    let abandoned = false;
+    let timer: NodeJS.Timeout | undefined;
+    const notStarted = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        if (started) return;
+        abandoned = true;
+        reject(notTakenInTime(`no transaction could be started within ${timeoutMs} ms`));
+      }, timeoutMs);
+    });
+    const running = db.transaction(async (driverQuery) => {
+      started = true;
+      // Its caller was answered already: rolled back at once.
+      if (abandoned) throw new DeadlineError('the transaction started after its caller gave up');
+      return inside(await bounded(driverQuery, deadline));
+    });
+    try {
+      return await Promise.race([running, notStarted]);
     } catch (error) {
-      if (timeoutMs !== undefined && endedByTimeout(error))
+      if (endedByTimeout(error))
         throw notTakenInTime(`the change was not done within ${timeoutMs} ms`, error);
       throw error;
+    } finally {
+      clearTimeout(timer);
+      // An abandoned transaction still ends (rolled back) after its caller was answered.
+      running.catch(() => undefined);
     }
   };
   return {

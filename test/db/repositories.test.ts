@@ -70,6 +70,27 @@ describe('repositories.inTransaction', () => {
     expect(await outboxRows(database.prisma)).toEqual([]);
   });
 
+  it.skipIf(testDatabaseKind !== 'embedded')(
+    'refuses at timeoutMs a transaction that cannot start (PGlite runs one at a time), and never runs it',
+    async () => {
+      let ran = false;
+      const holder = database.transaction(() => new Promise((resolve) => setTimeout(resolve, 600)));
+      const started = Date.now();
+      const change = database.repositories.inTransaction(
+        async () => {
+          ran = true;
+        },
+        { timeoutMs: 100 },
+      );
+      await expect(change).rejects.toThrow(/no transaction could be started within 100 ms/);
+      expect(Date.now() - started).toBeLessThan(500);
+      await holder;
+      // The abandoned transaction started after the holder and rolled back at once.
+      await database.query('SELECT 1', []);
+      expect(ran).toBe(false);
+    },
+  );
+
   it.skipIf(testDatabaseKind !== 'postgresql')(
     'ends a statement that waits for a lock beyond timeoutMs (statement_timeout)',
     async () => {
