@@ -3,8 +3,9 @@
 #
 #   build → copy exactly what the Dockerfile's runtime stage holds into a clean temp folder → the Dockerfile's
 #   `npm ci --omit=dev --omit=optional` there → start `node dist/src/server.js` with NODE_ENV=production, development certificates from
-#   certificates.example/make-dev-identity.sh, the embedded database in a temp DATA_DIR → /readyz answers 200
-#   → the admin API creates a pass (201) and signs it (200) → SIGTERM → exit code 0.
+#   certificates.example/make-dev-identity.sh, the embedded database in a temp DATA_DIR → refused at start (its WWDR
+#   is not Apple's) → started again with ALLOW_INSECURE_PRODUCTION=true, as a staging server, which it logs →
+#   /readyz answers 200 → the admin API creates a pass (201) and signs it (200) → SIGTERM → exit code 0.
 #
 # Usage: scripts/production-start-check.sh   (from anywhere; needs node, npm, openssl and curl)
 set -euo pipefail
@@ -52,13 +53,29 @@ port=$(node -e "const s = require('node:net').createServer().listen(0, '127.0.0.
 token=$(openssl rand -hex 24)
 base=http://127.0.0.1:$port
 
-echo "== start: node dist/src/server.js on port $port"
 # A clean environment, so nothing from the caller (DATABASE_URL, MODELS_DIR, …) changes what is checked.
 # The image's WORKDIR is /app, the folder of package.json; the same here.
-(cd "$app" && exec env -i PATH="$PATH" HOME="$work" \
-  NODE_ENV=production PORT="$port" HOST=127.0.0.1 PUBLIC_URL=https://passes.example.test \
-  ADMIN_TOKEN="$token" DATA_DIR="$work/data" CERTIFICATES_DIR="$work/certificates" LOG_LEVEL=info \
-  node dist/src/server.js) >"$work/server.log" 2>&1 &
+server_env=(PATH="$PATH" HOME="$work"
+  NODE_ENV=production PORT="$port" HOST=127.0.0.1 PUBLIC_URL=https://passes.example.test
+  ADMIN_TOKEN="$token" DATA_DIR="$work/data" CERTIFICATES_DIR="$work/certificates" LOG_LEVEL=info)
+
+echo "== start with the development identity: refused (its WWDR is not Apple's)"
+(cd "$app" && exec env -i "${server_env[@]}" node dist/src/server.js) >"$work/server.log" 2>&1 &
+server_pid=$!
+started=$SECONDS
+while kill -0 "$server_pid" 2>/dev/null; do
+  [ $((SECONDS - started)) -lt 60 ] || fail "the server started in production with the development identity"
+  sleep 0.5
+done
+if wait "$server_pid"; then rc=0; else rc=$?; fi
+server_pid=
+[ "$rc" != 0 ] || fail "the server exited 0 in production with the development identity"
+grep -q "wwdr.pem is not Apple's WWDR intermediate" "$work/server.log" ||
+  fail "the refusal did not name wwdr.pem"
+
+echo "== start: node dist/src/server.js on port $port, with ALLOW_INSECURE_PRODUCTION=true (no Apple identity in CI)"
+(cd "$app" && exec env -i "${server_env[@]}" ALLOW_INSECURE_PRODUCTION=true node dist/src/server.js) \
+  >"$work/server.log" 2>&1 &
 server_pid=$!
 
 started=$SECONDS
@@ -68,6 +85,7 @@ until [ "$(curl -s -o /dev/null -w '%{http_code}' "$base/readyz")" = 200 ]; do
   sleep 0.5
 done
 echo "   ready after $((SECONDS - started)) s"
+grep -q '"msg":"ALLOW_INSECURE_PRODUCTION=true' "$work/server.log" || fail "the opt-out was not logged as a warning"
 
 echo "== create and sign a pass through the admin API"
 status=$(curl -s -o "$work/pass.json" -w '%{http_code}' -X POST "$base/admin/passes" \
@@ -85,4 +103,4 @@ if wait "$server_pid"; then rc=0; else rc=$?; fi
 server_pid=
 [ "$rc" = 0 ] || fail "the server exited with $rc after SIGTERM (expected 0)"
 
-echo "production-start-check: OK (build, npm ci --omit=dev, start in production, ready, pass created, clean exit)"
+echo "production-start-check: OK (build, npm ci --omit=dev, development identity refused in production, staging start, ready, pass created, clean exit)"

@@ -135,6 +135,10 @@ const environmentSchema = z.object({
       .optional(),
   ),
   ADMIN_TOKEN: optionalText.pipe(z.string().min(16, 'must be at least 16 characters').optional()),
+  ALLOW_INSECURE_PRODUCTION: z
+    .enum(['true', 'false'], { error: 'must be true or false' })
+    .default('false')
+    .transform((value) => value === 'true'),
   CERTIFICATES_DIR: z.string().min(1).default('./certificates'),
   SIGNER_CERT_PEM: pemText,
   SIGNER_KEY_PEM: pemText,
@@ -187,6 +191,13 @@ export interface Config {
   /** The base URL devices reach; without a trailing slash. Becomes webServiceURL in every pass. */
   publicUrl: string;
   adminToken: string | undefined;
+  /**
+   * ALLOW_INSECURE_PRODUCTION: a staging server in production mode. A weak ADMIN_TOKEN and a WWDR certificate that
+   * is not Apple's are then warnings (insecureProductionWarnings, and the identity loader's) instead of refusals.
+   */
+  allowInsecureProduction: boolean;
+  /** What ALLOW_INSECURE_PRODUCTION let through here, for the start to log as warnings. */
+  insecureProductionWarnings: string[];
   certificatesDir: string;
   /** SIGNER_CERT_PEM, SIGNER_KEY_PEM and WWDR_CERT_PEM (all three or none): used instead of CERTIFICATES_DIR. */
   signingPems: { signerCert: string; signerKey: string; wwdr: string } | undefined;
@@ -219,6 +230,35 @@ export interface ApnsConfig {
   maxAttempts: number;
   /** How long a worker holds claimed pushes; those of a process that died are sent again after it. */
   leaseMs: number;
+}
+
+/** A production ADMIN_TOKEN's floor: 32 characters, about 2.5 bits each (the rule is in docs/configuration.md). */
+const ADMIN_TOKEN_MIN_LENGTH = 32;
+const ADMIN_TOKEN_MIN_BITS_PER_CHARACTER = 2.5;
+
+/**
+ * Why a token is too weak for production, or undefined. Guessed at full speed, a token must have a lot of
+ * variety: the Shannon entropy of its characters' frequencies must reach 2.5 bits per character, so a 32-character
+ * token carries at least 80 bits by this estimate. Random tokens pass by far (32 hex digits: 2.8 bits or more per
+ * character in 300,000 draws; base64: about 4.7), placeholders and repeats fail (`aaaa…`: 0; `abab…`: 1).
+ */
+export function adminTokenWeakness(token: string): string | undefined {
+  const characters = [...token];
+  if (characters.length < ADMIN_TOKEN_MIN_LENGTH)
+    return `must be at least ${ADMIN_TOKEN_MIN_LENGTH} characters in production (has ${characters.length})`;
+  const counts = new Map<string, number>();
+  for (const character of characters) counts.set(character, (counts.get(character) ?? 0) + 1);
+  let bitsPerCharacter = 0;
+  for (const count of counts.values()) {
+    const share = count / characters.length;
+    bitsPerCharacter -= share * Math.log2(share);
+  }
+  if (bitsPerCharacter < ADMIN_TOKEN_MIN_BITS_PER_CHARACTER)
+    return (
+      `has too little variety (${counts.size} different characters, ${bitsPerCharacter.toFixed(1)} bits per ` +
+      `character; at least ${ADMIN_TOKEN_MIN_BITS_PER_CHARACTER} needed)`
+    );
+  return undefined;
 }
 
 export class ConfigError extends StartupError {
@@ -274,6 +314,15 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
   if (production && !env.ADMIN_TOKEN) {
     throw new ConfigError('Invalid configuration:\n  ADMIN_TOKEN: required when NODE_ENV=production');
   }
+  const insecureProductionWarnings: string[] = [];
+  const weakness = production && env.ADMIN_TOKEN ? adminTokenWeakness(env.ADMIN_TOKEN) : undefined;
+  if (weakness && !env.ALLOW_INSECURE_PRODUCTION) {
+    throw new ConfigError(
+      `Invalid configuration:\n  ADMIN_TOKEN: ${weakness}; NODE_ENV=production needs a random one, e.g. ` +
+        '`openssl rand -hex 32` (or ALLOW_INSECURE_PRODUCTION=true for a staging server)',
+    );
+  }
+  if (weakness) insecureProductionWarnings.push(`ADMIN_TOKEN: ${weakness}`);
   return {
     production,
     port: env.PORT,
@@ -292,6 +341,8 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     dataDir: resolve(env.DATA_DIR),
     publicUrl,
     adminToken: env.ADMIN_TOKEN,
+    allowInsecureProduction: env.ALLOW_INSECURE_PRODUCTION,
+    insecureProductionWarnings,
     certificatesDir: resolve(env.CERTIFICATES_DIR),
     signingPems:
       signingPems.SIGNER_CERT_PEM && signingPems.SIGNER_KEY_PEM && signingPems.WWDR_CERT_PEM

@@ -63,6 +63,19 @@ export class TooManyRequestsError extends ServiceError {
   }
 }
 
+/**
+ * 503: the request could not be taken in time (e.g. a change of a pass that other changes of it kept waiting);
+ * nothing was changed, and the same request may be sent again after Retry-After.
+ */
+export class ServiceUnavailableError extends ServiceError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(503, 'unavailable', message);
+  }
+}
+
 /** A problem that stops the process from starting (configuration, certificates, templates). */
 export class StartupError extends Error {
   override name = 'StartupError';

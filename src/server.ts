@@ -64,6 +64,13 @@ function welcome(config: Config, adminToken: string, templates: ReadonlyMap<stri
 async function main() {
   const config = loadConfig();
   const log = createLogger({ level: config.logLevel });
+  // A staging server in production mode: said at every start, with what it let through (the identity adds its own).
+  if (config.production && config.allowInsecureProduction) {
+    log.warn(
+      { allowed: config.insecureProductionWarnings },
+      'ALLOW_INSECURE_PRODUCTION=true: production checks of ADMIN_TOKEN and the WWDR certificate only warn; not for a public server',
+    );
+  }
   const identity = await loadSigningIdentity({
     certificatesDir: config.certificatesDir,
     pems: config.signingPems,
@@ -72,6 +79,7 @@ async function main() {
     passTypeIdentifier: config.passTypeIdentifier,
     teamIdentifier: config.teamIdentifier,
     production: config.production,
+    allowInsecureProduction: config.allowInsecureProduction,
     log,
   });
   const templates = await loadTemplatesReportingProblems(config, identity, log);

@@ -13,8 +13,6 @@ import { type Finding, fail, pass, warn } from './findings.js';
 export const PASS_TYPE_ID_EXTENSION = '1.2.840.113635.100.6.1.16';
 /** Apple's certificates last a year; a month's notice leaves time to renew before passes stop updating. */
 export const RENEWAL_WARNING_MS = 30 * 24 * 3600 * 1000;
-const APPLE_WWDR_NAME = 'Apple Worldwide Developer Relations Certification Authority';
-const APPLE_ROOT_NAME = 'Apple Root CA';
 const HELP = 'See certificates.example/README.md.';
 
 export const RULES = {
@@ -115,15 +113,6 @@ function checkPassTypeExtension(cert: X509Certificate): Finding {
     `the certificate lacks Apple's Pass Type ID extension ${PASS_TYPE_ID_EXTENSION}`,
     `Sign with the Pass Type ID certificate (not an app, APNs or development certificate). ${HELP}`,
     "Apple's Pass Type ID certificates carry this extension; a certificate without it is usually another kind, which Wallet and APNs refuse for passes.",
-  );
-}
-
-/** True when the certificate names Apple's WWDR intermediate, issued by Apple's root (checked by name). */
-export function isAppleWwdr(cert: X509Certificate): boolean {
-  return (
-    subjectAttribute(cert.subject, 'CN') === APPLE_WWDR_NAME &&
-    subjectAttribute(cert.subject, 'O') === 'Apple Inc.' &&
-    subjectAttribute(cert.issuer, 'CN') === APPLE_ROOT_NAME
   );
 }
 

@@ -8,6 +8,7 @@ import {
 } from '../signing/dev-identity.js';
 import {
   FILE_NAMES,
+  isAppleWwdr,
   oneLine,
   presentCertificateFiles,
   readCertificateFiles,
@@ -15,13 +16,7 @@ import {
   type SigningPems,
   subjectAttribute,
 } from '../signing/identity.js';
-import {
-  checkSignerCertificate,
-  checkValidity,
-  isAppleWwdr,
-  issuedBy,
-  wwdrGeneration,
-} from './certificate-rules.js';
+import { checkSignerCertificate, checkValidity, issuedBy, wwdrGeneration } from './certificate-rules.js';
 import { type Finding, fail, pass, warn } from './findings.js';
 
 /*
@@ -219,7 +214,10 @@ function checkWwdr(wwdr: X509Certificate, config: Config, now: Date): Finding[] 
   const fix = `Use Apple's WWDR G4 from apple.com/certificateauthority with the Pass Type ID certificate it issued. ${HELP}`;
   const why = 'iOS trusts only signatures that chain to Apple Root CA.';
   return [
-    config.production ? fail(R.wwdr, detail, fix, why) : warn(R.wwdr, detail, fix, why),
+    // As the server: refused in production, unless ALLOW_INSECURE_PRODUCTION marks a staging server.
+    config.production && !config.allowInsecureProduction
+      ? fail(R.wwdr, detail, fix, why)
+      : warn(R.wwdr, detail, fix, why),
     ...(validity.status === 'pass' ? [] : [validity]),
   ];
 }

@@ -3,14 +3,8 @@ import { readFile } from 'node:fs/promises';
 import { inflateRawSync } from 'node:zlib';
 import { checkPassJson } from '../passes/pass-json-rules.js';
 import { isRecord } from '../passes/templates.js';
-import { oneLine } from '../signing/identity.js';
-import {
-  checkSignerCertificate,
-  checkValidity,
-  isAppleWwdr,
-  issuedBy,
-  wwdrGeneration,
-} from './certificate-rules.js';
+import { isAppleWwdr, oneLine } from '../signing/identity.js';
+import { checkSignerCertificate, checkValidity, issuedBy, wwdrGeneration } from './certificate-rules.js';
 import {
   CmsError,
   findSignerCertificate,

@@ -13,7 +13,7 @@ import {
   type PassChanges,
   postgresNotificationSession,
 } from './pass-changes.js';
-import { PGliteAdapterFactory } from './pglite.js';
+import { PGliteAdapterFactory, pgliteQueryOptions } from './pglite.js';
 import { PostgresMigrationAdapterFactory } from './postgres.js';
 import { createRepositories, type Repositories } from './repositories.js';
 import { type PreparedStatement, type SqlQuery, sqlText } from './sql.js';
@@ -79,7 +79,7 @@ function pgQueryOn(db: pg.Pool | pg.PoolClient): SqlQuery {
 /** A SqlQuery on PGlite or its transaction, which plan every statement anyway. */
 function pgliteQueryOn(db: Pick<PGlite, 'query'>): SqlQuery {
   return async <Row extends Record<string, unknown>>(sql: string | PreparedStatement, params: unknown[]) =>
-    (await db.query<Row>(sqlText(sql), params)).rows;
+    (await db.query<Row>(sqlText(sql), params, pgliteQueryOptions)).rows;
 }
 
 function openPostgres(connectionString: string, log: Logger): Database {

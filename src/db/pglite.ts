@@ -1,4 +1,4 @@
-import { PGlite } from '@electric-sql/pglite';
+import { PGlite, type QueryOptions, types } from '@electric-sql/pglite';
 import type { SqlDriverAdapter, SqlMigrationAwareDriverAdapterFactory } from '@prisma/driver-adapter-utils';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
 
@@ -32,3 +32,15 @@ function withAwaitedScripts(adapter: SqlDriverAdapter, client: PGlite): SqlDrive
   };
   return adapter;
 }
+
+/*
+ * PGlite 0.5 serializes a bytea parameter one byte at a time into a string (about 100 ms for a 140 KB bundle, while
+ * its one connection runs nothing else: every change, and every Wallet request, waits). Buffer's hex encoder makes the
+ * same text (PostgreSQL's hex format, "\\x…") in one step, about ten times faster.
+ */
+export const pgliteQueryOptions: QueryOptions = {
+  serializers: {
+    [types.BYTEA]: (value: Uint8Array) =>
+      `\\x${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex')}`,
+  },
+};

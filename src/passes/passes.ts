@@ -147,6 +147,11 @@ export async function countRegistrations(
   return deps.repositories.passes.countRegistrations(passId);
 }
 
+/** Longest a change's transaction may take (its lock wait, signing and writes). */
+const CHANGE_TIMEOUT_MS = 5_000;
+/** Longest a change waits for the changes of the same pass before it in this process. */
+const CHANGE_MAX_WAIT_MS = 30_000;
+
 /**
  * Applies a change as a new version. In ONE transaction: the new version (fields, overrides, version, Last-Modified,
  * update_xid for lastUpdated tags), its signed bundle, and one outbox row per push token registered for the pass,
@@ -169,8 +174,13 @@ export async function updatePass(deps: PassesDeps, key: PassKey, change: PassCha
       if (!stored) throw notFound();
       return toStoredPass(stored);
     },
-    // A change stuck on a lock ends and rolls back (as long as Prisma gives an interactive transaction by default).
-    { timeoutMs: 5_000 },
+    // Changes of one pass wait their turn in this process, outside any transaction, so 50 at once all succeed;
+    // one that still waits too long, or is stuck on a lock held elsewhere (a bulk page, another instance), ends,
+    // rolls back and is answered 503 with Retry-After (src/db/repositories.ts).
+    {
+      timeoutMs: CHANGE_TIMEOUT_MS,
+      queue: { key: `${key.passTypeIdentifier}/${key.serialNumber}`, maxWaitMs: CHANGE_MAX_WAIT_MS },
+    },
   );
   deps.afterChange?.();
   return updated;

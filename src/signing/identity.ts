@@ -47,8 +47,10 @@ export interface SigningIdentityOptions {
   passTypeIdentifier?: string;
   /** Configured TEAM_IDENTIFIER; must agree with the certificate's OU if given. */
   teamIdentifier?: string;
-  /** NODE_ENV=production: refuse a development identity. */
+  /** NODE_ENV=production: refuse a development identity, and a WWDR certificate that is not Apple's. */
   production: boolean;
+  /** ALLOW_INSECURE_PRODUCTION (staging): in production, a WWDR that is not Apple's is a warning, not a refusal. */
+  allowInsecureProduction?: boolean;
   log: Logger;
 }
 
@@ -92,7 +94,7 @@ export async function loadSigningIdentity(o: SigningIdentityOptions): Promise<Si
   return loadDevelopmentIdentity(o);
 }
 
-/** A real identity passes the configured-id check; its source and expiry are logged. */
+/** A real identity passes the configured-id check and, in production, the Apple WWDR check; its source and expiry are logged. */
 function accepted(
   identity: SigningIdentity,
   labels: PemLabels,
@@ -100,6 +102,7 @@ function accepted(
   o: SigningIdentityOptions,
 ): SigningIdentity {
   assertConfiguredIdsAgree(identity, o);
+  if (o.production) assertAppleWwdr(identity, labels, o);
   o.log.info(
     {
       source,
@@ -116,6 +119,45 @@ function accepted(
     );
   }
   return identity;
+}
+
+const APPLE_WWDR_NAME = 'Apple Worldwide Developer Relations Certification Authority';
+const APPLE_ROOT_NAME = 'Apple Root CA';
+
+/**
+ * True when the certificate names Apple's WWDR intermediate, issued by Apple's root (checked by name: it tells
+ * Apple's intermediate from the development CA or a test CA; whether the chain is trusted is Wallet's check).
+ */
+export function isAppleWwdr(cert: X509Certificate): boolean {
+  return (
+    subjectAttribute(cert.subject, 'CN') === APPLE_WWDR_NAME &&
+    subjectAttribute(cert.subject, 'O') === 'Apple Inc.' &&
+    subjectAttribute(cert.issuer, 'CN') === APPLE_ROOT_NAME
+  );
+}
+
+/**
+ * Wallet installs only passes whose signature chains through Apple's WWDR intermediate to Apple's root; one signed
+ * under another CA (the development identity copied into CERTIFICATES_DIR, a test CA) would start and serve passes
+ * that no device takes. Production refuses it, unless ALLOW_INSECURE_PRODUCTION says this is a staging server.
+ */
+function assertAppleWwdr(identity: SigningIdentity, labels: PemLabels, o: SigningIdentityOptions): void {
+  const wwdr = new X509Certificate(identity.wwdr);
+  if (isAppleWwdr(wwdr)) return;
+  const what =
+    `${labels.wwdr} is not Apple's WWDR intermediate (subject: ${oneLine(wwdr.subject)}; issuer: ` +
+    `${oneLine(wwdr.issuer)}; Apple's is "${APPLE_WWDR_NAME}" of Apple Inc., issued by "${APPLE_ROOT_NAME}")`;
+  if (o.allowInsecureProduction) {
+    o.log.warn(
+      `ALLOW_INSECURE_PRODUCTION=true: ${what}. Passes signed with it will NOT install on real devices.`,
+    );
+    return;
+  }
+  throw new StartupError(
+    `${what}: passes signed under it do not install on real devices, so NODE_ENV=production refuses it. ` +
+      `Use your Pass Type ID certificate with Apple's WWDR G4 intermediate, or set ALLOW_INSECURE_PRODUCTION=true ` +
+      `for a staging server. ${HELP}`,
+  );
 }
 
 /** Which of the three certificate files CERTIFICATES_DIR holds (the server and `doctor` read the same way). */

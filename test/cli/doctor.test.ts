@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -21,6 +22,7 @@ import { runOwned } from '../support/process.js';
  */
 
 const KEY_ID = 'DOCTORKEY1';
+const productionToken = randomBytes(32).toString('hex');
 let pki: TestPki;
 let expiredPki: TestPki;
 let mock: MockApns;
@@ -119,10 +121,17 @@ describe('doctor', () => {
     await mkdir(empty, { recursive: true });
     const findings = await doctor({
       NODE_ENV: 'production',
-      ADMIN_TOKEN: 'x'.repeat(32),
+      ADMIN_TOKEN: productionToken,
       CERTIFICATES_DIR: empty,
     });
     expect(find(findings, 'identity/development')?.status).toBe('fail');
+  });
+
+  it("production with a WWDR that is not Apple's: a failure, a warning with ALLOW_INSECURE_PRODUCTION", async () => {
+    const production = { NODE_ENV: 'production', ADMIN_TOKEN: productionToken };
+    expect(find(await doctor(production), 'identity/wwdr')?.status).toBe('fail');
+    const staging = await doctor({ ...production, ALLOW_INSECURE_PRODUCTION: 'true' });
+    expect(find(staging, 'identity/wwdr')?.status).toBe('warn');
   });
 
   it('an invalid configuration stops at the config finding', async () => {

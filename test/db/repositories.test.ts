@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/database.js';
+import { ServiceUnavailableError } from '../../src/errors.js';
 import { insertDevice, insertPass, outboxRows, register } from '../push/outbox-fixtures.js';
 import { openTestDatabase, testDatabaseKind } from '../support/database.js';
 
@@ -64,10 +65,32 @@ describe('repositories.inTransaction', () => {
       },
       { timeoutMs: 100 },
     );
-    await expect(change).rejects.toThrow(/longer than 100 ms/);
+    await expect(change).rejects.toThrow(ServiceUnavailableError);
+    await expect(change).rejects.toThrow(/not done within 100 ms/);
     expect((await database.repositories.passes.find(key))?.version).toBe(1);
     expect(await outboxRows(database.prisma)).toEqual([]);
   });
+
+  it.skipIf(testDatabaseKind !== 'embedded')(
+    'refuses at timeoutMs a transaction that cannot start (PGlite runs one at a time), and never runs it',
+    async () => {
+      let ran = false;
+      const holder = database.transaction(() => new Promise((resolve) => setTimeout(resolve, 600)));
+      const started = Date.now();
+      const change = database.repositories.inTransaction(
+        async () => {
+          ran = true;
+        },
+        { timeoutMs: 100 },
+      );
+      await expect(change).rejects.toThrow(/no transaction could be started within 100 ms/);
+      expect(Date.now() - started).toBeLessThan(500);
+      await holder;
+      // The abandoned transaction started after the holder and rolled back at once.
+      await database.query('SELECT 1', []);
+      expect(ran).toBe(false);
+    },
+  );
 
   it.skipIf(testDatabaseKind !== 'postgresql')(
     'ends a statement that waits for a lock beyond timeoutMs (statement_timeout)',
@@ -80,11 +103,37 @@ describe('repositories.inTransaction', () => {
         const change = database.repositories.inTransaction((tx) => tx.passes.lockForChange(key), {
           timeoutMs: 200,
         });
-        await expect(change).rejects.toThrow(/statement timeout/);
+        await expect(change).rejects.toThrow(ServiceUnavailableError);
+        await expect(change).rejects.toMatchObject({
+          cause: { message: expect.stringMatching(/statement timeout/) },
+        });
       } finally {
         await locker.query('ROLLBACK');
         await locker.end();
       }
     },
   );
+
+  it('runs transactions of one queue key one at a time, and refuses one that waits past maxWaitMs', async () => {
+    const order: string[] = [];
+    const queued = (name: string, maxWaitMs: number, holdMs: number) =>
+      database.repositories.inTransaction(
+        async (tx) => {
+          order.push(`${name} start`);
+          await tx.passes.lockForChange(key);
+          await new Promise((resolve) => setTimeout(resolve, holdMs));
+          order.push(`${name} end`);
+          return name;
+        },
+        { queue: { key: 'pass r1', maxWaitMs } },
+      );
+    const first = queued('first', 1_000, 300);
+    const impatient = queued('impatient', 50, 0);
+    const patient = queued('patient', 5_000, 0);
+    await expect(impatient).rejects.toThrow(ServiceUnavailableError);
+    await expect(impatient).rejects.toMatchObject({ statusCode: 503, retryAfterSeconds: 2 });
+    expect(await Promise.all([first, patient])).toEqual(['first', 'patient']);
+    // The refused one never ran, and the one after it still waited for the one before it.
+    expect(order).toEqual(['first start', 'first end', 'patient start', 'patient end']);
+  });
 });

@@ -1,7 +1,9 @@
-import { mkdtemp } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { generateDevelopmentIdentity } from '../../src/signing/dev-identity.js';
 import { serverDataEnv } from '../support/database.js';
 import { verifyPkpass } from '../support/pkpass-verifier.js';
 import {
@@ -12,6 +14,7 @@ import {
 } from '../support/process.js';
 
 const cleanups: Array<() => Promise<void>> = [];
+const strongToken = randomBytes(32).toString('hex');
 afterAll(async () => {
   for (const cleanup of cleanups) await cleanup();
 });
@@ -107,12 +110,65 @@ describe('the server process', { timeout: serverProcessTimeout }, () => {
       await run({
         NODE_ENV: 'production',
         PUBLIC_URL: 'https://passes.example.com',
-        ADMIN_TOKEN: 'x'.repeat(32),
+        ADMIN_TOKEN: strongToken,
       }),
     ).toMatch(/certificates/i);
     expect(await run({ NODE_ENV: 'production', PUBLIC_URL: 'https://passes.example.com' })).toMatch(
       /ADMIN_TOKEN/,
     );
+    expect(
+      await run({
+        NODE_ENV: 'production',
+        PUBLIC_URL: 'https://passes.example.com',
+        ADMIN_TOKEN: 'aaaaaaaaaaaaaaaa',
+      }),
+    ).toMatch(/ADMIN_TOKEN: must be at least 32 characters in production/);
     expect(await run({ PORT: 'eighty' })).toMatch(/PORT/);
+  });
+
+  it('refuses the development identity copied into CERTIFICATES_DIR in production, unless ALLOW_INSECURE_PRODUCTION', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'pks-prod-'));
+    const certificatesDir = join(dataDir, 'certificates');
+    const pems = generateDevelopmentIdentity(
+      { passTypeIdentifier: 'pass.dev.passkit-server', teamIdentifier: 'DEVTEAM000' },
+      new Date(),
+    );
+    await mkdir(certificatesDir);
+    await writeFile(join(certificatesDir, 'signerCert.pem'), pems.signerCert);
+    await writeFile(join(certificatesDir, 'signerKey.pem'), pems.signerKey);
+    await writeFile(join(certificatesDir, 'wwdr.pem'), pems.wwdr);
+    const env = {
+      NODE_ENV: 'production',
+      PUBLIC_URL: 'https://passes.example.com',
+      DATA_DIR: dataDir,
+      CERTIFICATES_DIR: certificatesDir,
+    };
+    const refused = await startServerProcess({ ...env, ADMIN_TOKEN: strongToken }).then(
+      () => 'started',
+      (error: Error) => error.message,
+    );
+    expect(refused).toMatch(/wwdr.pem is not Apple's WWDR intermediate/);
+
+    // A staging server: starts, and says at start what it let through.
+    const staging = await startServerProcess({
+      ...env,
+      ADMIN_TOKEN: 'aaaaaaaaaaaaaaaa',
+      ALLOW_INSECURE_PRODUCTION: 'true',
+    });
+    try {
+      const warnings = staging
+        .output()
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as { level: number; msg: string; allowed?: string[] })
+        .filter((line) => line.level === 40 && line.msg.startsWith('ALLOW_INSECURE_PRODUCTION=true'));
+      expect(warnings).toHaveLength(2);
+      expect(warnings[0]?.allowed).toEqual([expect.stringMatching(/^ADMIN_TOKEN: must be at least 32/)]);
+      expect(warnings[1]?.msg).toMatch(/wwdr.pem is not Apple's WWDR intermediate/);
+      expect(staging.output()).not.toContain('aaaaaaaaaaaaaaaa');
+    } finally {
+      staging.child.kill('SIGTERM');
+      await staging.exited;
+    }
   });
 });

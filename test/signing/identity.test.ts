@@ -1,11 +1,12 @@
 import { X509Certificate } from 'node:crypto';
-import { copyFile, mkdtemp, readFile, rm, stat, unlink } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StartupError } from '../../src/errors.js';
-import { loadSigningIdentity, type SigningIdentityOptions } from '../../src/signing/identity.js';
+import { generateDevelopmentIdentity } from '../../src/signing/dev-identity.js';
+import { FILE_NAMES, loadSigningIdentity, type SigningIdentityOptions } from '../../src/signing/identity.js';
 import { createTestPki, type TestPki } from '../support/pki.js';
 
 const log = pino({ level: 'silent' });
@@ -71,7 +72,6 @@ describe('loadSigningIdentity with certificates on disk', () => {
         certificatesDir: testPki.certificatesDir,
         passTypeIdentifier: testPki.passTypeIdentifier,
         teamIdentifier: testPki.teamIdentifier,
-        production: true,
       }),
     );
     expect(identity.passTypeIdentifier).toBe(testPki.passTypeIdentifier);
@@ -243,11 +243,12 @@ describe('loadSigningIdentity with PEM contents from variables (SIGNER_CERT_PEM,
   }
 
   it('loads them in production without any CERTIFICATES_DIR', async () => {
-    const identity = await loadSigningIdentity(await options({ pems: pemsOf(testPki), production: true }));
+    const apple = await pki({ appleNamedWwdr: true });
+    const identity = await loadSigningIdentity(await options({ pems: pemsOf(apple), production: true }));
     expect(identity).toMatchObject({
-      signerCert: testPki.signerCertPem,
-      signerKey: testPki.signerKeyPem,
-      wwdr: testPki.wwdrPem,
+      signerCert: apple.signerCertPem,
+      signerKey: apple.signerKeyPem,
+      wwdr: apple.wwdrPem,
       passTypeIdentifier: 'pass.test.passkit-server',
       teamIdentifier: 'TESTTEAM01',
       isDevelopment: false,
@@ -286,5 +287,75 @@ describe('loadSigningIdentity with PEM contents from variables (SIGNER_CERT_PEM,
       await options({ pems: pemsOf(encrypted), signerKeyPassphrase: 'correct horse' }),
     );
     expect(identity.signerKeyPassphrase).toBe('correct horse');
+  });
+});
+
+describe("in production, a WWDR certificate that is not Apple's", () => {
+  /** The generated development identity, copied into a CERTIFICATES_DIR as someone might deploy it. */
+  async function copiedDevelopmentIdentity(): Promise<string> {
+    const dir = join(await tempDir(), 'certificates');
+    const pems = generateDevelopmentIdentity(
+      { passTypeIdentifier: 'pass.dev.passkit-server', teamIdentifier: 'DEVTEAM000' },
+      new Date(),
+    );
+    await mkdir(dir);
+    await Promise.all(
+      FILE_NAMES.map((name, i) =>
+        writeFile(join(dir, name), [pems.signerCert, pems.signerKey, pems.wwdr][i] as string),
+      ),
+    );
+    return dir;
+  }
+
+  it('refuses the development identity copied into CERTIFICATES_DIR, naming wwdr.pem and the opt-out', async () => {
+    const certificatesDir = await copiedDevelopmentIdentity();
+    const error = await startupErrorOf(
+      loadSigningIdentity(await options({ certificatesDir, production: true })),
+    );
+    expect(error.message).toContain("wwdr.pem is not Apple's WWDR intermediate");
+    expect(error.message).toContain('passkit-server Development WWDR CA (not Apple)');
+    expect(error.message).toContain('ALLOW_INSECURE_PRODUCTION=true');
+    // Outside production it is what development uses.
+    expect((await loadSigningIdentity(await options({ certificatesDir }))).isDevelopment).toBe(false);
+  });
+
+  it('refuses a test CA given in WWDR_CERT_PEM, naming the variable', async () => {
+    const testPki = await pki();
+    const pems = {
+      signerCert: testPki.signerCertPem,
+      signerKey: testPki.signerKeyPem,
+      wwdr: testPki.wwdrPem,
+    };
+    const error = await startupErrorOf(loadSigningIdentity(await options({ pems, production: true })));
+    expect(error.message).toMatch(/^WWDR_CERT_PEM is not Apple's WWDR intermediate/);
+  });
+
+  it('only warns with ALLOW_INSECURE_PRODUCTION (a staging server), and says so in the log', async () => {
+    const lines: string[] = [];
+    const captured = pino({ level: 'warn' }, { write: (line: string) => lines.push(line) });
+    const identity = await loadSigningIdentity(
+      await options({
+        certificatesDir: await copiedDevelopmentIdentity(),
+        production: true,
+        allowInsecureProduction: true,
+        log: captured,
+      }),
+    );
+    expect(identity.passTypeIdentifier).toBe('pass.dev.passkit-server');
+    const warnings = lines.map((line) => JSON.parse(line) as { level: number; msg: string });
+    expect(warnings).toContainEqual(
+      expect.objectContaining({
+        level: 40,
+        msg: expect.stringMatching(/^ALLOW_INSECURE_PRODUCTION=true: wwdr.pem/),
+      }),
+    );
+  });
+
+  it("accepts a WWDR named as Apple's and issued by Apple Root CA", async () => {
+    const apple = await pki({ appleNamedWwdr: true });
+    const identity = await loadSigningIdentity(
+      await options({ certificatesDir: apple.certificatesDir, production: true }),
+    );
+    expect(identity.passTypeIdentifier).toBe(apple.passTypeIdentifier);
   });
 });

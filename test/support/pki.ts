@@ -31,6 +31,11 @@ export interface TestPkiOptions {
   expired?: boolean;
   /** Replaces the signer certificate's subject (openssl -subj form), e.g. to leave out UID or OU. */
   signerSubject?: string;
+  /**
+   * Names the WWDR CA as Apple's (CN, O, OU=G4) and issues it from a root named "Apple Root CA": stand-ins with
+   * this test's own keys, for what the server checks by name in production.
+   */
+  appleNamedWwdr?: boolean;
   /** Where to create the PKI; a fresh folder under os.tmpdir() by default. */
   dir?: string;
 }
@@ -60,13 +65,18 @@ export async function createTestPki(o: TestPkiOptions = {}): Promise<TestPki> {
   const signerKeyPath = join(certificatesDir, 'signerKey.pem');
 
   // Both keys and the CA are made in parallel: the CA does not need the signer's CSR.
+  const caExtensions = [
+    ...['-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'],
+  ];
   await Promise.all([
-    openssl(work, [
-      ...words('req -x509 -newkey rsa:2048 -nodes -keyout wwdr.key -days 3650 -out'),
-      wwdrPath,
-      ...['-subj', '/CN=Test Worldwide Developer Relations CA/OU=G4/O=Test/C=US'],
-      ...['-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'],
-    ]),
+    o.appleNamedWwdr
+      ? appleNamedWwdr(work, wwdrPath, caExtensions)
+      : openssl(work, [
+          ...words('req -x509 -newkey rsa:2048 -nodes -keyout wwdr.key -days 3650 -out'),
+          wwdrPath,
+          ...['-subj', '/CN=Test Worldwide Developer Relations CA/OU=G4/O=Test/C=US'],
+          ...caExtensions,
+        ]),
     openssl(work, [
       ...words('req -new -newkey rsa:2048 -nodes -keyout signer.key -out signer.csr -subj'),
       o.signerSubject ??
@@ -117,6 +127,26 @@ export async function createTestPki(o: TestPkiOptions = {}): Promise<TestPki> {
     teamIdentifier,
     certificatesDir,
   };
+}
+
+/** wwdr.key and a WWDR certificate named as Apple's, issued by a root named as Apple's (with keys of our own). */
+async function appleNamedWwdr(work: string, wwdrPath: string, caExtensions: string[]): Promise<void> {
+  await openssl(work, [
+    ...words('req -x509 -newkey rsa:2048 -nodes -keyout root.key -days 3650 -out root.pem'),
+    ...['-subj', '/C=US/O=Apple Inc./OU=Apple Certification Authority/CN=Apple Root CA', ...caExtensions],
+  ]);
+  await openssl(work, [
+    ...words('req -new -newkey rsa:2048 -nodes -keyout wwdr.key -out wwdr.csr -subj'),
+    '/CN=Apple Worldwide Developer Relations Certification Authority/OU=G4/O=Apple Inc./C=US',
+  ]);
+  await writeFile(
+    join(work, 'wwdr.ext'),
+    'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n',
+  );
+  await openssl(work, [
+    ...words('x509 -req -in wwdr.csr -CA root.pem -CAkey root.key -set_serial 3 -sha256 -days 3650'),
+    ...['-extfile', 'wwdr.ext', '-out', wwdrPath],
+  ]);
 }
 
 /** The test PKI as the server's SigningIdentity, for tests that sign without loading certificates from disk. */

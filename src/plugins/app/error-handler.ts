@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { InvalidError, ServiceError } from '../../errors.js';
+import { InvalidError, ServiceError, ServiceUnavailableError } from '../../errors.js';
 
 /** The JSON body of every error answer: a stable code and a message that names the problem. */
 export interface ErrorBody {
@@ -77,7 +77,11 @@ export const errorHandlerPlugin = fp(
   async (app) => {
     app.setErrorHandler((error: FastifyError, request, reply) => {
       const body = errorBody(error);
-      if (body.statusCode >= 500) request.log.error({ err: error }, 'request failed');
+      // RFC 9110 §10.2.3: a 503 says with Retry-After when the client may send the request again.
+      if (error instanceof ServiceUnavailableError) {
+        reply.header('retry-after', String(error.retryAfterSeconds));
+        request.log.warn({ err: error }, 'request not taken in time');
+      } else if (body.statusCode >= 500) request.log.error({ err: error }, 'request failed');
       return reply.code(body.statusCode).send(body);
     });
     app.setNotFoundHandler((request, reply) =>
