@@ -1,7 +1,14 @@
 import Fastify from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { downloadLinks } from './admin/download-links.js';
-import { allRoles, defaultRateLimits, type RateLimitSettings, type Role, type TrustProxy } from './config.js';
+import {
+  allRoles,
+  defaultDeviceLogs,
+  defaultRateLimits,
+  type RateLimitSettings,
+  type Role,
+  type TrustProxy,
+} from './config.js';
 import type { Database } from './db/database.js';
 import type { Logger } from './logger.js';
 import { type OpsDeps, withOps } from './ops/ops.js';
@@ -39,6 +46,8 @@ export interface AppDeps extends PassesDeps {
   wakeBulkRunner?: (() => void) | undefined;
   /** ROLES: which routes this instance serves (src/config.ts); unset, all. */
   roles?: ReadonlySet<Role>;
+  /** DEVICE_LOG_REQUESTS_PER_MINUTE: POST /v1/log's own limit per address; unset, the production default. */
+  deviceLogRequestsPerMinute?: number;
 }
 
 /**
@@ -109,6 +118,11 @@ export async function buildApp(appDeps: AppDeps) {
   await app.register(walletRoutes, {
     ...deps,
     roles,
+    // Counted apart from the rest of /v1, and never more than the general limit allows.
+    deviceLogRequestsPerMinute: Math.min(
+      deps.deviceLogRequestsPerMinute ?? defaultDeviceLogs.requestsPerMinute,
+      rateLimits.perMinute || Number.POSITIVE_INFINITY,
+    ),
     knownPasses: createKnownPasses(deps.database.passChanges),
     bundleCache: deps.bundleCache ?? createBundleCache(),
   });

@@ -35,6 +35,23 @@ export interface RateLimitSettings {
 /** ~16 requests a second from one address; the reasoning is in the README ("Rate limits"). */
 export const defaultRateLimits: RateLimitSettings = { perMinute: 1000, authFailuresPerMinute: 10 };
 
+/** POST /v1/log: who may send how much, and how much is kept (src/routes/wallet/log.ts). */
+export interface DeviceLogSettings {
+  /** Requests a minute per client address (RATE_LIMIT_PER_MINUTE if that is lower). */
+  requestsPerMinute: number;
+  /** Messages older than this many days are deleted. */
+  retentionDays: number;
+  /** Messages kept at most; the oldest are deleted first. */
+  maxRows: number;
+}
+
+/** Wallet posts a log only when something went wrong; the newest 100,000 messages are plenty to see what. */
+export const defaultDeviceLogs: DeviceLogSettings = {
+  requestsPerMinute: 20,
+  retentionDays: 30,
+  maxRows: 100_000,
+};
+
 /** Fastify's trustProxy: believe X-Forwarded-For from any peer (true), from none (false), or from these proxies. */
 export type TrustProxy = boolean | string[];
 
@@ -49,8 +66,8 @@ function isProxyAddress(entry: string): boolean {
 
 /**
  * What an instance runs (ROLES): `api` Apple's JSON endpoints and the admin JSON API; `downloads` pass downloads and
- * their signing (Wallet's latest pass, the admin .pkpass, download links); `workers` the push worker and the bulk
- * runner. One image runs as any subset, so each can scale on its own machines; all three by default.
+ * their signing (Wallet's latest pass, the admin .pkpass, download links); `workers` the push worker, the bulk
+ * runner and the deletion of old device logs. One image runs as any subset, so each can scale on its own machines; all three by default.
  */
 export const allRoles = ['api', 'downloads', 'workers'] as const;
 export type Role = (typeof allRoles)[number];
@@ -146,6 +163,14 @@ const environmentSchema = z.object({
     .int()
     .min(60)
     .default(7 * 24 * 3600),
+  DEVICE_LOG_REQUESTS_PER_MINUTE: z.coerce.number().int().min(1).default(defaultDeviceLogs.requestsPerMinute),
+  DEVICE_LOG_RETENTION_DAYS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(3650)
+    .default(defaultDeviceLogs.retentionDays),
+  DEVICE_LOG_MAX_ROWS: z.coerce.number().int().min(1).default(defaultDeviceLogs.maxRows),
   // Under the 30 s that Docker (stop) and Kubernetes (terminationGracePeriodSeconds) wait before SIGKILL.
   SHUTDOWN_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(25),
 });
@@ -176,6 +201,8 @@ export interface Config {
   /** METRICS_PORT: /metrics on its own port instead of PORT. */
   metricsPort: number | undefined;
   downloadLinkTtlSeconds: number;
+  /** DEVICE_LOG_*: POST /v1/log's request limit and how long its messages are kept. */
+  deviceLogs: DeviceLogSettings;
   /** SIGTERM / SIGINT: how long the orderly shutdown may take before the process exits with 1. */
   shutdownTimeoutSeconds: number;
   apns: ApnsConfig;
@@ -280,6 +307,11 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     metricsPort: env.METRICS_PORT,
     downloadLinkTtlSeconds: env.DOWNLOAD_LINK_TTL_SECONDS,
     shutdownTimeoutSeconds: env.SHUTDOWN_TIMEOUT_SECONDS,
+    deviceLogs: {
+      requestsPerMinute: env.DEVICE_LOG_REQUESTS_PER_MINUTE,
+      retentionDays: env.DEVICE_LOG_RETENTION_DAYS,
+      maxRows: env.DEVICE_LOG_MAX_ROWS,
+    },
     apns: {
       origin: env.APNS_ORIGIN.replace(/\/+$/, ''),
       auth: apnsAuth,

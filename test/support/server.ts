@@ -48,6 +48,8 @@ export async function startTestServer(
     rateLimits?: AppDeps['rateLimits'];
     /** TRUST_PROXY; unset, off as in production. */
     trustProxy?: AppDeps['trustProxy'];
+    /** POST /v1/log's limit per address; unset, far above what any suite sends (as rateLimits). */
+    deviceLogRequestsPerMinute?: number;
   } = {},
 ): Promise<TestServer> {
   sharedPki ??= createTestPki();
@@ -78,6 +80,7 @@ export async function startTestServer(
     downloadLinkTtlSeconds: 3600,
     rateLimits: options.rateLimits ?? { perMinute: 100_000, authFailuresPerMinute: 10_000 },
     trustProxy: options.trustProxy ?? false,
+    deviceLogRequestsPerMinute: options.deviceLogRequestsPerMinute ?? 100_000,
     ...(options.ops ? { ops: options.ops } : {}),
   });
   await app.listen({ port, host: '127.0.0.1' });
