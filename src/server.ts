@@ -126,6 +126,7 @@ async function main() {
     trustProxy: config.trustProxy,
     rateLimits: config.rateLimits,
     deviceLogRequestsPerMinute: config.deviceLogs.requestsPerMinute,
+    connections: config.connections,
     roles: config.roles,
     ...(pushes ? { afterChange: () => pushes.worker.wake() } : {}),
     // `bulk` is started below, before listen(): no request can call this earlier.

@@ -50,6 +50,8 @@ export async function startTestServer(
     trustProxy?: AppDeps['trustProxy'];
     /** POST /v1/log's limit per address; unset, far above what any suite sends (as rateLimits). */
     deviceLogRequestsPerMinute?: number;
+    /** The HTTP server's timeouts and connection cap; unset, the production defaults. */
+    connections?: AppDeps['connections'];
   } = {},
 ): Promise<TestServer> {
   sharedPki ??= createTestPki();
@@ -81,6 +83,7 @@ export async function startTestServer(
     rateLimits: options.rateLimits ?? { perMinute: 100_000, authFailuresPerMinute: 10_000 },
     trustProxy: options.trustProxy ?? false,
     deviceLogRequestsPerMinute: options.deviceLogRequestsPerMinute ?? 100_000,
+    ...(options.connections ? { connections: options.connections } : {}),
     ...(options.ops ? { ops: options.ops } : {}),
   });
   await app.listen({ port, host: '127.0.0.1' });
