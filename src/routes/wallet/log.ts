@@ -27,6 +27,9 @@ export const logRoute: FastifyPluginAsync<WalletRoutesDeps> = async (fastify, de
           max: deps.deviceLogRequestsPerMinute,
           timeWindow: 60_000,
           keyGenerator: (request) => addressKey(request.ip),
+          // Addresses remembered, least recently seen dropped first, as for the general limit (a route's own
+          // store does not inherit its size).
+          cache: 10_000,
         },
       },
       schema: {
