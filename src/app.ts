@@ -1,7 +1,16 @@
 import Fastify from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { downloadLinks } from './admin/download-links.js';
-import { allRoles, defaultRateLimits, type RateLimitSettings, type Role, type TrustProxy } from './config.js';
+import {
+  allRoles,
+  type ConnectionLimits,
+  defaultConnectionLimits,
+  defaultDeviceLogs,
+  defaultRateLimits,
+  type RateLimitSettings,
+  type Role,
+  type TrustProxy,
+} from './config.js';
 import type { Database } from './db/database.js';
 import type { Logger } from './logger.js';
 import { type OpsDeps, withOps } from './ops/ops.js';
@@ -41,6 +50,10 @@ export interface AppDeps extends PassesDeps {
   roles?: ReadonlySet<Role>;
   /** DOCS_ENABLED: serve /docs and /docs/json; unset, served. */
   docsEnabled?: boolean;
+  /** The HTTP server's timeouts and connection cap; unset, the production defaults. */
+  connections?: ConnectionLimits;
+  /** DEVICE_LOG_REQUESTS_PER_MINUTE: POST /v1/log's own limit per address; unset, the production default. */
+  deviceLogRequestsPerMinute?: number;
 }
 
 /**
@@ -54,6 +67,7 @@ export async function buildApp(appDeps: AppDeps) {
   const rateLimits = deps.rateLimits ?? defaultRateLimits;
   const roles = deps.roles ?? new Set(allRoles);
   const maxParamLength = 1024;
+  const connections = deps.connections ?? defaultConnectionLimits;
   const app = Fastify({
     loggerInstance: deps.log,
     // One access line per request instead of Fastify's two (src/plugins/app/access-log.ts).
@@ -73,7 +87,22 @@ export async function buildApp(appDeps: AppDeps) {
     // flight.
     forceCloseConnections: 'idle',
     return503OnClosing: true,
+    // A client that sends nothing, or a byte now and then, is answered 408 and cut off (Node's own 408, in Fastify's
+    // JSON error shape) once its headers or its whole request take too long; an idle keep-alive connection is
+    // closed after keepAliveTimeout, and any connection without traffic after connectionTimeout (src/config.ts).
+    requestTimeout: connections.requestTimeoutMs,
+    keepAliveTimeout: connections.keepAliveTimeoutMs,
+    connectionTimeout: connections.idleTimeoutMs,
+    http: {
+      headersTimeout: connections.headersTimeoutMs,
+      // How often Node looks for requests past the two timeouts (30 s by default, which would let a slow client
+      // stay that much longer): a quarter of the headers timeout, so no client overstays by more than that.
+      connectionsCheckingInterval: connections.headersTimeoutMs / 4,
+    },
   });
+  // Connections beyond the cap are closed as they arrive, so that idle ones cannot use up the process's file
+  // descriptors (which its database connections and files need too) before the timeouts above close them.
+  app.server.maxConnections = connections.maxConnections;
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   // Every body this API takes is JSON: anything else is 415, not a string handed to validation.
@@ -118,6 +147,11 @@ export async function buildApp(appDeps: AppDeps) {
   await app.register(walletRoutes, {
     ...deps,
     roles,
+    // Counted apart from the rest of /v1, and never more than the general limit allows.
+    deviceLogRequestsPerMinute: Math.min(
+      deps.deviceLogRequestsPerMinute ?? defaultDeviceLogs.requestsPerMinute,
+      rateLimits.perMinute || Number.POSITIVE_INFINITY,
+    ),
     knownPasses: createKnownPasses(deps.database.passChanges),
     bundleCache: deps.bundleCache ?? createBundleCache(),
   });

@@ -48,6 +48,54 @@ export const defaultRateLimits: RateLimitSettings = {
   authFailuresPerMinute: 10,
 };
 
+/**
+ * The HTTP server's timeouts and connection cap (Node's http.Server settings), in milliseconds. Without them a client
+ * that sends nothing, or a byte now and then, holds its connection (and a file descriptor) for ever.
+ */
+export interface ConnectionLimits {
+  /** Longest a client may take to send a whole request, headers and body; then 408 and the connection is closed. */
+  requestTimeoutMs: number;
+  /** Longest a client may take to send a request's headers, from connecting or from its first byte; then 408. */
+  headersTimeoutMs: number;
+  /** How long a keep-alive connection is kept open without a request. */
+  keepAliveTimeoutMs: number;
+  /** A connection with nothing received or sent for this long is closed, also while its request is handled. */
+  idleTimeoutMs: number;
+  /** Open connections at most; those beyond it are closed as they arrive. */
+  maxConnections: number;
+}
+
+/*
+ * The reasoning is in docs/operations.md ("Timeouts and connections"). Keep-alive outlasts the 60 s idle timeout of
+ * common load balancers (AWS ALB, nginx), so that they close an idle connection first and never send a request on
+ * one this server is closing (Fastify's own default, 72 s, for that reason). 4,000 connections stay under a
+ * 4,096 open-file limit with room for the database pool and files; Node raises its soft limit to the hard one.
+ */
+export const defaultConnectionLimits: ConnectionLimits = {
+  requestTimeoutMs: 30_000,
+  headersTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 72_000,
+  idleTimeoutMs: 60_000,
+  maxConnections: 4000,
+};
+
+/** POST /v1/log: who may send how much, and how much is kept (src/routes/wallet/log.ts). */
+export interface DeviceLogSettings {
+  /** Requests a minute per client address (RATE_LIMIT_PER_MINUTE if that is lower). */
+  requestsPerMinute: number;
+  /** Messages older than this many days are deleted. */
+  retentionDays: number;
+  /** Messages kept at most; the oldest are deleted first. */
+  maxRows: number;
+}
+
+/** Wallet posts a log only when something went wrong; the newest 100,000 messages are plenty to see what. */
+export const defaultDeviceLogs: DeviceLogSettings = {
+  requestsPerMinute: 20,
+  retentionDays: 30,
+  maxRows: 100_000,
+};
+
 /** Fastify's trustProxy: believe X-Forwarded-For from any peer (true), from none (false), or from these proxies. */
 export type TrustProxy = boolean | string[];
 
@@ -62,8 +110,8 @@ function isProxyAddress(entry: string): boolean {
 
 /**
  * What an instance runs (ROLES): `api` Apple's JSON endpoints and the admin JSON API; `downloads` pass downloads and
- * their signing (Wallet's latest pass, the admin .pkpass, download links); `workers` the push worker and the bulk
- * runner. One image runs as any subset, so each can scale on its own machines; all three by default.
+ * their signing (Wallet's latest pass, the admin .pkpass, download links); `workers` the push worker, the bulk
+ * runner and the deletion of old device logs. One image runs as any subset, so each can scale on its own machines; all three by default.
  */
 export const allRoles = ['api', 'downloads', 'workers'] as const;
 export type Role = (typeof allRoles)[number];
@@ -100,6 +148,15 @@ const trustProxySchema = optionalText.transform((value, context): TrustProxy => 
   }
   return entries;
 });
+
+/** A timeout in whole seconds (1 to 3600), with its default given in milliseconds. */
+const seconds = (defaultMs: number) =>
+  z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(3600)
+    .default(defaultMs / 1000);
 
 const environmentSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -170,6 +227,19 @@ const environmentSchema = z.object({
     .int()
     .min(60)
     .default(7 * 24 * 3600),
+  HTTP_REQUEST_TIMEOUT_SECONDS: seconds(defaultConnectionLimits.requestTimeoutMs),
+  HTTP_HEADERS_TIMEOUT_SECONDS: seconds(defaultConnectionLimits.headersTimeoutMs),
+  HTTP_KEEP_ALIVE_TIMEOUT_SECONDS: seconds(defaultConnectionLimits.keepAliveTimeoutMs),
+  HTTP_IDLE_TIMEOUT_SECONDS: seconds(defaultConnectionLimits.idleTimeoutMs),
+  HTTP_MAX_CONNECTIONS: z.coerce.number().int().min(1).default(defaultConnectionLimits.maxConnections),
+  DEVICE_LOG_REQUESTS_PER_MINUTE: z.coerce.number().int().min(1).default(defaultDeviceLogs.requestsPerMinute),
+  DEVICE_LOG_RETENTION_DAYS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(3650)
+    .default(defaultDeviceLogs.retentionDays),
+  DEVICE_LOG_MAX_ROWS: z.coerce.number().int().min(1).default(defaultDeviceLogs.maxRows),
   // Under the 30 s that Docker (stop) and Kubernetes (terminationGracePeriodSeconds) wait before SIGKILL.
   SHUTDOWN_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(25),
 });
@@ -209,6 +279,10 @@ export interface Config {
   /** METRICS_PORT: /metrics on its own port instead of PORT. */
   metricsPort: number | undefined;
   downloadLinkTtlSeconds: number;
+  /** HTTP_*_TIMEOUT_SECONDS and HTTP_MAX_CONNECTIONS. */
+  connections: ConnectionLimits;
+  /** DEVICE_LOG_*: POST /v1/log's request limit and how long its messages are kept. */
+  deviceLogs: DeviceLogSettings;
   /** SIGTERM / SIGINT: how long the orderly shutdown may take before the process exits with 1. */
   shutdownTimeoutSeconds: number;
   apns: ApnsConfig;
@@ -311,6 +385,12 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
       'Invalid configuration:\n  METRICS_PORT: must differ from PORT (leave it unset for /metrics on PORT)',
     );
   }
+  // Node refuses a headers timeout longer than the request timeout, which covers the headers too.
+  if (env.HTTP_HEADERS_TIMEOUT_SECONDS > env.HTTP_REQUEST_TIMEOUT_SECONDS) {
+    throw new ConfigError(
+      'Invalid configuration:\n  HTTP_HEADERS_TIMEOUT_SECONDS: must not be longer than HTTP_REQUEST_TIMEOUT_SECONDS',
+    );
+  }
   if (production && !env.ADMIN_TOKEN) {
     throw new ConfigError('Invalid configuration:\n  ADMIN_TOKEN: required when NODE_ENV=production');
   }
@@ -360,6 +440,18 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     metricsPort: env.METRICS_PORT,
     downloadLinkTtlSeconds: env.DOWNLOAD_LINK_TTL_SECONDS,
     shutdownTimeoutSeconds: env.SHUTDOWN_TIMEOUT_SECONDS,
+    connections: {
+      requestTimeoutMs: env.HTTP_REQUEST_TIMEOUT_SECONDS * 1000,
+      headersTimeoutMs: env.HTTP_HEADERS_TIMEOUT_SECONDS * 1000,
+      keepAliveTimeoutMs: env.HTTP_KEEP_ALIVE_TIMEOUT_SECONDS * 1000,
+      idleTimeoutMs: env.HTTP_IDLE_TIMEOUT_SECONDS * 1000,
+      maxConnections: env.HTTP_MAX_CONNECTIONS,
+    },
+    deviceLogs: {
+      requestsPerMinute: env.DEVICE_LOG_REQUESTS_PER_MINUTE,
+      retentionDays: env.DEVICE_LOG_RETENTION_DAYS,
+      maxRows: env.DEVICE_LOG_MAX_ROWS,
+    },
     apns: {
       origin: env.APNS_ORIGIN.replace(/\/+$/, ''),
       auth: apnsAuth,

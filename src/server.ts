@@ -20,6 +20,7 @@ import { startPushes } from './push/pushes.js';
 import { checkWalletAcceptsTemplate } from './signing/bundle.js';
 import { loadSigningIdentity, type SigningIdentity } from './signing/identity.js';
 import { createSigner } from './signing/signer.js';
+import { startDeviceLogRetention } from './wallet/device-log-retention.js';
 
 /** Templates that cannot be read, or that Wallet would refuse, are reported at start with their path. */
 async function loadTemplatesReportingProblems(config: Config, identity: SigningIdentity, log: Logger) {
@@ -94,8 +95,8 @@ async function main() {
     log,
     passChanges: database.passChanges,
   });
-  // The workers (ROLES=workers): pushes from the outbox, and bulk changes (below). Instances without them leave the
-  // outbox and the queued jobs to those that run them.
+  // The workers (ROLES=workers): pushes from the outbox, bulk changes and device log retention (below). Instances
+  // without them leave the outbox, the queued jobs and old device logs to those that run them.
   const runsWorkers = config.roles.has('workers');
   const pushes = !runsWorkers
     ? undefined
@@ -132,6 +133,8 @@ async function main() {
     downloadLinkTtlSeconds: config.downloadLinkTtlSeconds,
     trustProxy: config.trustProxy,
     rateLimits: config.rateLimits,
+    deviceLogRequestsPerMinute: config.deviceLogs.requestsPerMinute,
+    connections: config.connections,
     roles: config.roles,
     docsEnabled: config.docsEnabled,
     ...(pushes ? { afterChange: () => pushes.worker.wake() } : {}),
@@ -158,6 +161,15 @@ async function main() {
           ...(pushes ? { afterChange: () => pushes.worker.wake() } : {}),
           observeSigning: (seconds) => metrics.observeSigning(seconds),
         },
+        log,
+      });
+  // POST /v1/log's messages: deleted past their retention period and beyond the cap, in the background.
+  const deviceLogRetention = !runsWorkers
+    ? undefined
+    : startDeviceLogRetention({
+        deviceLogs: database.repositories.deviceLogs,
+        settings: config.deviceLogs,
+        clock: systemClock,
         log,
       });
   await app.listen({ port: config.port, host: config.host });
@@ -194,6 +206,7 @@ async function main() {
       await app.close();
       // Its current page commits (cursor and counts) before the signer's threads go; the job resumes elsewhere.
       await bulk?.stop();
+      await deviceLogRetention?.stop();
       await signer.close();
       await pushes?.close();
       await metricsServer?.close();

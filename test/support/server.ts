@@ -58,6 +58,10 @@ export async function startTestServer(
     trustProxy?: AppDeps['trustProxy'];
     /** DOCS_ENABLED; unset, on as in development. */
     docsEnabled?: AppDeps['docsEnabled'];
+    /** POST /v1/log's limit per address; unset, far above what any suite sends (as rateLimits). */
+    deviceLogRequestsPerMinute?: number;
+    /** The HTTP server's timeouts and connection cap; unset, the production defaults. */
+    connections?: AppDeps['connections'];
   } = {},
 ): Promise<TestServer> {
   sharedPki ??= createTestPki();
@@ -89,6 +93,8 @@ export async function startTestServer(
     rateLimits: { ...unreachedLimits, ...options.rateLimits },
     trustProxy: options.trustProxy ?? false,
     ...(options.docsEnabled === undefined ? {} : { docsEnabled: options.docsEnabled }),
+    deviceLogRequestsPerMinute: options.deviceLogRequestsPerMinute ?? 100_000,
+    ...(options.connections ? { connections: options.connections } : {}),
     ...(options.ops ? { ops: options.ops } : {}),
   });
   await app.listen({ port, host: '127.0.0.1' });

@@ -9,6 +9,8 @@ export interface WalletRoutesDeps extends PassesDeps {
   knownPasses: KnownPasses;
   /** Signed bundles of current versions, served from memory when it has the version asked for. */
   bundleCache: BundleCache;
+  /** POST /v1/log's requests a minute per client address. */
+  deviceLogRequestsPerMinute: number;
 }
 
 /** A pass's credentials, remembered or read. */

@@ -68,10 +68,12 @@ export const updatableQuery = z
   })
   .strict();
 
-/** Apple's LogEntries object. */
+/** Apple's LogEntries object. Every message is a row: at most 100 a request (src/routes/wallet/log.ts). */
 export const logEntriesBody = z
   .object({
-    logs: z.array(storableText().max(10_000, 'each log message must be at most 10000 characters')).max(1000),
+    logs: z
+      .array(storableText().max(10_000, 'each log message must be at most 10000 characters'))
+      .max(100, 'logs must hold at most 100 messages'),
   })
   .strict();
 
