@@ -249,10 +249,14 @@ function encodeCursor(id: bigint): string {
   return Buffer.from(id.toString()).toString('base64url');
 }
 
+/** Pass ids are PostgreSQL bigints: a cursor past the largest one was never returned (and would not fit the query). */
+const maxPassId = 2n ** 63n - 1n;
+
 function decodeCursor(cursor: string): bigint {
   const text = Buffer.from(cursor, 'base64url').toString();
-  if (!/^\d{1,19}$/.test(text)) throw new InvalidError('cursor: not a cursor returned by this API');
-  return BigInt(text);
+  const id = /^\d{1,19}$/.test(text) ? BigInt(text) : undefined;
+  if (id === undefined || id > maxPassId) throw new InvalidError('cursor: not a cursor returned by this API');
+  return id;
 }
 
 /**

@@ -80,6 +80,18 @@ describe('admin API', () => {
     expect(seen).toEqual(serials);
   });
 
+  it('refuses a cursor it never returned with 400, up to and past the largest pass id', async () => {
+    const cursorOf = (text: string) => Buffer.from(text).toString('base64url');
+    for (const text of ['9223372036854775808', '9999999999999999999', '-1', 'x', '1'.repeat(20)]) {
+      const page = await server.admin('GET', `/admin/passes?cursor=${cursorOf(text)}`);
+      expect(page.status, text).toBe(400);
+      expect(page.body.message, text).toMatch(/cursor/);
+    }
+    expect(
+      (await server.admin('GET', `/admin/passes?cursor=${cursorOf('9223372036854775807')}`)).status,
+    ).toBe(200);
+  });
+
   it('deletes a pass: 204, then 404 for admin and 401 for Wallet', async () => {
     const created = await server.admin('POST', '/admin/passes', {
       template: 'coupon',
