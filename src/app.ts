@@ -18,7 +18,7 @@ import { createReadiness } from './ops/readiness.js';
 import { createBundleCache } from './passes/bundle-cache.js';
 import type { PassesDeps } from './passes/passes.js';
 import { AccessLog } from './plugins/app/access-log.js';
-import { errorHandlerPlugin, frameworkErrors } from './plugins/app/error-handler.js';
+import { clientErrors, errorHandlerPlugin, frameworkErrors } from './plugins/app/error-handler.js';
 import { failedAuthThrottling } from './plugins/app/failed-auth.js';
 import { gracefulClosePlugin } from './plugins/app/graceful-close.js';
 import { metricsPlugin } from './plugins/app/metrics.js';
@@ -76,6 +76,8 @@ export async function buildApp(appDeps: AppDeps) {
     routerOptions: { maxParamLength },
     // The router's own errors (bad percent-encoding, a segment over maxParamLength) in the one error body shape.
     frameworkErrors: frameworkErrors({ maxParamLength }),
+    // What Node's HTTP parser refuses (a slow client's 408, oversized headers), in the same body shape.
+    clientErrorHandler: clientErrors,
     bodyLimit: 64 * 1024,
     trustProxy: deps.trustProxy ?? false,
     // x-request-id when the client sent a sane one, else a UUID (src/plugins/app/request-id.ts).

@@ -53,6 +53,11 @@ function rawClient(baseUrl: string, first = ''): Promise<RawClient> {
   });
 }
 
+/** The JSON body of a raw HTTP/1.1 answer. */
+function errorBodyOf(answer: string): unknown {
+  return JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4));
+}
+
 /** Writes `byte` every dripEveryMs while the socket is open. */
 function drip(client: RawClient, byte: string): void {
   const timer = setInterval(() => {
@@ -108,9 +113,27 @@ describe('slow and idle clients', { timeout: 90_000 }, () => {
     for (const client of slowBodies) {
       expect(await client.closed).toBeLessThan(small.requestTimeoutMs + slack);
       expect(client.received()).toMatch(/^HTTP\/1\.1 408 /);
-      expect(client.received()).toMatch(/"statusCode":408/);
+    }
+    // The one error body shape, also for what Node's parser answers before there is a request.
+    for (const client of [...idle, ...slowHeaders, ...slowBodies]) {
+      expect(errorBodyOf(client.received())).toMatchObject({ statusCode: 408, error: 'request_timeout' });
     }
     expect((await fetch(`${test.baseUrl}/healthz`)).status).toBe(200);
+  });
+
+  it('answers oversized header fields 431 and bytes that are not HTTP 400, in the one error body', async () => {
+    const test = await startTestServer({ connections: small });
+    server = test;
+    const huge = await rawClient(
+      test.baseUrl,
+      `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+    );
+    const garbage = await rawClient(test.baseUrl, 'HELLO\x00 WORLD\r\n\r\n');
+    await Promise.all([huge.closed, garbage.closed]);
+    expect(huge.received()).toMatch(/^HTTP\/1\.1 431 /);
+    expect(errorBodyOf(huge.received())).toMatchObject({ statusCode: 431, error: 'header_fields_too_large' });
+    expect(garbage.received()).toMatch(/^HTTP\/1\.1 400 /);
+    expect(errorBodyOf(garbage.received())).toMatchObject({ statusCode: 400, error: 'invalid' });
   });
 
   it('closes a keep-alive connection left idle after its answer', async () => {

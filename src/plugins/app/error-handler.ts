@@ -1,3 +1,5 @@
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
@@ -70,6 +72,41 @@ export function frameworkErrors(options: { maxParamLength: number }) {
     if (body.statusCode >= 500) request.log.error({ err: error }, 'request failed');
     return reply.code(body.statusCode).header('x-request-id', request.id).send(body);
   };
+}
+
+/**
+ * Fastify's clientErrorHandler: what Node's HTTP parser refuses before there is a request (a client too slow with its
+ * headers or body, header fields over the size limit, bytes that are not HTTP/1.1), answered as an ErrorBody too
+ * instead of Fastify's own {error: "Request Timeout", …}, then the connection is closed as Node does.
+ */
+export function clientErrors(error: NodeJS.ErrnoException, socket: Duplex): void {
+  // A reset connection (or one already closed) has nobody to answer.
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const body = clientErrorBody(error.code);
+  if (socket.writable) {
+    const json = JSON.stringify(body);
+    socket.write(
+      `HTTP/1.1 ${body.statusCode} ${STATUS_CODES[body.statusCode]}\r\nConnection: close\r\n` +
+        `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(json)}\r\n\r\n${json}`,
+    );
+  }
+  socket.destroy(error);
+}
+
+function clientErrorBody(code: string | undefined): ErrorBody {
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    const message =
+      'request: its headers or body did not arrive in time (HTTP_HEADERS_TIMEOUT_SECONDS, HTTP_REQUEST_TIMEOUT_SECONDS)';
+    return { statusCode: 408, error: 'request_timeout', message };
+  }
+  if (code === 'HPE_HEADER_OVERFLOW') {
+    return {
+      statusCode: 431,
+      error: 'header_fields_too_large',
+      message: 'request: its header fields are too large',
+    };
+  }
+  return { statusCode: 400, error: 'invalid', message: 'request: not a valid HTTP/1.1 request' };
 }
 
 /** The error handler and the not-found handler of the whole app: every error answer is an ErrorBody. */
