@@ -1,17 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.js';
+import { capturingLogger } from '../support/log-lines.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { WalletDevice } from '../support/wallet-device.js';
 
 /* The logger as server.ts makes it (src/logger.ts), writing into `lines` instead of stdout. */
-const lines: Array<Record<string, unknown>> = [];
+const { log, lines } = capturingLogger();
 let server: TestServer;
 
 beforeAll(async () => {
-  const log = createLogger({
-    level: 'info',
-    destination: { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) },
-  });
   server = await startTestServer({ log });
 });
 

@@ -1,9 +1,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Clock } from '../../src/clock.js';
 import { defaultRateLimits, loadConfig } from '../../src/config.js';
-import { createLogger } from '../../src/logger.js';
 import { FailedAuthentications } from '../../src/plugins/app/failed-auth.js';
 import { addressKey } from '../../src/plugins/limit-keys.js';
+import { capturingLogger } from '../support/log-lines.js';
 import { adminToken, startTestServer, type TestServer } from '../support/server.js';
 
 /* Real, low limits: each test starts its own server (the counters live in the app). */
@@ -301,11 +301,7 @@ describe('TRUST_PROXY', () => {
   const right = { authorization: `Bearer ${adminToken}` };
 
   it('counts per X-Forwarded-For address when the proxy is trusted, and logs that address', async () => {
-    const lines: Array<Record<string, unknown>> = [];
-    const log = createLogger({
-      level: 'info',
-      destination: { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) },
-    });
+    const { log, lines } = capturingLogger();
     server = await startTestServer({
       log,
       trustProxy: ['127.0.0.1'],

@@ -4,18 +4,14 @@
  * (request id, security and rate-limit headers, request metrics, one access log line).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../../src/logger.js';
+import { capturingLogger } from '../../support/log-lines.js';
 import { startTestServer, type TestServer } from '../../support/server.js';
 import { type CreatedPass, createPass } from './pass-fixtures.js';
 
-const lines: Array<Record<string, unknown>> = [];
+const { log, lines } = capturingLogger();
 let server: TestServer;
 
 beforeAll(async () => {
-  const log = createLogger({
-    level: 'info',
-    destination: { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) },
-  });
   server = await startTestServer({ log, rateLimits: { perMinute: 1000, authFailuresPerMinute: 1000 } });
 });
 afterAll(async () => {

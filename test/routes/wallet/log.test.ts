@@ -1,20 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultDeviceLogs, loadConfig } from '../../../src/config.js';
-import { createLogger } from '../../../src/logger.js';
+import { capturingLogger } from '../../support/log-lines.js';
 import { startTestServer, type TestServer } from '../../support/server.js';
 
 /*
  * POST /v1/log takes no credentials (Apple's "Log a message"), so what one client can make it store and log is
  * bounded: bytes and messages per request, requests per address, and one log line per request.
  */
-const lines: Array<Record<string, unknown>> = [];
+const { log, lines } = capturingLogger();
 let server: TestServer;
 
 beforeAll(async () => {
-  const log = createLogger({
-    level: 'info',
-    destination: { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) },
-  });
   server = await startTestServer({ log });
 });
 afterAll(async () => {
