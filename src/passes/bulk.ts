@@ -8,7 +8,7 @@
  * retried, then fails the job. A job interrupted by a restart resumes after its cursor: a page committed whole or
  * not at all, so no pass gets the change twice. The next page is read and signed while the current one is written.
  */
-import type { BulkJobError, BulkJobRecord, SelectionReads } from '../db/bulk-jobs.js';
+import type { BulkJobRecord, SelectionReads } from '../db/bulk-jobs.js';
 import { InvalidError, NotFoundError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import {

@@ -45,7 +45,6 @@ describe('coalescing in push_outbox', () => {
   it.skipIf(testDatabaseKind !== 'postgresql')(
     'keeps a merged row from being claimed until the change that merged into it commits',
     async () => {
-      const { prisma } = database;
       const { passId } = await passWithDevices(database, { count: 1, now: t0 });
       let commit: () => void = () => {};
       const committed = new Promise<void>((resolve) => {
@@ -96,7 +95,6 @@ describe('coalescing in push_outbox', () => {
 
 describe('claimDue', () => {
   it('claims due rows oldest first, up to the limit, and not the ones due later', async () => {
-    const { prisma } = database;
     await passWithDevices(database, { serialNumber: 'late', count: 2, now: at(5_000) });
     await passWithDevices(database, {
       passTypeIdentifier: passType,
@@ -327,7 +325,6 @@ describe('removeUnregisteredToken (APNs 410)', () => {
 
 describe('stats', () => {
   it('reports depth, due, claimed and the age of the oldest due row', async () => {
-    const { prisma } = database;
     await passWithDevices(database, { passTypeIdentifier: passType, serialNumber: 'a', count: 2, now: t0 });
     await passWithDevices(database, { serialNumber: 'b', count: 1, now: at(60_000) });
     expect(await outbox.stats(at(10_000))).toEqual({
