@@ -52,6 +52,7 @@ export interface NewPass {
   serialNumber?: string | undefined;
   fields?: FieldValues | undefined;
   pass?: PassOverrides | undefined;
+  changeMessages?: ChangeMessages | undefined;
 }
 
 export interface PassChange {
@@ -105,7 +106,8 @@ async function signBundle(deps: PassesDeps, content: PassContent): Promise<Buffe
 export async function createPass(deps: PassesDeps, input: NewPass): Promise<StoredPass> {
   const template = findTemplate(deps, input.template);
   const fields = input.fields ?? {};
-  checkFieldKeys(template, Object.keys(fields));
+  const changeMessages = input.changeMessages ?? {};
+  checkFieldKeys(template, [...Object.keys(fields), ...Object.keys(changeMessages)]);
   const identity = {
     passTypeIdentifier: deps.identity.passTypeIdentifier,
     serialNumber: input.serialNumber ?? randomUUID(),
@@ -113,7 +115,7 @@ export async function createPass(deps: PassesDeps, input: NewPass): Promise<Stor
     template: template.name,
     fields,
     overrides: input.pass ?? {},
-    changeMessages: {},
+    changeMessages,
   };
   // Signed before it is stored: a pass that cannot be signed is refused (400), and the first download is a hit.
   const bytes = await signBundle(deps, passContent(deps, identity));

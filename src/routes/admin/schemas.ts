@@ -12,6 +12,7 @@ export const newPassBody = z
     serialNumber: identifier('serialNumber').optional(),
     fields: fieldValuesSchema.optional(),
     pass: passOverridesSchema.optional(),
+    changeMessages: changeMessagesSchema.optional(),
   })
   .strict()
   // x-examples, not examples: zod drops `examples` from the input schema of a schema with transforms inside.
@@ -24,6 +25,7 @@ export const newPassBody = z
           serialNumber: 'ticket-0001',
           fields: { event: 'Concert', seat: '12' },
           pass: { barcodes: [{ format: 'PKBarcodeFormatQR', message: 'ticket-0001' }] },
+          changeMessages: { seat: 'Your seat is now %@' },
         },
       },
       loyalty: {

@@ -58,6 +58,38 @@ describe('admin API', () => {
     expect(JSON.stringify(verified.passJson)).toContain('"value":11');
   });
 
+  it('takes change messages on create, checked like PATCH takes them, and signs them into the bundle', async () => {
+    const created = await server.admin('POST', '/admin/passes', {
+      template: 'loyalty',
+      fields: { points: 10 },
+      changeMessages: { points: 'You now have %@ points' },
+    });
+    expect(created.status).toBe(201);
+    expect(created.body.changeMessages).toEqual({ points: 'You now have %@ points' });
+    const path = `/admin/passes/${created.body.passTypeIdentifier}/${created.body.serialNumber}`;
+    const response = await fetch(`${server.baseUrl}${path}/pkpass`, {
+      headers: { authorization: `Bearer ${adminToken}` },
+    });
+    const verified = await verifyPkpass(Buffer.from(await response.arrayBuffer()), server.pki.wwdrPem);
+    const fields = Object.values(verified.passJson.storeCard as Record<string, unknown>).flat();
+    expect(fields).toContainEqual(
+      expect.objectContaining({ key: 'points', value: 10, changeMessage: 'You now have %@ points' }),
+    );
+
+    const unknownKey = await server.admin('POST', '/admin/passes', {
+      template: 'loyalty',
+      changeMessages: { nosuchfield: 'Now %@' },
+    });
+    expect(unknownKey.status).toBe(400);
+    expect(String(unknownKey.body.message)).toContain('nosuchfield');
+    const noPlaceholder = await server.admin('POST', '/admin/passes', {
+      template: 'loyalty',
+      changeMessages: { points: 'no placeholder' },
+    });
+    expect(noPlaceholder.status).toBe(400);
+    expect(String(noPlaceholder.body.message)).toContain('%@');
+  });
+
   it('pages through passes of a template with an opaque cursor', async () => {
     const serials = [];
     for (let i = 0; i < 5; i++) {
