@@ -130,6 +130,7 @@ async function checkTemplate(
         fields: {},
         overrides: {},
         changeMessages: {},
+        strings: {},
       },
       identity,
     );

@@ -24,6 +24,7 @@ export interface PassContentRecord extends PassKey {
   fields: JsonObject;
   overrides: JsonObject;
   changeMessages: JsonObject;
+  strings: JsonObject;
   version: number;
 }
 
@@ -39,6 +40,7 @@ export interface NewPassRecord extends PassKey {
   fields: JsonObject;
   overrides: JsonObject;
   changeMessages: JsonObject;
+  strings: JsonObject;
   lastModified: Date;
   /** The signed bundle of version 1, stored with the pass. */
   bytes: Buffer;
@@ -60,6 +62,7 @@ export interface NewVersion {
   fields: JsonObject;
   overrides: JsonObject;
   changeMessages: JsonObject;
+  strings: JsonObject;
 }
 
 export interface StoredBundle {
@@ -117,6 +120,7 @@ function fromPrisma(row: PassRow): PassRecord {
     fields: row.fields as JsonObject,
     overrides: row.overrides as JsonObject,
     changeMessages: row.changeMessages as JsonObject,
+    strings: row.strings as JsonObject,
     version: row.version,
     lastModified: row.lastModified,
     createdAt: row.createdAt,
@@ -126,7 +130,7 @@ function fromPrisma(row: PassRow): PassRecord {
 
 // The id as text: each driver (and Prisma) gives int8 as a type of its own. Shared with the bulk page reads.
 export const CONTENT_COLUMNS = `p.id::text AS id, p.pass_type_identifier, p.serial_number, p.authentication_token,
-  p.template, p.fields, p.overrides, p.change_messages, p.version`;
+  p.template, p.fields, p.overrides, p.change_messages, p.strings, p.version`;
 const PASS_COLUMNS = `${CONTENT_COLUMNS}, p.last_modified, p.created_at, p.updated_at`;
 
 export interface ContentRow extends Record<string, unknown> {
@@ -138,6 +142,7 @@ export interface ContentRow extends Record<string, unknown> {
   fields: JsonObject;
   overrides: JsonObject;
   change_messages: JsonObject;
+  strings: JsonObject;
   version: number;
 }
 
@@ -157,6 +162,7 @@ export function contentFromRow(row: ContentRow): PassContentRecord {
     fields: row.fields,
     overrides: row.overrides,
     changeMessages: row.change_messages,
+    strings: row.strings,
     version: row.version,
   };
 }
@@ -218,6 +224,7 @@ async function writeNewVersions(
       fields: pass.fields,
       overrides: pass.overrides,
       change_messages: pass.changeMessages,
+      strings: pass.strings,
     })),
   );
   // HTTP dates have whole seconds, and If-Modified-Since must see every change: Last-Modified is second-granular
@@ -227,11 +234,12 @@ async function writeNewVersions(
       fields = c.fields,
       overrides = c.overrides,
       change_messages = c.change_messages,
+      strings = c.strings,
       version = passes.version + 1,
       last_modified = GREATEST(date_trunc('second', $1::timestamptz), passes.last_modified + interval '1 second'),
       update_xid = pg_current_xact_id()::text::bigint,
       updated_at = $1::timestamptz
-    FROM jsonb_to_recordset($2::jsonb) AS c(id bigint, fields jsonb, overrides jsonb, change_messages jsonb)
+    FROM jsonb_to_recordset($2::jsonb) AS c(id bigint, fields jsonb, overrides jsonb, change_messages jsonb, strings jsonb)
     WHERE passes.id = c.id
     RETURNING passes.id::text AS id, passes.version`,
     [now, rows],
@@ -275,6 +283,7 @@ export function createPassesRepository(db: { prisma: PrismaClient; query: SqlQue
             fields: columns.fields as Prisma.InputJsonObject,
             overrides: columns.overrides as Prisma.InputJsonObject,
             changeMessages: columns.changeMessages as Prisma.InputJsonObject,
+            strings: columns.strings as Prisma.InputJsonObject,
             bundle: { create: { version: 1, bytes: new Uint8Array(bytes) } },
           },
         });

@@ -7,8 +7,7 @@
  */
 import type { BulkJobError, JobLease } from '../db/bulk-jobs.js';
 import type { PassContentRecord } from '../db/passes.js';
-import type { ChangeMessages, FieldValues, PassOverrides } from './pass-content.js';
-import { type PassChange, type PassesDeps, type SignedChange, signChange } from './passes.js';
+import { contentOf, type PassChange, type PassesDeps, type SignedChange, signChange } from './passes.js';
 
 export type { JobLease };
 
@@ -58,18 +57,9 @@ export async function readPage(
 async function prepare(options: PageOptions, rows: readonly PassContentRecord[]): Promise<PagePass[]> {
   const prepared = new Array<PagePass>(rows.length);
   await forEachConcurrently(rows, options.concurrency, async (row, index) => {
-    const pass = {
-      passTypeIdentifier: row.passTypeIdentifier,
-      serialNumber: row.serialNumber,
-      authenticationToken: row.authenticationToken,
-      template: row.template,
-      fields: row.fields as FieldValues,
-      overrides: row.overrides as PassOverrides,
-      changeMessages: row.changeMessages as ChangeMessages,
-    };
     let outcome: PagePass['outcome'];
     try {
-      outcome = { ok: true, change: await signChange(options.deps, pass, options.change) };
+      outcome = { ok: true, change: await signChange(options.deps, contentOf(row), options.change) };
     } catch (error) {
       outcome = { ok: false, message: messageOf(error) };
     }

@@ -46,6 +46,31 @@ export const changeMessagesSchema = z
   )
   .refine((messages) => Object.keys(messages).length <= 64, 'at most 64 change messages');
 
+/** An lproj folder's language: a language code, then script or region subtags (en, de-CH, zh-Hans, pt_BR). */
+const LANGUAGE_PATTERN = /^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8}){0,3}$/;
+
+/**
+ * A pass's own localisations, by language: `pass.strings` keys and values, merged with the template's
+ * `<lang>.lproj/pass.strings` (src/signing/pass-strings.ts). Wallet looks up a pass.json string (a label, a value,
+ * the description) as a key of the device language's file.
+ */
+export const passStringsSchema = z
+  .record(
+    z.string().regex(LANGUAGE_PATTERN, 'a language is a code such as en, de-CH, zh-Hans or pt_BR'),
+    z
+      .record(storableText().min(1).max(256), storableText().max(2000))
+      .refine((entries) => Object.keys(entries).length <= 500, 'at most 500 strings per language'),
+  )
+  .refine((languages) => Object.keys(languages).length <= 50, 'at most 50 languages')
+  // Each language is a folder of the bundle: two that differ only in case would be one folder where Wallet unzips.
+  .refine(
+    (languages) =>
+      new Set(Object.keys(languages).map((language) => language.toLowerCase())).size ===
+      Object.keys(languages).length,
+    'two languages differ only in case',
+  )
+  .meta({ description: 'pass.strings entries by language, e.g. {"de": {"Seat": "Platz"}}' });
+
 // The document's pattern says what isRgbColor accepts (each channel 0-255, ECMA-262's \s), for other clients.
 const colorSchema = z
   .string()
@@ -207,6 +232,7 @@ export const passOverridesSchema = z
 export type FieldValues = z.infer<typeof fieldValuesSchema>;
 export type PassOverrides = z.infer<typeof passOverridesSchema>;
 export type ChangeMessages = z.infer<typeof changeMessagesSchema>;
+export type PassStrings = z.infer<typeof passStringsSchema>;
 
 /** Parses with a schema or throws an InvalidError whose message names each offending key under `label`. */
 export function parseOrInvalid<S extends z.ZodType>(schema: S, value: unknown, label: string): z.output<S> {
@@ -214,7 +240,10 @@ export function parseOrInvalid<S extends z.ZodType>(schema: S, value: unknown, l
   if (result.success) return result.data;
   const problems = result.error.issues.map((issue) => {
     const path = [label, ...issue.path.map(String)].join('.');
-    return `${path}: ${issue.message}`;
+    // A refused record key: zod's own message is only "Invalid key in record"; the key's issues say why.
+    const message =
+      issue.code === 'invalid_key' ? issue.issues.map((inner) => inner.message).join(', ') : issue.message;
+    return `${path}: ${message}`;
   });
   throw new InvalidError(problems.join('; '));
 }

@@ -1,13 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.js';
-import type { PassKey, PassRecord } from '../db/passes.js';
+import type { PassContentRecord, PassKey, PassRecord } from '../db/passes.js';
 import type { Repositories } from '../db/repositories.js';
 import { ConflictError, InvalidError, NotFoundError } from '../errors.js';
 import type { PassContent } from '../signing/bundle.js';
 import type { SigningIdentity } from '../signing/identity.js';
 import type { Signer } from '../signing/signer.js';
 import type { BundleCache } from './bundle-cache.js';
-import { type ChangeMessages, checkFieldKeys, type FieldValues, type PassOverrides } from './pass-content.js';
+import {
+  type ChangeMessages,
+  checkFieldKeys,
+  type FieldValues,
+  type PassOverrides,
+  type PassStrings,
+} from './pass-content.js';
 import type { Template } from './templates.js';
 import { newAuthenticationToken } from './tokens.js';
 import { truncateToSecond } from './versions.js';
@@ -41,6 +47,7 @@ export interface StoredPass extends PassKey {
   fields: FieldValues;
   overrides: PassOverrides;
   changeMessages: ChangeMessages;
+  strings: PassStrings;
   version: number;
   lastModified: Date;
   createdAt: Date;
@@ -53,23 +60,28 @@ export interface NewPass {
   fields?: FieldValues | undefined;
   pass?: PassOverrides | undefined;
   changeMessages?: ChangeMessages | undefined;
+  strings?: PassStrings | undefined;
 }
 
 export interface PassChange {
   fields?: FieldValues | undefined;
   pass?: PassOverrides | undefined;
   changeMessages?: ChangeMessages | undefined;
+  strings?: PassStrings | undefined;
 }
 
-/** The stored JSON as the types it was validated as when it was written. */
-function toStoredPass(record: PassRecord): StoredPass {
+/** The content a change starts from: the stored JSON as the types it was validated as when it was written. */
+export function contentOf<R extends PassContentRecord>(record: R) {
   return {
     ...record,
     fields: record.fields as FieldValues,
     overrides: record.overrides as PassOverrides,
     changeMessages: record.changeMessages as ChangeMessages,
+    strings: record.strings as PassStrings,
   };
 }
+
+const toStoredPass = (record: PassRecord): StoredPass => contentOf(record);
 
 function findTemplate(deps: PassesDeps, name: string): Template {
   const template = deps.templates.get(name);
@@ -92,6 +104,7 @@ function passContent(
     fields: pass.fields,
     overrides: pass.overrides,
     changeMessages: pass.changeMessages,
+    strings: pass.strings,
   };
 }
 
@@ -116,6 +129,7 @@ export async function createPass(deps: PassesDeps, input: NewPass): Promise<Stor
     fields,
     overrides: input.pass ?? {},
     changeMessages,
+    strings: input.strings ?? {},
   };
   // Signed before it is stored: a pass that cannot be signed is refused (400), and the first download is a hit.
   const bytes = await signBundle(deps, passContent(deps, identity));
@@ -193,13 +207,14 @@ export interface SignedChange {
   fields: FieldValues;
   overrides: PassOverrides;
   changeMessages: ChangeMessages;
+  strings: PassStrings;
   bytes: Buffer;
 }
 
 /**
- * Merges a change into a pass (fields, overrides and change messages key by key, as PATCH documents it), checks
- * the field keys against the pass's template and signs the result. Throws InvalidError when the template lacks a
- * key or Wallet would refuse the pass. Shared by PATCH and bulk jobs (src/passes/bulk.ts).
+ * Merges a change into a pass (fields, overrides, change messages and each language's strings key by key, as PATCH
+ * documents it), checks the field keys against the pass's template and signs the result. Throws InvalidError when
+ * the template lacks a key or Wallet would refuse the pass. Shared by PATCH and bulk jobs (src/passes/bulk.ts).
  */
 export async function signChange(
   deps: PassesDeps,
@@ -216,9 +231,19 @@ export async function signChange(
     fields: { ...pass.fields, ...change.fields },
     overrides: { ...pass.overrides, ...change.pass },
     changeMessages: { ...pass.changeMessages, ...change.changeMessages },
+    strings: mergeByLanguage(pass.strings, change.strings),
   };
   const bytes = await signBundle(deps, passContent(deps, next));
-  return { fields: next.fields, overrides: next.overrides, changeMessages: next.changeMessages, bytes };
+  const { fields, overrides, changeMessages, strings } = next;
+  return { fields, overrides, changeMessages, strings, bytes };
+}
+
+function mergeByLanguage(current: PassStrings, change: PassStrings | undefined): PassStrings {
+  const merged = { ...current };
+  for (const [language, entries] of Object.entries(change ?? {})) {
+    merged[language] = { ...current[language], ...entries };
+  }
+  return merged;
 }
 
 export async function deletePass(deps: Pick<PassesDeps, 'repositories'>, key: PassKey): Promise<void> {

@@ -5,8 +5,10 @@ import {
   changeMessagesSchema,
   checkFieldKeys,
   fieldValuesSchema,
+  type PassStrings,
   parseOrInvalid,
   passOverridesSchema,
+  passStringsSchema,
 } from '../passes/pass-content.js';
 import {
   assertSignable,
@@ -20,6 +22,7 @@ import {
 } from '../passes/pass-json-rules.js';
 import { isRecord, type PassStyle, styleFields, type Template } from '../passes/templates.js';
 import type { SigningIdentity } from './identity.js';
+import { mergeStrings } from './pass-strings.js';
 import { createManifestSigner, type ManifestSigner, signDetached } from './signature.js';
 import { crc32, type ZipEntry, zipStored } from './zip.js';
 
@@ -45,6 +48,8 @@ export interface PassContent {
   fields: Record<string, string | number>;
   overrides: Record<string, unknown>;
   changeMessages: Record<string, string>;
+  /** The pass's own pass.strings entries by language, merged with the template's. */
+  strings: PassStrings;
 }
 
 export type PassIdentifiers = Pick<SigningIdentity, 'passTypeIdentifier' | 'teamIdentifier'>;
@@ -107,7 +112,8 @@ export function buildSignedBundle(
   const passJson = buildPassJson(content, identity);
   const pass = createPkPass(content.template, passJson);
   checkSignable(passJson, pass, content.template.style);
-  const files = bundleFiles(pass, content.template);
+  const strings = parseOrInvalid(passStringsSchema, content.strings, 'strings');
+  const files = bundleFiles(pass, content.template, strings);
   // Apple: manifest.json maps every file of the bundle (but itself and signature) to its SHA-1 in hex.
   const manifest: Record<string, string> = {};
   for (const file of files) manifest[file.name] = file.sha1;
@@ -133,6 +139,7 @@ export function checkWalletAcceptsTemplate(template: Template, identity: PassIde
     fields: {},
     overrides: {},
     changeMessages: {},
+    strings: {},
   };
   const passJson = buildPassJson(placeholder, identity);
   checkSignable(passJson, createPkPass(template, passJson), template.style);
@@ -222,9 +229,9 @@ const PERSONALIZATION_LOGO = /(?:^|\/)personalizationLogo(?:@\dx)?\.png$/;
  * The bundle's files, from the template and passkit-generator's public getters only: the files it accepted
  * (`files`: no manifest or signature, personalization.json only when valid), pass.json as its validated `props`,
  * and every pass.strings as the template has it (passkit-generator would rewrite them from what its parser
- * understood).
+ * understood), except the languages the pass has strings of: those are the template's merged with the pass's.
  */
-function bundleFiles(pass: PKPass, template: Template): BundleFile[] {
+function bundleFiles(pass: PKPass, template: Template, strings: PassStrings): BundleFile[] {
   const props = pass.props;
   const names = pass.files;
   // Apple: a pass can be personalised only with an NFC dictionary, personalization.json and personalizationLogo;
@@ -233,9 +240,12 @@ function bundleFiles(pass: PKPass, template: Template): BundleFile[] {
     props.nfc !== undefined &&
     names.includes('personalization.json') &&
     names.some((name) => PERSONALIZATION_LOGO.test(name));
+  const ownStrings = new Map(
+    Object.entries(strings).map(([language, entries]) => [`${language}.lproj/pass.strings`, entries]),
+  );
   const files: BundleFile[] = [];
   for (const name of names) {
-    if (!personalizable && PERSONALIZATION_FILE.test(name)) continue;
+    if (ownStrings.has(name) || (!personalizable && PERSONALIZATION_FILE.test(name))) continue;
     if (name === 'pass.json') {
       files.push(fileOf(name, Buffer.from(JSON.stringify(props)), false));
       continue;
@@ -246,7 +256,12 @@ function bundleFiles(pass: PKPass, template: Template): BundleFile[] {
     files.push(fileOf(name, data, true));
   }
   for (const [name, data] of Object.entries(template.files)) {
-    if (PASS_STRINGS.test(name) && !names.includes(name)) files.push(fileOf(name, data, true));
+    if (PASS_STRINGS.test(name) && !names.includes(name) && !ownStrings.has(name))
+      files.push(fileOf(name, data, true));
+  }
+  for (const [name, entries] of ownStrings) {
+    const merged = mergeStrings(template.files[name], entries, `template "${template.name}": ${name}`);
+    files.push(fileOf(name, merged, false));
   }
   return files;
 }

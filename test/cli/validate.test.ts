@@ -37,6 +37,7 @@ function content(template: Template, overrides: Record<string, unknown> = {}): P
     fields: {},
     overrides,
     changeMessages: {},
+    strings: {},
   };
 }
 

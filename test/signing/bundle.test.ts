@@ -44,6 +44,7 @@ function content(name: string, extra: Partial<PassContent> = {}): PassContent {
     fields: {},
     overrides: {},
     changeMessages: {},
+    strings: {},
     ...extra,
   };
 }

@@ -70,6 +70,7 @@ function content(template: Template, overrides: Record<string, unknown> = {}): P
     fields: {},
     overrides,
     changeMessages: {},
+    strings: {},
   };
 }
 

@@ -81,6 +81,7 @@ function content(name: string, extra: Partial<PassContent> = {}): PassContent {
     fields: {},
     overrides: {},
     changeMessages: {},
+    strings: {},
     ...extra,
   };
 }
@@ -173,6 +174,37 @@ describe('bundles built with node:crypto', () => {
     expect(files.get('fr.lproj/pass.strings')?.toString()).toBe('/* comment */\n"Gate" = "Porte";\n');
     expect(files.has('de.lproj/logo.png')).toBe(true);
     expect([...files.keys()].filter((file) => file.includes('personalization'))).toEqual([]);
+  });
+
+  it("merges a pass's own strings into its template's pass.strings, and adds languages the template lacks", async () => {
+    const strings = { de: { Seat: 'Sitz', Row: 'Reihe "A"' }, es: { Gate: 'Puerta' } };
+    const bundle = buildSignedBundle(content('localized', { ...samples.localized, strings }), identity);
+    const { files, manifest } = await verifyPkpass(bundle, pki.wwdrPem);
+    expect(files.get('de.lproj/pass.strings')?.toString()).toBe(
+      '"Gate" = "Tor";\n"Seat" = "Sitz";\n"Row" = "Reihe \\"A\\"";\n',
+    );
+    expect(files.get('es.lproj/pass.strings')?.toString()).toBe('"Gate" = "Puerta";\n');
+    expect(files.get('fr.lproj/pass.strings')?.toString()).toBe('/* comment */\n"Gate" = "Porte";\n');
+    expect(Object.keys(manifest)).toEqual(
+      expect.arrayContaining(['de.lproj/pass.strings', 'es.lproj/pass.strings']),
+    );
+  });
+
+  it("refuses strings that would not make a bundle: a bad language, or a template's strings file it cannot read", async () => {
+    expect(() =>
+      buildSignedBundle(content('localized', { strings: { 'de/..': { a: 'b' } } }), identity),
+    ).toThrow(/strings\.de\/\.\.: .*language/);
+    expect(() =>
+      buildSignedBundle(content('localized', { strings: { de: { a: 'b' }, DE: { a: 'c' } } }), identity),
+    ).toThrow(/differ only in case/);
+    const broken = templates.get('localized') as Template;
+    const template = {
+      ...broken,
+      files: { ...broken.files, 'de.lproj/pass.strings': Buffer.from('"Gate" = ') },
+    };
+    expect(() =>
+      buildSignedBundle({ ...content('localized'), template, strings: { de: { a: 'b' } } }, identity),
+    ).toThrow(InvalidError);
   });
 
   it('signs with SHA-256 and the three signed attributes Wallet expects', () => {

@@ -32,6 +32,7 @@ export const passRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) =
     fields: pass.fields,
     pass: pass.overrides,
     changeMessages: pass.changeMessages,
+    strings: pass.strings,
     version: pass.version,
     lastModified: pass.lastModified.toISOString(),
     createdAt: pass.createdAt.toISOString(),
@@ -108,7 +109,7 @@ export const passRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) =
         ...adminDoc(
           'changePass',
           'Change a pass',
-          'fields, pass and changeMessages are merged key by key; makes a new version and pushes it to devices.',
+          'fields, pass, changeMessages and each language of strings are merged key by key; makes a new version and pushes it to devices.',
         ),
         params: passParams,
         body: passChangeBody,

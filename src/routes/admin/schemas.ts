@@ -1,5 +1,10 @@
 import { z } from 'zod';
-import { changeMessagesSchema, fieldValuesSchema, passOverridesSchema } from '../../passes/pass-content.js';
+import {
+  changeMessagesSchema,
+  fieldValuesSchema,
+  passOverridesSchema,
+  passStringsSchema,
+} from '../../passes/pass-content.js';
 import { storableText } from '../../storable-text.js';
 import { identifier } from '../wallet/schemas.js';
 
@@ -13,6 +18,7 @@ export const newPassBody = z
     fields: fieldValuesSchema.optional(),
     pass: passOverridesSchema.optional(),
     changeMessages: changeMessagesSchema.optional(),
+    strings: passStringsSchema.optional(),
   })
   .strict()
   // x-examples, not examples: zod drops `examples` from the input schema of a schema with transforms inside.
@@ -26,6 +32,7 @@ export const newPassBody = z
           fields: { event: 'Concert', seat: '12' },
           pass: { barcodes: [{ format: 'PKBarcodeFormatQR', message: 'ticket-0001' }] },
           changeMessages: { seat: 'Your seat is now %@' },
+          strings: { de: { Seat: 'Platz' } },
         },
       },
       loyalty: {
@@ -41,10 +48,11 @@ const passChange = z
     fields: fieldValuesSchema.optional(),
     pass: passOverridesSchema.optional(),
     changeMessages: changeMessagesSchema.optional(),
+    strings: passStringsSchema.optional(),
   })
   .strict()
-  .refine((change) => change.fields || change.pass || change.changeMessages, {
-    message: 'nothing to change: give fields, pass or changeMessages',
+  .refine((change) => change.fields || change.pass || change.changeMessages || change.strings, {
+    message: 'nothing to change: give fields, pass, changeMessages or strings',
   });
 
 // PATCH's body with its named examples; a bulk change's `change` is passChange itself, because nested in another
@@ -146,6 +154,9 @@ export const passView = z.looseObject({
   fields: z.record(z.string(), z.unknown()),
   pass: z.record(z.string(), z.unknown()).meta({ description: 'The top-level pass.json overrides' }),
   changeMessages: z.record(z.string(), z.string()),
+  strings: z
+    .record(z.string(), z.record(z.string(), z.string()))
+    .meta({ description: "The pass's own pass.strings entries by language" }),
   version: z.number().int(),
   lastModified: z.string().meta({ format: 'date-time' }),
   createdAt: z.string().meta({ format: 'date-time' }),

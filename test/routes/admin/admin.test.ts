@@ -90,6 +90,40 @@ describe('admin API', () => {
     expect(String(noPlaceholder.body.message)).toContain('%@');
   });
 
+  it("stores a pass's own strings on create, merges PATCH's per language key by key and signs them as pass.strings", async () => {
+    const created = await server.admin('POST', '/admin/passes', {
+      template: 'loyalty',
+      strings: { de: { Points: 'Punkte', Member: 'Mitglied' } },
+    });
+    expect(created.status).toBe(201);
+    const path = `/admin/passes/${created.body.passTypeIdentifier}/${created.body.serialNumber}`;
+    const changed = await server.admin('PATCH', path, {
+      strings: { de: { Member: 'Mitglied "Gold"' }, fr: { Points: 'Points' } },
+    });
+    expect(changed.status).toBe(200);
+    expect(changed.body).toMatchObject({
+      version: 2,
+      strings: { de: { Points: 'Punkte', Member: 'Mitglied "Gold"' }, fr: { Points: 'Points' } },
+    });
+    expect((await server.admin('GET', path)).body.strings).toEqual(changed.body.strings);
+
+    const response = await fetch(`${server.baseUrl}${path}/pkpass`, {
+      headers: { authorization: `Bearer ${adminToken}` },
+    });
+    const { files } = await verifyPkpass(Buffer.from(await response.arrayBuffer()), server.pki.wwdrPem);
+    // One pair per line; in the order jsonb keeps the keys, which is not the order they were sent in.
+    expect(files.get('de.lproj/pass.strings')?.toString().split('\n').sort()).toEqual([
+      '',
+      '"Member" = "Mitglied \\"Gold\\"";',
+      '"Points" = "Punkte";',
+    ]);
+    expect(files.get('fr.lproj/pass.strings')?.toString()).toBe('"Points" = "Points";\n');
+
+    const badLanguage = await server.admin('PATCH', path, { strings: { '../x': { a: 'b' } } });
+    expect(badLanguage.status).toBe(400);
+    expect(String(badLanguage.body.message)).toContain('a language is a code');
+  });
+
   it('pages through passes of a template with an opaque cursor', async () => {
     const serials = [];
     for (let i = 0; i < 5; i++) {

@@ -72,7 +72,11 @@ describe('bulk changes', () => {
 
     const posted = await server.admin('POST', '/admin/passes/bulk', {
       select: { serialNumbers: selected },
-      change: { fields: { points: 500 }, changeMessages: { points: 'You have %@ points' } },
+      change: {
+        fields: { points: 500 },
+        changeMessages: { points: 'You have %@ points' },
+        strings: { de: { Points: 'Punkte' } },
+      },
     });
     expect(posted.status).toBe(202);
     expect(posted.body).toMatchObject({ status: 'queued', done: 0, failed: 0, errors: [] });
@@ -99,7 +103,11 @@ describe('bulk changes', () => {
       'GET',
       `/admin/passes/${server.identity.passTypeIdentifier}/serials-in-3`,
     );
-    expect(read.body).toMatchObject({ version: 2, changeMessages: { points: 'You have %@ points' } });
+    expect(read.body).toMatchObject({
+      version: 2,
+      changeMessages: { points: 'You have %@ points' },
+      strings: { de: { Points: 'Punkte' } },
+    });
   });
 
   it('changes every pass of a template whose field values equal the selection, and no other', async () => {
