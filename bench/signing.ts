@@ -93,6 +93,7 @@ export async function benchSigning(): Promise<TargetLine[]> {
     overrides: { relevantDate: '2026-09-01T18:00:00+02:00' },
     changeMessages: { gate: 'Gate changed to %@' },
     strings: {},
+    images: {},
   });
   const certificates = {
     wwdr: identity.wwdr,

@@ -131,6 +131,7 @@ async function checkTemplate(
         overrides: {},
         changeMessages: {},
         strings: {},
+        images: {},
       },
       identity,
     );

@@ -1,6 +1,7 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { inflateRawSync } from 'node:zlib';
+import { readPngSize } from '../passes/pass-images.js';
 import { checkPassJson } from '../passes/pass-json-rules.js';
 import { isRecord } from '../passes/templates.js';
 import { isAppleWwdr, oneLine } from '../signing/identity.js';
@@ -51,7 +52,6 @@ const R = BUNDLE_RULES;
 const LPROJ = /^[A-Za-z0-9_-]+\.lproj$/;
 const JUNK = /(^|\/)(__MACOSX\/|\.DS_Store$|Thumbs\.db$|desktop\.ini$|\._)/;
 const UNLISTED = new Set(['manifest.json', 'signature']);
-const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 const BUILDING = 'Apple, "Building a pass"';
 const REBUILD =
   'Rebuild the pass with your signing tool (it writes manifest.json and signature from the files).';
@@ -592,19 +592,9 @@ function checkImages(files: Files): Finding[] {
   ];
 }
 
-/** A PNG starts with its 8-byte signature, then the IHDR chunk (13 bytes) with a non-zero width and height. */
 function pngProblem(name: string, content: Buffer): string | undefined {
-  if (!content.subarray(0, 8).equals(PNG_SIGNATURE)) return `${name} is not a PNG (bad signature)`;
-  if (
-    content.length < 33 ||
-    content.readUInt32BE(8) !== 13 ||
-    content.toString('latin1', 12, 16) !== 'IHDR'
-  ) {
-    return `${name} has no IHDR chunk first`;
-  }
-  if (content.readUInt32BE(16) === 0 || content.readUInt32BE(20) === 0)
-    return `${name} has a zero width or height`;
-  return undefined;
+  const size = readPngSize(content);
+  return 'problem' in size ? `${name} ${size.problem}` : undefined;
 }
 
 // ---------- helpers ----------

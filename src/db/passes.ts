@@ -65,6 +65,12 @@ export interface NewVersion {
   strings: JsonObject;
 }
 
+/** Bundle file name → bytes: a pass's own images. */
+export type ImageFiles = Record<string, Buffer>;
+
+/** A change of a pass's own images: new bytes for a name, or null to drop the pass's image of that name. */
+export type ImageChanges = Record<string, Buffer | null>;
+
 export interface StoredBundle {
   passId: bigint;
   version: number;
@@ -87,9 +93,13 @@ export interface PassesInTransaction {
   writeNewVersions(passes: readonly NewVersion[], now: Date): Promise<Array<{ id: bigint; version: number }>>;
   /** Stores bundles, each the newest version's: an older one never replaces a newer one signed concurrently. */
   storeBundles(bundles: readonly StoredBundle[], now: Date): Promise<void>;
+  /** The passes' own images, by pass id (a pass without any is left out). */
+  readImages(ids: readonly bigint[]): Promise<Map<bigint, ImageFiles>>;
+  /** Stores or drops images of a pass (locked by the caller). */
+  writeImages(passId: bigint, changes: ImageChanges, now: Date): Promise<void>;
 }
 
-export interface PassesRepository extends Pick<PassesInTransaction, 'storeBundles'> {
+export interface PassesRepository extends Pick<PassesInTransaction, 'storeBundles' | 'readImages'> {
   /** Stores a pass with its first bundle; undefined when a pass with its serial number exists. */
   create(pass: NewPassRecord): Promise<PassRecord | undefined>;
   find(key: PassKey): Promise<PassRecord | undefined>;
@@ -209,7 +219,41 @@ export function passesInTransaction(query: SqlQuery): PassesInTransaction {
     },
     writeNewVersions: (passes, now) => writeNewVersions(query, passes, now),
     storeBundles: (bundles, now) => storeBundles(query, bundles, now),
+    readImages: (ids) => readImages(query, ids),
+    async writeImages(passId, changes, now) {
+      for (const [name, bytes] of Object.entries(changes)) {
+        if (bytes === null) {
+          await query('DELETE FROM pass_images WHERE pass_id = $1::bigint AND name = $2', [
+            passId.toString(),
+            name,
+          ]);
+          continue;
+        }
+        // A Buffer parameter goes to PostgreSQL as binary bytea (see storeBundles).
+        await query(
+          `INSERT INTO pass_images (pass_id, name, bytes, updated_at) VALUES ($1::bigint, $2, $3::bytea, $4::timestamptz)
+          ON CONFLICT (pass_id, name) DO UPDATE SET bytes = EXCLUDED.bytes, updated_at = EXCLUDED.updated_at`,
+          [passId.toString(), name, bytes, now],
+        );
+      }
+    },
   };
+}
+
+async function readImages(query: SqlQuery, ids: readonly bigint[]): Promise<Map<bigint, ImageFiles>> {
+  const images = new Map<bigint, ImageFiles>();
+  if (ids.length === 0) return images;
+  const rows = await query<{ pass_id: string; name: string; bytes: Uint8Array }>(
+    'SELECT pass_id::text AS pass_id, name, bytes FROM pass_images WHERE pass_id = ANY($1::bigint[])',
+    [ids.map(String)],
+  );
+  for (const row of rows) {
+    const id = BigInt(row.pass_id);
+    const files = images.get(id) ?? {};
+    files[row.name] = Buffer.from(row.bytes.buffer, row.bytes.byteOffset, row.bytes.byteLength);
+    images.set(id, files);
+  }
+  return images;
 }
 
 async function writeNewVersions(
@@ -315,6 +359,7 @@ export function createPassesRepository(db: { prisma: PrismaClient; query: SqlQue
       return row ? { version: row.version, bytes: Buffer.from(row.bytes) } : undefined;
     },
     storeBundles: (bundles, now) => storeBundles(query, bundles, now),
+    readImages: (ids) => readImages(query, ids),
     async readCredentials(key) {
       const [row] = await query<{
         id: string;

@@ -6,7 +6,7 @@
  * counts and lease: a crash commits the whole page with its cursor, or nothing of it, so no pass is changed twice.
  */
 import type { BulkJobError, JobLease } from '../db/bulk-jobs.js';
-import type { PassContentRecord } from '../db/passes.js';
+import type { ImageFiles, PassContentRecord } from '../db/passes.js';
 import { contentOf, type PassChange, type PassesDeps, type SignedChange, signChange } from './passes.js';
 
 export type { JobLease };
@@ -50,16 +50,22 @@ export async function readPage(
   const rows = await read(after, pageSize);
   const last = rows.at(-1);
   if (!last) return undefined;
-  return { passes: await prepare(options, rows), lastId: last.id };
+  const images = await options.deps.repositories.passes.readImages(rows.map((row) => row.id));
+  return { passes: await prepare(options, rows, images), lastId: last.id };
 }
 
 /** Merges, checks and signs each pass: one that fails carries its message and is counted failed, as PATCH would refuse it. */
-async function prepare(options: PageOptions, rows: readonly PassContentRecord[]): Promise<PagePass[]> {
+async function prepare(
+  options: PageOptions,
+  rows: readonly PassContentRecord[],
+  images: ReadonlyMap<bigint, ImageFiles>,
+): Promise<PagePass[]> {
   const prepared = new Array<PagePass>(rows.length);
   await forEachConcurrently(rows, options.concurrency, async (row, index) => {
     let outcome: PagePass['outcome'];
     try {
-      outcome = { ok: true, change: await signChange(options.deps, contentOf(row), options.change) };
+      const pass = { ...contentOf(row), images: images.get(row.id) ?? {} };
+      outcome = { ok: true, change: await signChange(options.deps, pass, options.change) };
     } catch (error) {
       outcome = { ok: false, message: messageOf(error) };
     }
@@ -108,9 +114,9 @@ export async function commitPage(
         })
         .map((pass) => pass.id);
       if (staleIds.length > 0) {
-        const again = new Map(
-          (await prepare(options, await tx.passes.readContents(staleIds))).map((pass) => [pass.id, pass]),
-        );
+        const contents = await tx.passes.readContents(staleIds);
+        const images = await tx.passes.readImages(staleIds);
+        const again = new Map((await prepare(options, contents, images)).map((pass) => [pass.id, pass]));
         page.passes = page.passes.map((pass) => again.get(pass.id) ?? pass);
       }
 

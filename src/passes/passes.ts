@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.js';
-import type { PassContentRecord, PassKey, PassRecord } from '../db/passes.js';
+import type { ImageChanges, ImageFiles, PassContentRecord, PassKey, PassRecord } from '../db/passes.js';
 import type { Repositories } from '../db/repositories.js';
 import { ConflictError, InvalidError, NotFoundError } from '../errors.js';
 import type { PassContent } from '../signing/bundle.js';
@@ -14,6 +14,7 @@ import {
   type PassOverrides,
   type PassStrings,
 } from './pass-content.js';
+import { checkPassImage } from './pass-images.js';
 import type { Template } from './templates.js';
 import { newAuthenticationToken } from './tokens.js';
 import { truncateToSecond } from './versions.js';
@@ -68,7 +69,14 @@ export interface PassChange {
   pass?: PassOverrides | undefined;
   changeMessages?: ChangeMessages | undefined;
   strings?: PassStrings | undefined;
+  /** The pass's own images to store (checked against its template's style) or, as null, to drop. */
+  images?: ImageChanges | undefined;
 }
+
+/** What a pass is signed from: its content and its own images. */
+export type PassToSign = Omit<StoredPass, 'id' | 'version' | 'lastModified' | 'createdAt' | 'updatedAt'> & {
+  images: ImageFiles;
+};
 
 /** The content a change starts from: the stored JSON as the types it was validated as when it was written. */
 export function contentOf<R extends PassContentRecord>(record: R) {
@@ -92,10 +100,7 @@ function findTemplate(deps: PassesDeps, name: string): Template {
   return template;
 }
 
-function passContent(
-  deps: PassesDeps,
-  pass: Omit<StoredPass, 'id' | 'version' | 'lastModified' | 'createdAt' | 'updatedAt'>,
-): PassContent {
+function passContent(deps: PassesDeps, pass: PassToSign): PassContent {
   return {
     template: findTemplate(deps, pass.template),
     serialNumber: pass.serialNumber,
@@ -105,6 +110,7 @@ function passContent(
     overrides: pass.overrides,
     changeMessages: pass.changeMessages,
     strings: pass.strings,
+    images: pass.images,
   };
 }
 
@@ -132,7 +138,7 @@ export async function createPass(deps: PassesDeps, input: NewPass): Promise<Stor
     strings: input.strings ?? {},
   };
   // Signed before it is stored: a pass that cannot be signed is refused (400), and the first download is a hit.
-  const bytes = await signBundle(deps, passContent(deps, identity));
+  const bytes = await signBundle(deps, passContent(deps, { ...identity, images: {} }));
   const stored = await deps.repositories.passes.create({
     ...identity,
     lastModified: truncateToSecond(deps.clock.now()),
@@ -180,10 +186,12 @@ export async function updatePass(deps: PassesDeps, key: PassKey, change: PassCha
       const current = await tx.passes.lockForChange(key);
       if (!current) throw notFound();
       const pass = toStoredPass(current);
-      const next = await signChange(deps, pass, change);
+      const images = (await tx.passes.readImages([pass.id])).get(pass.id) ?? {};
+      const next = await signChange(deps, { ...pass, images }, change);
       const now = deps.clock.now();
       const [written] = await tx.passes.writeNewVersions([{ id: pass.id, ...next }], now);
       if (!written) throw notFound();
+      if (change.images) await tx.passes.writeImages(pass.id, change.images, now);
       await tx.passes.storeBundles([{ passId: pass.id, version: written.version, bytes: next.bytes }], now);
       await tx.outbox.enqueue(pass.id, key.passTypeIdentifier, now);
       const stored = await tx.passes.findById(pass.id);
@@ -218,7 +226,7 @@ export interface SignedChange {
  */
 export async function signChange(
   deps: PassesDeps,
-  pass: Omit<StoredPass, 'id' | 'version' | 'lastModified' | 'createdAt' | 'updatedAt'>,
+  pass: PassToSign,
   change: PassChange,
 ): Promise<SignedChange> {
   const template = findTemplate(deps, pass.template);
@@ -226,16 +234,35 @@ export async function signChange(
     ...Object.keys(change.fields ?? {}),
     ...Object.keys(change.changeMessages ?? {}),
   ]);
-  const next = {
+  const next: PassToSign = {
     ...pass,
     fields: { ...pass.fields, ...change.fields },
     overrides: { ...pass.overrides, ...change.pass },
     changeMessages: { ...pass.changeMessages, ...change.changeMessages },
     strings: mergeByLanguage(pass.strings, change.strings),
+    images: changeImages(template, pass.images, change.images),
   };
   const bytes = await signBundle(deps, passContent(deps, next));
   const { fields, overrides, changeMessages, strings } = next;
   return { fields, overrides, changeMessages, strings, bytes };
+}
+
+function changeImages(
+  template: Template,
+  current: ImageFiles,
+  changes: ImageChanges | undefined,
+): ImageFiles {
+  const images = { ...current };
+  for (const [name, bytes] of Object.entries(changes ?? {})) {
+    if (bytes === null) {
+      if (!Object.hasOwn(images, name)) throw new NotFoundError(`The pass has no image "${name}" of its own`);
+      delete images[name];
+    } else {
+      checkPassImage(template.style, name, bytes);
+      images[name] = bytes;
+    }
+  }
+  return images;
 }
 
 function mergeByLanguage(current: PassStrings, change: PassStrings | undefined): PassStrings {
@@ -304,7 +331,8 @@ export async function getSignedBundle(deps: PassesDeps, pass: StoredPass): Promi
     return cached.bytes;
   }
   deps.observeBundleCache?.('miss');
-  const bytes = await signBundle(deps, passContent(deps, pass));
+  const images = (await deps.repositories.passes.readImages([pass.id])).get(pass.id) ?? {};
+  const bytes = await signBundle(deps, passContent(deps, { ...pass, images }));
   // An older version's bundle never replaces a newer one signed concurrently (the repository's rule).
   await deps.repositories.passes.storeBundles(
     [{ passId: pass.id, version: pass.version, bytes }],

@@ -72,7 +72,7 @@ const errorDescriptions = {
   409: 'A pass with this serial number exists',
   410: 'The download link has expired',
   413: 'The request body is larger than this route takes',
-  415: 'The request body is not JSON (Content-Type: application/json)',
+  415: "The request body's Content-Type is not the route's: application/json (image/png for a pass's images)",
   429: 'Too many requests, or too many failed authentications, from this client; Retry-After says when to return',
   503: 'The server is shutting down or cannot take the request now; retry (after Retry-After when given)',
 } as const;

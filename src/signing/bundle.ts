@@ -50,6 +50,8 @@ export interface PassContent {
   changeMessages: Record<string, string>;
   /** The pass's own pass.strings entries by language, merged with the template's. */
   strings: PassStrings;
+  /** The pass's own images by bundle file name (checked by src/passes/pass-images.ts), replacing the template's. */
+  images: Readonly<Record<string, Buffer>>;
 }
 
 export type PassIdentifiers = Pick<SigningIdentity, 'passTypeIdentifier' | 'teamIdentifier'>;
@@ -110,10 +112,11 @@ export function buildSignedBundle(
   signingTime = new Date(),
 ): Buffer {
   const passJson = buildPassJson(content, identity);
-  const pass = createPkPass(content.template, passJson);
+  const sources = { ...content.template.files, ...content.images };
+  const pass = createPkPass(sources, passJson);
   checkSignable(passJson, pass, content.template.style);
   const strings = parseOrInvalid(passStringsSchema, content.strings, 'strings');
-  const files = bundleFiles(pass, content.template, strings);
+  const files = bundleFiles(pass, content.template, sources, strings);
   // Apple: manifest.json maps every file of the bundle (but itself and signature) to its SHA-1 in hex.
   const manifest: Record<string, string> = {};
   for (const file of files) manifest[file.name] = file.sha1;
@@ -140,9 +143,10 @@ export function checkWalletAcceptsTemplate(template: Template, identity: PassIde
     overrides: {},
     changeMessages: {},
     strings: {},
+    images: {},
   };
   const passJson = buildPassJson(placeholder, identity);
-  checkSignable(passJson, createPkPass(template, passJson), template.style);
+  checkSignable(passJson, createPkPass(template.files, passJson), template.style);
 }
 
 // ---------- content checks ----------
@@ -197,18 +201,22 @@ function checkSignable(passJson: JsonObject, pass: PKPass, style: PassStyle): vo
 // ---------- passkit-generator's validation, and the bundle's files ----------
 
 /**
- * In-memory buffers only: the template's files were read once at start. No certificates: it never signs. What
- * passkit-generator says is not needed here: checkSignable finds each value it dropped and names it.
+ * In-memory buffers only: the template's files (read once at start) and the pass's own images. No certificates:
+ * it never signs. What passkit-generator says is not needed here: checkSignable finds each value it dropped and
+ * names it.
  */
-function createPkPass(template: Template, passJson: JsonObject): PKPass {
-  return quietPkPass({ ...template.files, 'pass.json': Buffer.from(JSON.stringify(passJson)) }).pass;
+function createPkPass(sources: Readonly<Record<string, Buffer>>, passJson: JsonObject): PKPass {
+  return quietPkPass({ ...sources, 'pass.json': Buffer.from(JSON.stringify(passJson)) }).pass;
 }
 
 interface BundleFile extends ZipEntry {
   sha1: string;
 }
 
-/** SHA-1 and CRC-32 of a template's files, computed once: the same Buffer objects come back for every pass. */
+/**
+ * SHA-1 and CRC-32 of a template's files (and a pass's own images), computed once per Buffer: a template's come
+ * back for every pass.
+ */
 const templateFileDigests = new WeakMap<Buffer, { sha1: string; crc32: number }>();
 
 function fileOf(name: string, data: Buffer, cache: boolean): BundleFile {
@@ -226,12 +234,18 @@ const PERSONALIZATION_FILE = /(?:^|\/)personalization(?:\.json$|Logo)/;
 const PERSONALIZATION_LOGO = /(?:^|\/)personalizationLogo(?:@\dx)?\.png$/;
 
 /**
- * The bundle's files, from the template and passkit-generator's public getters only: the files it accepted
- * (`files`: no manifest or signature, personalization.json only when valid), pass.json as its validated `props`,
+ * The bundle's files, from the sources (the template's files, the pass's own images over them) and
+ * passkit-generator's public getters only: the files it accepted (`files`: no manifest or signature,
+ * personalization.json only when valid), pass.json as its validated `props`,
  * and every pass.strings as the template has it (passkit-generator would rewrite them from what its parser
  * understood), except the languages the pass has strings of: those are the template's merged with the pass's.
  */
-function bundleFiles(pass: PKPass, template: Template, strings: PassStrings): BundleFile[] {
+function bundleFiles(
+  pass: PKPass,
+  template: Template,
+  sources: Readonly<Record<string, Buffer>>,
+  strings: PassStrings,
+): BundleFile[] {
   const props = pass.props;
   const names = pass.files;
   // Apple: a pass can be personalised only with an NFC dictionary, personalization.json and personalizationLogo;
@@ -250,9 +264,9 @@ function bundleFiles(pass: PKPass, template: Template, strings: PassStrings): Bu
       files.push(fileOf(name, Buffer.from(JSON.stringify(props)), false));
       continue;
     }
-    const data = template.files[name];
+    const data = sources[name];
     if (data === undefined)
-      throw new Error(`passkit-generator kept "${name}", which the template does not have`);
+      throw new Error(`passkit-generator kept "${name}", which neither the template nor the pass has`);
     files.push(fileOf(name, data, true));
   }
   for (const [name, data] of Object.entries(template.files)) {

@@ -35,7 +35,14 @@ export default function sign(task: SignTask): SignResult | ReturnType<typeof mov
   const identity = kept(identities, task.identity);
   try {
     // zipStored allocates the bundle its own ArrayBuffer, so moving it hands it over without a copy.
-    return move(buildSignedBundle({ ...task.content, template }, identity));
+    // The structured clone between threads turns each image's Buffer into a plain Uint8Array.
+    const images = Object.fromEntries(
+      Object.entries(task.content.images).map(([name, bytes]) => [
+        name,
+        Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+      ]),
+    );
+    return move(buildSignedBundle({ ...task.content, images, template }, identity));
   } catch (error) {
     if (error instanceof InvalidError) return { invalid: error.message };
     throw error;

@@ -38,6 +38,7 @@ function content(template: Template, overrides: Record<string, unknown> = {}): P
     overrides,
     changeMessages: {},
     strings: {},
+    images: {},
   };
 }
 

@@ -319,7 +319,8 @@ describe('answers and headers', () => {
 describe('examples', () => {
   it('are all taken by the server as they are: none gets 400', async () => {
     const passType = server.identity.passTypeIdentifier;
-    const bodies = operations().filter(({ operation }) => operation.requestBody);
+    // JSON bodies: a pass image's PNG body has no examples.
+    const bodies = operations().filter(({ operation }) => operation.requestBody?.content['application/json']);
     // Creations first: the changes' examples change the pass that the ticket example makes.
     const order = (method: string) => (method === 'post' ? 0 : 1);
     bodies.sort((a, b) => order(a.method) - order(b.method) || a.path.localeCompare(b.path));
@@ -340,7 +341,7 @@ describe('examples', () => {
 
   it('put no named examples into a schema, where they would read as its value', () => {
     for (const { method, path, operation } of operations()) {
-      if (operation.requestBody)
+      if (operation.requestBody?.content['application/json'])
         expect(collect(jsonBody(operation).schema, 'example'), `${method} ${path}`).toEqual([]);
     }
   });

@@ -45,6 +45,7 @@ function content(name: string, extra: Partial<PassContent> = {}): PassContent {
     overrides: {},
     changeMessages: {},
     strings: {},
+    images: {},
     ...extra,
   };
 }

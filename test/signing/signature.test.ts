@@ -82,6 +82,7 @@ function content(name: string, extra: Partial<PassContent> = {}): PassContent {
     overrides: {},
     changeMessages: {},
     strings: {},
+    images: {},
     ...extra,
   };
 }

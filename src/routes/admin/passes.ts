@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { MAX_PASS_IMAGE_BYTES } from '../../passes/pass-images.js';
 import {
   countRegistrations,
   createPass,
@@ -17,11 +18,13 @@ import {
   listPassesQuery,
   newPassBody,
   passChangeBody,
+  passImageParams,
   passPage,
   passView,
+  pngBody,
 } from './schemas.js';
 
-/** Passes: create, list, read, change, delete. */
+/** Passes: create, list, read, change, delete, and their own images. */
 export const passRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
 
@@ -136,4 +139,60 @@ export const passRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) =
       return reply.code(204).send();
     },
   );
+  // A pass's own images: PNG bodies, parsed as bytes in this scope only; every other route takes JSON (415 else).
+  await app.register(async (scope) => {
+    scope.addContentTypeParser('image/png', { parseAs: 'buffer' }, (_request, body, done) =>
+      done(null, body),
+    );
+    const images = scope.withTypeProvider<ZodTypeProvider>();
+    const imagePath = `${adminPassPath}/images/:image`;
+    images.put(
+      imagePath,
+      {
+        bodyLimit: MAX_PASS_IMAGE_BYTES,
+        schema: {
+          ...adminDoc(
+            'putPassImage',
+            "Set one of the pass's own images",
+            "The PNG replaces the template's image of that file name in this pass; checked against Apple's images for " +
+              'the pass style (which images it shows, their size in points at 1x, @2x and @3x). Makes a new version ' +
+              'and pushes it to devices.',
+          ),
+          consumes: ['image/png'],
+          params: passImageParams,
+          body: pngBody,
+          response: {
+            200: passView.meta({ description: 'The pass, at its new version' }),
+            ...errorResponses(400, 401, 404, ...bodyErrors, ...commonErrors),
+          },
+        },
+      },
+      async (request) => {
+        const { image, ...key } = request.params;
+        return view(await updatePass(deps, key, { images: { [image]: request.body } }));
+      },
+    );
+    images.delete(
+      imagePath,
+      {
+        schema: {
+          ...adminDoc(
+            'deletePassImage',
+            "Drop one of the pass's own images",
+            "The pass shows its template's image of that name again (if the template has one). Makes a new version " +
+              'and pushes it to devices. 404 if the pass has no image of that name of its own.',
+          ),
+          params: passImageParams,
+          response: {
+            200: passView.meta({ description: 'The pass, at its new version' }),
+            ...errorResponses(400, 401, 404, ...commonErrors),
+          },
+        },
+      },
+      async (request) => {
+        const { image, ...key } = request.params;
+        return view(await updatePass(deps, key, { images: { [image]: null } }));
+      },
+    );
+  });
 };

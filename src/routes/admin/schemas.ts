@@ -5,8 +5,9 @@ import {
   passOverridesSchema,
   passStringsSchema,
 } from '../../passes/pass-content.js';
+import { PASS_IMAGE_NAME } from '../../passes/pass-images.js';
 import { storableText } from '../../storable-text.js';
-import { identifier } from '../wallet/schemas.js';
+import { identifier, passParams } from '../wallet/schemas.js';
 
 /** A template's name in a body or query: storable, since a bulk job stores it and the pass list queries by it. */
 const templateName = storableText().min(1).max(100);
@@ -195,3 +196,19 @@ export const pushesAnswer = z.looseObject({
 
 /** A pass in the admin API. */
 export const adminPassPath = '/admin/passes/:passTypeIdentifier/:serialNumber';
+
+/** One of a pass's own images: its bundle file name. */
+export const passImageParams = passParams.extend({
+  image: z
+    .string()
+    .regex(
+      PASS_IMAGE_NAME,
+      'an image is icon, logo, strip, thumbnail, background or footer, with @2x or @3x, and .png (e.g. thumbnail@2x.png)',
+    ),
+});
+
+/** A PNG file as the request body (the image routes parse image/png as bytes). */
+export const pngBody = z
+  .custom<Buffer>((body) => Buffer.isBuffer(body), 'the body must be the PNG file (Content-Type: image/png)')
+  // Described by hand: zod has no schema for a Buffer that JSON Schema can express.
+  .meta({ type: 'string', format: 'binary' });
