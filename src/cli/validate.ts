@@ -1,9 +1,9 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { inflateRawSync } from 'node:zlib';
+import { isRecord } from '../json.js';
 import { readPngSize } from '../passes/pass-images.js';
 import { checkPassJson } from '../passes/pass-json-rules.js';
-import { isRecord } from '../passes/templates.js';
 import { isAppleWwdr, oneLine } from '../signing/identity.js';
 import { checkSignerCertificate, checkValidity, issuedBy, wwdrGeneration } from './certificate-rules.js';
 import {

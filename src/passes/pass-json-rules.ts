@@ -1,6 +1,7 @@
 import { PKPass } from 'passkit-generator';
 import { InvalidError } from '../errors.js';
-import { FIELD_ARRAYS, isRecord, PASS_STYLES } from './templates.js';
+import { isRecord } from '../json.js';
+import { FIELD_ARRAYS, PASS_STYLES } from './templates.js';
 
 /*
  * The pass.json rules, in one place: the admin API's input schemas (pass-content.ts), the bundle builder before

@@ -1,6 +1,8 @@
 import type { Dirent } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isRecord } from '../json.js';
+import { convertModel } from './model-conversion.js';
 
 /*
  * Templates are folders `MODELS_DIR/<name>.pass` in passkit-generator's model format: pass.json, images, and
@@ -35,8 +37,10 @@ export interface Template {
   style: PassStyle;
   /** Every field key of the style, in the order they appear. */
   fieldKeys: string[];
-  /** The template's pass.json as parsed (never mutated; bundle.ts clones it). */
+  /** The template's pass.json as parsed and converted (never mutated; bundle.ts clones it). */
   passJson: Record<string, unknown>;
+  /** What reading the model rewrote in its pass.json (hex colours, the deprecated barcode), one line each. */
+  conversions: string[];
   /** Every other file of the model by bundle path (`icon.png`, `de.lproj/logo@2x.png`, `en.lproj/pass.strings`). */
   files: Readonly<Record<string, Buffer>>;
 }
@@ -82,7 +86,7 @@ export async function loadTemplates(
 
 async function loadTemplate(name: string, dir: string): Promise<Template> {
   const files = await readModelFiles(dir);
-  const passJson = parsePassJson(files.get('pass.json'));
+  const { passJson, conversions } = convertModel(parsePassJson(files.get('pass.json')));
   // Apple: the icon is required; Wallet does not install a pass without icon.png.
   if (!files.has('icon.png')) throw new TemplateReadError('icon.png is missing (Wallet requires an icon)');
   const style = findStyle(passJson);
@@ -91,7 +95,7 @@ async function loadTemplate(name: string, dir: string): Promise<Template> {
   for (const [path, content] of files) {
     if (!GENERATED_FILES.has(path)) otherFiles[path] = content;
   }
-  return { name, dir, style, fieldKeys, passJson, files: Object.freeze(otherFiles) };
+  return { name, dir, style, fieldKeys, passJson, conversions, files: Object.freeze(otherFiles) };
 }
 
 /** Root files and files one level down in `<lang>.lproj/` folders, the only places Wallet looks. Hidden files are skipped. */
@@ -171,10 +175,6 @@ export function styleFields(
     });
   }
   return result;
-}
-
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function describe(error: unknown): string {

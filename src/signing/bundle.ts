@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { PKPass } from 'passkit-generator';
 import { InvalidError } from '../errors.js';
+import { isRecord } from '../json.js';
 import {
   changeMessagesSchema,
   checkFieldKeys,
@@ -20,7 +21,7 @@ import {
   OVERRIDE_KEYS,
   quietPkPass,
 } from '../passes/pass-json-rules.js';
-import { isRecord, type PassStyle, styleFields, type Template } from '../passes/templates.js';
+import { type PassStyle, styleFields, type Template } from '../passes/templates.js';
 import type { SigningIdentity } from './identity.js';
 import { mergeStrings } from './pass-strings.js';
 import { createManifestSigner, type ManifestSigner, signDetached } from './signature.js';

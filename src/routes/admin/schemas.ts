@@ -176,7 +176,23 @@ export const passPage = z.looseObject({
 });
 
 export const templatesAnswer = z.looseObject({
-  templates: z.array(z.looseObject({ name: z.string(), style: z.string(), fieldKeys: z.array(z.string()) })),
+  templates: z.array(
+    z.looseObject({
+      name: z.string(),
+      style: z.string(),
+      fieldKeys: z.array(z.string()),
+      usable: z
+        .boolean()
+        .meta({ description: 'Whether passes can be made from it: Wallet accepts what it makes' }),
+      problem: z.string().nullable().meta({
+        description:
+          'What Wallet (or the signer) would refuse in its passes, naming the key; null when usable',
+      }),
+      conversions: z.array(z.string()).meta({
+        description: 'What reading the model rewrote in its pass.json (hex colours, the deprecated barcode)',
+      }),
+    }),
+  ),
 });
 
 export const logsAnswer = z.looseObject({

@@ -1,12 +1,29 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { Template } from '../../passes/templates.js';
+import { checkWalletAcceptsTemplate } from '../../signing/bundle.js';
 import { adminDoc, commonErrors, errorResponses } from '../route-docs.js';
 import type { AdminDeps } from './deps.js';
 import { templatesAnswer } from './schemas.js';
 
-/** The templates passes are made from (models/), with the field keys each takes. */
+/** The templates passes are made from (models/), with the field keys each takes and whether Wallet accepts it. */
 export const templateRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
+  // What Wallet would refuse in each template, checked once: templates and the identity do not change.
+  const problems = new WeakMap<Template, string | null>();
+  const problemOf = (template: Template): string | null => {
+    let problem = problems.get(template);
+    if (problem === undefined) {
+      try {
+        checkWalletAcceptsTemplate(template, deps.identity);
+        problem = null;
+      } catch (error) {
+        problem = (error as Error).message;
+      }
+      problems.set(template, problem);
+    }
+    return problem;
+  };
 
   app.get(
     '/admin/templates',
@@ -20,11 +37,17 @@ export const templateRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, dep
       },
     },
     async () => ({
-      templates: [...deps.templates.values()].map((template) => ({
-        name: template.name,
-        style: template.style,
-        fieldKeys: template.fieldKeys,
-      })),
+      templates: [...deps.templates.values()].map((template) => {
+        const problem = problemOf(template);
+        return {
+          name: template.name,
+          style: template.style,
+          fieldKeys: template.fieldKeys,
+          usable: problem === null,
+          problem,
+          conversions: template.conversions,
+        };
+      }),
     }),
   );
 };

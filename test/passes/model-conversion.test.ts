@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest';
+import { convertModel } from '../../src/passes/model-conversion.js';
+
+describe('converting a model written for another tool', () => {
+  it('writes hex colours as rgb() triples at any depth, and leaves other values as they are', () => {
+    const model = {
+      backgroundColor: '#1595d7',
+      foregroundColor: '#FFF',
+      labelColor: 'rgb(1, 2, 3)',
+      stripColor: 'red',
+      description: '#ffffff is not a colour key',
+      semantics: { seats: [{ seatSectionColor: '#ffd700', seatNumber: '5' }] },
+    };
+    const before = structuredClone(model);
+    const { passJson, conversions } = convertModel(model);
+    expect(passJson).toEqual({
+      ...model,
+      backgroundColor: 'rgb(21, 149, 215)',
+      foregroundColor: 'rgb(255, 255, 255)',
+      semantics: { seats: [{ seatSectionColor: 'rgb(255, 215, 0)', seatNumber: '5' }] },
+    });
+    expect(conversions).toEqual([
+      'backgroundColor: #1595d7 → rgb(21, 149, 215)',
+      'foregroundColor: #FFF → rgb(255, 255, 255)',
+      'semantics.seats[0].seatSectionColor: #ffd700 → rgb(255, 215, 0)',
+    ]);
+    expect(model).toEqual(before);
+  });
+
+  it('moves the deprecated barcode into barcodes, or drops it when barcodes is there', () => {
+    const barcode = { format: 'PKBarcodeFormatQR', message: 'M', messageEncoding: 'iso-8859-1' };
+    expect(convertModel({ barcode })).toEqual({
+      passJson: { barcodes: [barcode] },
+      conversions: ['barcode → barcodes[0] (barcode is deprecated since iOS 9)'],
+    });
+    const barcodes = [{ ...barcode, format: 'PKBarcodeFormatPDF417' }];
+    expect(convertModel({ barcode, barcodes }).passJson).toEqual({ barcodes });
+    expect(convertModel({ barcodes }).conversions).toEqual([]);
+  });
+});
