@@ -357,16 +357,17 @@ describe('checkWalletAcceptsTemplate', () => {
       /boardingPass\.transitType is missing/,
     ],
     [
-      'a hex color',
+      // (a hex colour is converted when the template is read: src/passes/model-conversion.ts)
+      'a color by name',
       'loyalty',
-      (passJson) => Object.assign(passJson, { labelColor: '#fff' }),
+      (passJson) => Object.assign(passJson, { labelColor: 'white' }),
       /pass\.json\.labelColor/,
     ],
     [
       'a key the signer would drop',
       'coupon',
-      (passJson) => Object.assign(passJson, { barcode: { format: 'PKBarcodeFormatQR', message: 'x' } }),
-      /pass\.json barcode: the signer \(passkit-generator\) would drop this value/,
+      (passJson) => Object.assign(passJson, { passLastModDate: '2026-01-01' }),
+      /pass\.json passLastModDate: the signer \(passkit-generator\) would drop this value/,
     ],
     [
       'a value that makes the signer refuse the whole pass.json',
