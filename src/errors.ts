@@ -46,6 +46,16 @@ export class ConflictError extends ServiceError {
   }
 }
 
+/**
+ * 409: the pass's signing certificate has expired, so nothing can be signed for it until the certificate is
+ * rotated; its passes are still served from the bundles signed before.
+ */
+export class CertificateExpiredError extends ServiceError {
+  constructor(message: string) {
+    super(409, 'certificate_expired', message);
+  }
+}
+
 /** 410: something that existed and is gone for good (e.g. an expired download link). */
 export class GoneError extends ServiceError {
   constructor(message: string) {

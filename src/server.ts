@@ -94,6 +94,7 @@ async function main() {
     clock: systemClock,
     log,
     passChanges: database.passChanges,
+    identity,
   });
   // The workers (ROLES=workers): pushes from the outbox, bulk changes and device log retention (below). Instances
   // without them leave the outbox, the queued jobs and old device logs to those that run them.

@@ -1,5 +1,5 @@
 import type { X509Certificate } from 'node:crypto';
-import { oneLine, subjectAttribute } from '../signing/identity.js';
+import { daysLeft, oneLine, RENEWAL_WARNING_MS, subjectAttribute } from '../signing/identity.js';
 import { certificateExtensions } from './cms.js';
 import { type Finding, fail, pass, warn } from './findings.js';
 
@@ -11,8 +11,6 @@ import { type Finding, fail, pass, warn } from './findings.js';
 
 /** Apple's marker extension on Pass Type ID certificates. */
 export const PASS_TYPE_ID_EXTENSION = '1.2.840.113635.100.6.1.16';
-/** Apple's certificates last a year; a month's notice leaves time to renew before passes stop updating. */
-export const RENEWAL_WARNING_MS = 30 * 24 * 3600 * 1000;
 const HELP = 'See certificates.example/README.md.';
 
 export const RULES = {
@@ -89,7 +87,7 @@ export function checkValidity(cert: X509Certificate, what: string, rule: string,
   if (notBefore.getTime() > now.getTime()) {
     return fail(rule, `${what} is not valid before ${notBefore.toISOString()}`, 'Check the clock.', why);
   }
-  const days = Math.floor((notAfter.getTime() - now.getTime()) / 86_400_000);
+  const days = daysLeft({ notAfter }, now);
   if (notAfter.getTime() - now.getTime() < RENEWAL_WARNING_MS) {
     return warn(
       rule,

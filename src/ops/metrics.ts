@@ -8,6 +8,7 @@ import type { PassChanges } from '../db/pass-changes.js';
 import type { Repositories } from '../db/repositories.js';
 import type { Logger } from '../logger.js';
 import type { ApnsOutcome } from '../push/apns/response.js';
+import { daysLeft, type SigningIdentity } from '../signing/identity.js';
 
 /** The label of requests that matched no route: raw URLs carry identifiers and would make a series each. */
 export const unmatchedRoute = '(unmatched)';
@@ -19,6 +20,8 @@ export interface MetricsOptions {
   log: Logger;
   /** The database's pass change feed, whose LISTEN session the metrics show. */
   passChanges?: Pick<PassChanges, 'listening'> | undefined;
+  /** The signing identity, whose certificate's days left the metrics show. */
+  identity?: Pick<SigningIdentity, 'passTypeIdentifier' | 'notAfter'> | undefined;
   /** A scrape does not wait longer than this for the database (a hung connection must not hang /metrics). */
   databaseTimeoutMs?: number;
 }
@@ -147,6 +150,21 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: ['reason'] as const,
     registers,
   });
+  const { identity } = options;
+  if (identity) {
+    new Gauge({
+      name: 'passkit_signing_certificate_days_left',
+      help: 'Whole days until the Pass Type ID certificate expires (negative once it has); renew it from 30 days before.',
+      labelNames: ['pass_type_identifier'] as const,
+      registers,
+      collect() {
+        this.set(
+          { pass_type_identifier: identity.passTypeIdentifier },
+          daysLeft(identity, options.clock.now()),
+        );
+      },
+    });
+  }
   const { passChanges } = options;
   if (passChanges) {
     new Gauge({

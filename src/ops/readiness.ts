@@ -105,9 +105,9 @@ export function createReadiness(options: ReadinessOptions): Readiness {
   }
 
   function signingIdentityLoaded(): boolean {
-    // Wallet refuses passes signed after the certificate expired, and APNs refuses it: not worth serving.
-    const identity = options.identity;
-    return identity !== undefined && identity.notAfter.getTime() > options.clock.now().getTime();
+    // Loaded, not necessarily valid: once its certificate has expired the instance still serves every pass from
+    // its last signed bundle (only creating and changing passes is refused), which is worth keeping in service.
+    return options.identity !== undefined;
   }
 
   return {

@@ -2,9 +2,9 @@ import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { ImageChanges, ImageFiles, PassContentRecord, PassKey, PassRecord } from '../db/passes.js';
 import type { Repositories } from '../db/repositories.js';
-import { ConflictError, InvalidError, NotFoundError } from '../errors.js';
+import { CertificateExpiredError, ConflictError, InvalidError, NotFoundError } from '../errors.js';
 import type { PassContent } from '../signing/bundle.js';
-import type { SigningIdentity } from '../signing/identity.js';
+import { isExpired, type SigningIdentity } from '../signing/identity.js';
 import type { Signer } from '../signing/signer.js';
 import type { BundleCache } from './bundle-cache.js';
 import {
@@ -116,10 +116,22 @@ function passContent(deps: PassesDeps, pass: PassToSign): PassContent {
 
 /** The signer's bundle, timed for the metrics: signing is the costly step of every create, change and cache miss. */
 async function signBundle(deps: PassesDeps, content: PassContent): Promise<Buffer> {
+  assertCanSign(deps);
   const started = performance.now();
   const bytes = await deps.signer.sign(content, deps.identity);
   deps.observeSigning?.((performance.now() - started) / 1000);
   return bytes;
+}
+
+/** Refuses what needs a new signature once the certificate has expired: Wallet would reject the pass. */
+function assertCanSign(deps: Pick<PassesDeps, 'identity' | 'clock'>): void {
+  const { identity } = deps;
+  if (isExpired(identity, deps.clock.now())) {
+    throw new CertificateExpiredError(
+      `The signing certificate of ${identity.passTypeIdentifier} expired on ${identity.notAfter.toISOString()}: ` +
+        'passes are served as last signed, and none can be created or changed until a new certificate is installed',
+    );
+  }
 }
 
 export async function createPass(deps: PassesDeps, input: NewPass): Promise<StoredPass> {
@@ -330,6 +342,8 @@ export async function getSignedBundle(deps: PassesDeps, pass: StoredPass): Promi
     deps.bundleCache?.set(pass.id, pass.version, cached.bytes);
     return cached.bytes;
   }
+  // An expired certificate signs nothing more: the last bundle signed is what the pass is until it is rotated.
+  if (cached && isExpired(deps.identity, deps.clock.now())) return cached.bytes;
   deps.observeBundleCache?.('miss');
   const images = (await deps.repositories.passes.readImages([pass.id])).get(pass.id) ?? {};
   const bytes = await signBundle(deps, passContent(deps, { ...pass, images }));

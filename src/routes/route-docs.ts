@@ -69,7 +69,7 @@ const errorDescriptions = {
   401: 'Missing or wrong credentials',
   403: 'The download link is not valid (wrong signature, or another pass)',
   404: 'No such pass or job',
-  409: 'A pass with this serial number exists',
+  409: 'A pass with this serial number exists (conflict), or the signing certificate has expired (certificate_expired)',
   410: 'The download link has expired',
   413: 'The request body is larger than this route takes',
   415: "The request body's Content-Type is not the route's: application/json (image/png for a pass's images)",

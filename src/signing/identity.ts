@@ -64,7 +64,8 @@ const VARIABLE_LABELS: PemLabels = {
   wwdr: 'WWDR_CERT_PEM',
 };
 /** Apple's certificates last a year; a month's notice leaves time to renew before passes stop updating. */
-const RENEWAL_WARNING_MS = 30 * 24 * 3600 * 1000;
+/** Apple's certificates last a year; a month's notice (the start log, doctor) leaves time to renew before passes stop updating. */
+export const RENEWAL_WARNING_MS = 30 * 24 * 3600 * 1000;
 const HELP = 'See certificates.example/README.md for how to obtain and convert them.';
 
 export async function loadSigningIdentity(o: SigningIdentityOptions): Promise<SigningIdentity> {
@@ -112,7 +113,15 @@ function accepted(
     },
     'Signing identity loaded',
   );
-  if (identity.notAfter.getTime() - Date.now() < RENEWAL_WARNING_MS) {
+  // An expired identity does not stop the server: its passes are still served from the bundles signed before,
+  // and only what needs a new signature is refused (src/passes/passes.ts).
+  if (isExpired(identity, new Date())) {
+    o.log.error(
+      { notAfter: identity.notAfter.toISOString() },
+      `${labels.signerCert} has expired: Wallet rejects passes signed with it, so passes are served from their ` +
+        `last signed bundles and creating or changing one is refused. Create a new certificate for the Pass Type ID. ${HELP}`,
+    );
+  } else if (identity.notAfter.getTime() - Date.now() < RENEWAL_WARNING_MS) {
     o.log.warn(
       { notAfter: identity.notAfter.toISOString() },
       `${labels.signerCert} expires soon: renew it at Apple`,
@@ -214,12 +223,6 @@ function checkIdentity(
     );
   }
   const notAfter = new Date(cert.validTo);
-  if (notAfter.getTime() <= Date.now()) {
-    throw new StartupError(
-      `${labels.signerCert} expired on ${notAfter.toISOString()}: Wallet rejects passes signed with it. ` +
-        `Create a new certificate for the Pass Type ID. ${HELP}`,
-    );
-  }
   const { passTypeIdentifier, teamIdentifier } = passIdsOf(cert, labels.signerCert);
   return {
     signerCert,
@@ -324,7 +327,8 @@ async function loadDevelopmentIdentity(o: SigningIdentityOptions): Promise<Signi
   let identity = await readIdentity(dir, undefined, true).catch(() => undefined);
   if (
     identity?.passTypeIdentifier !== wanted.passTypeIdentifier ||
-    identity.teamIdentifier !== wanted.teamIdentifier
+    identity.teamIdentifier !== wanted.teamIdentifier ||
+    isExpired(identity, new Date())
   ) {
     // Missing, unreadable, expired or made for other ids: a development identity is cheap to replace.
     await writeDevelopmentIdentity(dir, wanted);
@@ -353,6 +357,16 @@ async function writeDevelopmentIdentity(
   await writeFile(join(staging, 'wwdr.pem'), pems.wwdr);
   await rm(dir, { recursive: true, force: true });
   await rename(staging, dir);
+}
+
+/** Apple's certificate is valid until notAfter: Wallet rejects a pass signed later with it, and APNs the push. */
+export function isExpired(identity: Pick<SigningIdentity, 'notAfter'>, now: Date): boolean {
+  return identity.notAfter.getTime() <= now.getTime();
+}
+
+/** Whole days until the certificate expires (negative once it has). */
+export function daysLeft(identity: Pick<SigningIdentity, 'notAfter'>, now: Date): number {
+  return Math.floor((identity.notAfter.getTime() - now.getTime()) / 86_400_000);
 }
 
 /** A distinguished name on one line, for messages. */

@@ -28,6 +28,7 @@ beforeAll(async () => {
     clock: { now: () => new Date() },
     log,
     passChanges: database.passChanges,
+    identity: { passTypeIdentifier: 'pass.metrics.test', notAfter: new Date(Date.now() + 10.5 * 86_400_000) },
   });
   server = await startTestServer({ database, ops: { metrics } });
   const key = generateProviderKey();
@@ -72,6 +73,9 @@ describe('GET /metrics', () => {
     expect(sample(text, 'nodejs_heap_size_used_bytes')).toBeGreaterThan(0);
     expect(sample(text, 'passkit_database_up')).toBe(1);
     expect(sample(text, 'passkit_pass_changes_listening')).toBe(1);
+    expect(
+      sample(text, 'passkit_signing_certificate_days_left', { pass_type_identifier: 'pass.metrics.test' }),
+    ).toBe(10);
   });
 
   it('moves when a pass is created, downloaded, registered and changed', async () => {

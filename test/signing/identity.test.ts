@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StartupError } from '../../src/errors.js';
 import { generateDevelopmentIdentity } from '../../src/signing/dev-identity.js';
 import { FILE_NAMES, loadSigningIdentity, type SigningIdentityOptions } from '../../src/signing/identity.js';
+import { capturingLogger } from '../support/log-lines.js';
 import { createTestPki, type TestPki } from '../support/pki.js';
 
 const log = pino({ level: 'silent' });
@@ -100,12 +101,19 @@ describe('loadSigningIdentity with certificates on disk', () => {
     expect(error.message).toContain('pass.test.passkit-server');
   });
 
-  it('refuses an expired certificate', async () => {
+  it('loads an expired certificate, saying so: the server still starts and serves what it signed before', async () => {
     const expired = await pki({ expired: true });
-    const error = await startupErrorOf(
-      loadSigningIdentity(await options({ certificatesDir: expired.certificatesDir })),
+    const { log: capturing, lines } = capturingLogger();
+    const identity = await loadSigningIdentity(
+      await options({ certificatesDir: expired.certificatesDir, log: capturing }),
     );
-    expect(error.message).toMatch(/expired/);
+    expect(identity.notAfter.getTime()).toBeLessThan(Date.now());
+    expect(lines).toContainEqual(
+      expect.objectContaining({
+        level: 50, // pino's error
+        msg: expect.stringMatching(/has expired: .*creating or changing/),
+      }),
+    );
   });
 
   it('names the missing file when only some are present', async () => {

@@ -5,6 +5,7 @@ import { secretsEqual } from '../../passes/tokens.js';
 import { bulkRoutes } from './bulk.js';
 import { deliveryRoutes } from './delivery.js';
 import type { AdminDeps } from './deps.js';
+import { identityRoutes } from './identities.js';
 import { passRoutes } from './passes.js';
 import { pkpassRoute } from './pkpass.js';
 import { templateRoutes } from './templates.js';
@@ -38,6 +39,7 @@ export const adminRoutes: FastifyPluginAsync<AdminDeps & { roles: ReadonlySet<Ro
     await app.register(passRoutes, deps);
     await app.register(bulkRoutes, deps);
     await app.register(templateRoutes, deps);
+    await app.register(identityRoutes, deps);
     await app.register(deliveryRoutes, deps);
   }
   if (roles.has('downloads')) await app.register(pkpassRoute, deps);

@@ -118,7 +118,7 @@ export const passRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) =
         body: passChangeBody,
         response: {
           200: passView.meta({ description: 'The changed pass, at its new version' }),
-          ...errorResponses(400, 401, 404, ...bodyErrors, ...commonErrors),
+          ...errorResponses(400, 401, 404, 409, ...bodyErrors, ...commonErrors),
         },
       },
     },
@@ -163,7 +163,7 @@ export const passRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) =
           body: pngBody,
           response: {
             200: passView.meta({ description: 'The pass, at its new version' }),
-            ...errorResponses(400, 401, 404, ...bodyErrors, ...commonErrors),
+            ...errorResponses(400, 401, 404, 409, ...bodyErrors, ...commonErrors),
           },
         },
       },
@@ -185,7 +185,7 @@ export const passRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) =
           params: passImageParams,
           response: {
             200: passView.meta({ description: 'The pass, at its new version' }),
-            ...errorResponses(400, 401, 404, ...commonErrors),
+            ...errorResponses(400, 401, 404, 409, ...commonErrors),
           },
         },
       },

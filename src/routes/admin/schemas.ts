@@ -195,6 +195,23 @@ export const templatesAnswer = z.looseObject({
   ),
 });
 
+export const identitiesAnswer = z.looseObject({
+  identities: z.array(
+    z.looseObject({
+      passTypeIdentifier: z.string(),
+      teamIdentifier: z.string(),
+      isDevelopment: z
+        .boolean()
+        .meta({ description: 'The generated development identity: its passes do not install on devices' }),
+      notAfter: z
+        .string()
+        .meta({ format: 'date-time', description: 'When the Pass Type ID certificate expires' }),
+      daysLeft: z.number().int().meta({ description: 'Whole days until then; negative once it has expired' }),
+      expired: z.boolean(),
+    }),
+  ),
+});
+
 export const logsAnswer = z.looseObject({
   logs: z.array(z.looseObject({ message: z.string(), createdAt: z.string().meta({ format: 'date-time' }) })),
 });

@@ -29,6 +29,28 @@ describe('admin API', () => {
     }
   });
 
+  it('lists the signing identity with its expiry, and never its key', async () => {
+    const response = await fetch(`${server.baseUrl}/admin/identities`, {
+      headers: { authorization: `Bearer ${adminToken}` },
+    });
+    expect(response.status).toBe(200);
+    const text = await response.text();
+    const { notAfter } = server.identity;
+    expect(JSON.parse(text)).toEqual({
+      identities: [
+        {
+          passTypeIdentifier: server.identity.passTypeIdentifier,
+          teamIdentifier: server.identity.teamIdentifier,
+          isDevelopment: server.identity.isDevelopment,
+          notAfter: notAfter.toISOString(),
+          daysLeft: Math.floor((notAfter.getTime() - Date.now()) / 86_400_000),
+          expired: false,
+        },
+      ],
+    });
+    expect(text).not.toMatch(/PRIVATE KEY|BEGIN/);
+  });
+
   it('creates a pass with a generated serial, shows it, merges changes and serves its bundle', async () => {
     const created = await server.admin('POST', '/admin/passes', {
       template: 'loyalty',
