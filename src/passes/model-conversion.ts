@@ -2,7 +2,7 @@ import { isRecord } from '../json.js';
 
 /*
  * Pass models written for other tools (passkit-generator's examples among them) often use notations Wallet ignores
- * or that Apple has deprecated. What can be rewritten without changing what the pass means is rewritten when a
+ * or that Apple has deprecated, or lack what Wallet requires. What can be rewritten without changing what the pass means is rewritten when a
  * template is read, and each rewrite is listed with the template, so its author sees what the server changed:
  *
  * - Colours as hex (#1595d7, #fff) become CSS rgb() triples: Apple specifies colours "as a CSS-style RGB triple",
@@ -16,6 +16,40 @@ export interface ConvertedModel {
   passJson: Record<string, unknown>;
   /** One line per rewrite: where, and from what to what. */
   conversions: string[];
+}
+
+/**
+ * A template's override (MODELS_DIR/<name>.override.json): what a model lacks or should say otherwise, merged into
+ * its pass.json before it is converted and checked, so a model written by someone else is used without editing
+ * its folder (a boarding pass's transitType, the associatedStoreIdentifiers its appLaunchURL needs). Dictionaries
+ * merge key by key; any other value, arrays included, replaces the model's.
+ */
+export function applyOverride(
+  passJson: Readonly<Record<string, unknown>>,
+  override: Readonly<Record<string, unknown>>,
+): ConvertedModel {
+  const conversions: string[] = [];
+  return { passJson: merge(passJson, override, '', conversions), conversions };
+}
+
+function merge(
+  base: Readonly<Record<string, unknown>>,
+  override: Readonly<Record<string, unknown>>,
+  path: string,
+  conversions: string[],
+): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(override)) {
+    const where = path === '' ? key : `${path}.${key}`;
+    const current = base[key];
+    if (isRecord(value) && isRecord(current)) {
+      out[key] = merge(current, value, where, conversions);
+    } else {
+      out[key] = value;
+      conversions.push(`${where}: set by the override`);
+    }
+  }
+  return out;
 }
 
 const HEX_COLOR = /^#([0-9a-f]{3}|[0-9a-f]{6})$/i;

@@ -2,11 +2,11 @@ import type { Dirent } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isRecord } from '../json.js';
-import { convertModel } from './model-conversion.js';
+import { applyOverride, convertModel } from './model-conversion.js';
 
 /*
  * Templates are folders `MODELS_DIR/<name>.pass` in passkit-generator's model format: pass.json, images, and
- * optional `<lang>.lproj/` folders. They are read once at start and kept in memory, so signing never touches
+ * optional `<lang>.lproj/` folders, each with an optional `<name>.override.json` beside it. They are read once at start and kept in memory, so signing never touches
  * the disk. A folder that cannot be used is reported as a problem (with its path) and skipped, so one broken
  * template does not stop the others.
  */
@@ -39,7 +39,7 @@ export interface Template {
   fieldKeys: string[];
   /** The template's pass.json as parsed and converted (never mutated; bundle.ts clones it). */
   passJson: Record<string, unknown>;
-  /** What reading the model rewrote in its pass.json (hex colours, the deprecated barcode), one line each. */
+  /** What reading the model rewrote in its pass.json (its override, hex colours, the deprecated barcode), one line each. */
   conversions: string[];
   /** Every other file of the model by bundle path (`icon.png`, `de.lproj/logo@2x.png`, `en.lproj/pass.strings`). */
   files: Readonly<Record<string, Buffer>>;
@@ -51,6 +51,8 @@ export interface TemplateProblem {
 }
 
 const TEMPLATE_SUFFIX = '.pass';
+/** Beside a model folder `<name>.pass`: what to change in its pass.json (src/passes/model-conversion.ts). */
+const OVERRIDE_SUFFIX = '.override.json';
 /** Files a model must not carry: passkit-generator creates them when signing. */
 const GENERATED_FILES = new Set(['manifest.json', 'signature', 'pass.json']);
 
@@ -71,10 +73,16 @@ export async function loadTemplates(
     };
   }
   const folders = entries.filter((entry) => entry.isDirectory() && entry.name.endsWith(TEMPLATE_SUFFIX));
+  const overrides = new Set(entries.filter((entry) => entry.isFile()).map((entry) => entry.name));
   for (const folder of folders.sort((a, b) => a.name.localeCompare(b.name))) {
     const dir = join(modelsDir, folder.name);
+    const name = folder.name.slice(0, -TEMPLATE_SUFFIX.length);
+    const overrideFile = `${name}${OVERRIDE_SUFFIX}`;
     try {
-      const template = await loadTemplate(folder.name.slice(0, -TEMPLATE_SUFFIX.length), dir);
+      const override = overrides.has(overrideFile)
+        ? await readOverride(join(modelsDir, overrideFile))
+        : undefined;
+      const template = await loadTemplate(name, dir, override);
       templates.set(template.name, template);
     } catch (error) {
       if (!(error instanceof TemplateReadError)) throw error;
@@ -84,9 +92,17 @@ export async function loadTemplates(
   return { templates, problems };
 }
 
-async function loadTemplate(name: string, dir: string): Promise<Template> {
+async function loadTemplate(
+  name: string,
+  dir: string,
+  override: Record<string, unknown> | undefined,
+): Promise<Template> {
   const files = await readModelFiles(dir);
-  const { passJson, conversions } = convertModel(parsePassJson(files.get('pass.json')));
+  const model = parsePassJson(files.get('pass.json'), 'pass.json');
+  const overridden = override ? applyOverride(model, override) : { passJson: model, conversions: [] };
+  const converted = convertModel(overridden.passJson);
+  const passJson = converted.passJson;
+  const conversions = [...overridden.conversions, ...converted.conversions];
   // Apple: the icon is required; Wallet does not install a pass without icon.png.
   if (!files.has('icon.png')) throw new TemplateReadError('icon.png is missing (Wallet requires an icon)');
   const style = findStyle(passJson);
@@ -116,15 +132,25 @@ async function readModelFiles(dir: string): Promise<Map<string, Buffer>> {
   return files;
 }
 
-function parsePassJson(content: Buffer | undefined): Record<string, unknown> {
-  if (content === undefined) throw new TemplateReadError('pass.json is missing');
+async function readOverride(path: string): Promise<Record<string, unknown>> {
+  const name = path.split('/').at(-1) as string;
+  try {
+    return parsePassJson(await readFile(path), name);
+  } catch (error) {
+    if (error instanceof TemplateReadError) throw error;
+    throw new TemplateReadError(`${name} cannot be read: ${describe(error)}`);
+  }
+}
+
+function parsePassJson(content: Buffer | undefined, file: string): Record<string, unknown> {
+  if (content === undefined) throw new TemplateReadError(`${file} is missing`);
   let value: unknown;
   try {
     value = JSON.parse(content.toString('utf8'));
   } catch (error) {
-    throw new TemplateReadError(`pass.json is not valid JSON: ${describe(error)}`);
+    throw new TemplateReadError(`${file} is not valid JSON: ${describe(error)}`);
   }
-  if (!isRecord(value)) throw new TemplateReadError('pass.json is not a JSON object');
+  if (!isRecord(value)) throw new TemplateReadError(`${file} is not a JSON object`);
   return value;
 }
 

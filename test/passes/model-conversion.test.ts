@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { convertModel } from '../../src/passes/model-conversion.js';
+import { applyOverride, convertModel } from '../../src/passes/model-conversion.js';
 
 describe('converting a model written for another tool', () => {
   it('writes hex colours as rgb() triples at any depth, and leaves other values as they are', () => {
@@ -36,5 +36,31 @@ describe('converting a model written for another tool', () => {
     const barcodes = [{ ...barcode, format: 'PKBarcodeFormatPDF417' }];
     expect(convertModel({ barcode, barcodes }).passJson).toEqual({ barcodes });
     expect(convertModel({ barcodes }).conversions).toEqual([]);
+  });
+});
+
+describe("a template's override", () => {
+  it('merges dictionaries key by key and replaces every other value, listing what it set', () => {
+    const model = {
+      boardingPass: { headerFields: [{ key: 'gate' }] },
+      barcodes: [{ message: 'a' }],
+      logoText: 'A',
+    };
+    const { passJson, conversions } = applyOverride(model, {
+      boardingPass: { transitType: 'PKTransitTypeAir' },
+      barcodes: [],
+      logoText: 'B',
+    });
+    expect(passJson).toEqual({
+      boardingPass: { headerFields: [{ key: 'gate' }], transitType: 'PKTransitTypeAir' },
+      barcodes: [],
+      logoText: 'B',
+    });
+    expect(conversions).toEqual([
+      'boardingPass.transitType: set by the override',
+      'barcodes: set by the override',
+      'logoText: set by the override',
+    ]);
+    expect(model.boardingPass).toEqual({ headerFields: [{ key: 'gate' }] });
   });
 });

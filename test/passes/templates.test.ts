@@ -103,6 +103,10 @@ describe('loadTemplates with broken templates', () => {
       'icon.png': icon,
     });
     await model('not-a-template', { 'pass.json': '{', 'icon.png': icon });
+    await model('bad-override.pass', { 'pass.json': passJson(generic), 'icon.png': icon });
+    await writeFile(join(dir, 'bad-override.override.json'), '{ "logoText": ');
+    await model('list-override.pass', { 'pass.json': passJson(generic), 'icon.png': icon });
+    await writeFile(join(dir, 'list-override.override.json'), '["logoText"]');
   });
 
   afterAll(async () => {
@@ -114,6 +118,10 @@ describe('loadTemplates with broken templates', () => {
     expect([...templates.keys()]).toEqual(['good']);
     const byPath = Object.fromEntries(problems.map((problem) => [problem.path, problem.message]));
     expect(byPath).toEqual({
+      [join(dir, 'bad-override.pass')]: expect.stringMatching(
+        /bad-override\.override\.json is not valid JSON/,
+      ),
+      [join(dir, 'list-override.pass')]: 'list-override.override.json is not a JSON object',
       [join(dir, 'duplicate-keys.pass')]: expect.stringMatching(/field key "offer" is used twice/),
       [join(dir, 'invalid-json.pass')]: expect.stringMatching(/pass\.json is not valid JSON/),
       [join(dir, 'no-icon.pass')]: expect.stringMatching(/icon\.png is missing/),

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
-import { readdir, rm } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidError } from '../../src/errors.js';
@@ -116,6 +117,32 @@ describe.skipIf(!existsSync(corpusDir))('the passkit-generator corpus', () => {
     expect(() => checkWalletAcceptsTemplate(template, identity)).toThrow(refused);
     // Signing refuses for the same reason, never with a different pass or a 500.
     expect(() => buildSignedBundle(content(template), identity)).toThrow(refused);
+  });
+
+  it('signs the three models that lack what Wallet requires once an override beside each supplies it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'corpus-overrides-'));
+    const overrides: Record<string, Record<string, unknown>> = {
+      exampleBooking: { boardingPass: { transitType: 'PKTransitTypeAir' } },
+      semanticBoardingPass: { boardingPass: { transitType: 'PKTransitTypeTrain' } },
+      examplePass: { associatedStoreIdentifiers: [123456789] },
+    };
+    try {
+      for (const [name, override] of Object.entries(overrides)) {
+        await cp(join(corpusDir, `${name}.pass`), join(dir, `${name}.pass`), { recursive: true });
+        await writeFile(join(dir, `${name}.override.json`), JSON.stringify(override));
+      }
+      const loaded = await loadTemplates(dir);
+      expect(loaded.problems).toEqual([]);
+      for (const [name, override] of Object.entries(overrides)) {
+        const template = loaded.templates.get(name) as Template;
+        expect(template.conversions[0], name).toMatch(/: set by the override$/);
+        expect(() => checkWalletAcceptsTemplate(template, identity), name).not.toThrow();
+        const { passJson } = await verifyPkpass(buildSignedBundle(content(template), identity), pki.wwdrPem);
+        expect(passJson, name).toMatchObject(override);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it.each(signed)('%s signs once its hex colours are rgb() triples', async (name) => {

@@ -189,7 +189,8 @@ export const templatesAnswer = z.looseObject({
           'What Wallet (or the signer) would refuse in its passes, naming the key; null when usable',
       }),
       conversions: z.array(z.string()).meta({
-        description: 'What reading the model rewrote in its pass.json (hex colours, the deprecated barcode)',
+        description:
+          'What reading the model rewrote in its pass.json (its override file, hex colours, the deprecated barcode)',
       }),
     }),
   ),
