@@ -1,16 +1,16 @@
 import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import type { Config } from '../config.js';
+import { StartupError } from '../errors.js';
 import {
   DEV_PASS_TYPE_IDENTIFIER,
   DEV_TEAM_IDENTIFIER,
   generateDevelopmentIdentity,
 } from '../signing/dev-identity.js';
 import {
-  FILE_NAMES,
+  inspectCertificateFolder,
   isAppleWwdr,
   oneLine,
-  presentCertificateFiles,
   readCertificateFiles,
   type SigningIdentity,
   type SigningPems,
@@ -20,8 +20,8 @@ import { checkSignerCertificate, checkValidity, issuedBy, wwdrGeneration } from 
 import { type Finding, fail, pass, warn } from './findings.js';
 
 /*
- * doctor's signing identity checks: the same sources as the server (SIGNER_*_PEM variables, else the three
- * files in CERTIFICATES_DIR, else the development identity), but every rule is reported instead of stopping
+ * doctor's signing identity checks: the same sources as the server (SIGNER_*_PEM variables, else the files in
+ * CERTIFICATES_DIR, else the development identity), but every rule is reported instead of stopping
  * at the first. Nothing is written: a missing development identity is generated in memory only.
  */
 
@@ -51,17 +51,27 @@ export async function checkIdentity(config: Config, now: Date): Promise<Identity
       now,
     );
   }
-  const present = await presentCertificateFiles(config.certificatesDir);
-  if (present.length === 3) {
-    const pems = await readCertificateFiles(config.certificatesDir);
-    return checkRealIdentity(pems, config.certificatesDir, config, now);
+  const folder = await inspectCertificateFolder(config.certificatesDir);
+  if (folder.kind === 'complete') {
+    try {
+      const { pems } = await readCertificateFiles(config.certificatesDir, config.signerKeyPassphrase);
+      return checkRealIdentity(pems, config.certificatesDir, config, now);
+    } catch (error) {
+      if (!(error instanceof StartupError)) throw error;
+      const finding = fail(
+        R.source,
+        error.message,
+        HELP,
+        'The server refuses to start with an unreadable identity.',
+      );
+      return { findings: [finding], identity: undefined };
+    }
   }
-  if (present.length > 0) {
-    const missing = FILE_NAMES.filter((name) => !present.includes(name));
+  if (folder.kind === 'incomplete') {
     const finding = fail(
       R.source,
-      `CERTIFICATES_DIR (${config.certificatesDir}) lacks ${missing.join(', ')}`,
-      `Put signerCert.pem, signerKey.pem and wwdr.pem there. ${HELP}`,
+      `CERTIFICATES_DIR (${config.certificatesDir}) ${folder.problem}`,
+      `Put signerCert.pem, signerKey.pem and wwdr.pem there, or signer.p12 and wwdr.pem. ${HELP}`,
       'The server refuses to start with an incomplete identity.',
     );
     return { findings: [finding], identity: undefined };
@@ -85,9 +95,9 @@ async function developmentIdentity(config: Config, now: Date): Promise<IdentityC
     passTypeIdentifier: config.passTypeIdentifier ?? DEV_PASS_TYPE_IDENTIFIER,
     teamIdentifier: config.teamIdentifier ?? DEV_TEAM_IDENTIFIER,
   };
-  const pems = await readCertificateFiles(join(config.dataDir, 'dev-certificates')).catch(() =>
-    generateDevelopmentIdentity(ids, now),
-  );
+  const pems = await readCertificateFiles(join(config.dataDir, 'dev-certificates'), undefined)
+    .then((read) => read.pems)
+    .catch(() => generateDevelopmentIdentity(ids, now));
   const cert = parseCertificate(pems.signerCert);
   const identity: SigningIdentity = {
     ...pems,

@@ -36,7 +36,7 @@ export interface SigningPems {
 }
 
 export interface SigningIdentityOptions {
-  /** Holds signerCert.pem, signerKey.pem and wwdr.pem. */
+  /** Holds signerCert.pem, signerKey.pem and wwdr.pem, or signer.p12 and wwdr.pem. */
   certificatesDir: string;
   /** PEM contents from variables (secret stores); when given, certificatesDir is not read. */
   pems?: SigningPems | undefined;
@@ -63,7 +63,6 @@ const VARIABLE_LABELS: PemLabels = {
   signerKey: 'SIGNER_KEY_PEM',
   wwdr: 'WWDR_CERT_PEM',
 };
-/** Apple's certificates last a year; a month's notice leaves time to renew before passes stop updating. */
 /** Apple's certificates last a year; a month's notice (the start log, doctor) leaves time to renew before passes stop updating. */
 export const RENEWAL_WARNING_MS = 30 * 24 * 3600 * 1000;
 const HELP = 'See certificates.example/README.md for how to obtain and convert them.';
@@ -73,22 +72,19 @@ export async function loadSigningIdentity(o: SigningIdentityOptions): Promise<Si
     const identity = checkIdentity(o.pems, VARIABLE_LABELS, o.signerKeyPassphrase, false);
     return accepted(identity, VARIABLE_LABELS, 'SIGNER_CERT_PEM, SIGNER_KEY_PEM, WWDR_CERT_PEM', o);
   }
-  const present = await presentCertificateFiles(o.certificatesDir);
-  if (present.length === FILE_NAMES.length) {
-    const identity = await readIdentity(o.certificatesDir, o.signerKeyPassphrase, false);
-    return accepted(identity, FILE_LABELS, o.certificatesDir, o);
+  const folder = await inspectCertificateFolder(o.certificatesDir);
+  if (folder.kind === 'complete') {
+    const { pems, labels } = await readCertificateFiles(o.certificatesDir, o.signerKeyPassphrase);
+    const identity = checkIdentity(pems, labels, o.signerKeyPassphrase, false);
+    return accepted(identity, labels, o.certificatesDir, o);
   }
-  if (present.length > 0) {
-    const missing = FILE_NAMES.filter((name) => !present.includes(name));
-    throw new StartupError(
-      `CERTIFICATES_DIR (${o.certificatesDir}) is incomplete: missing ${missing.join(', ')}. ` +
-        `A signing identity needs signerCert.pem, signerKey.pem and wwdr.pem. ${HELP}`,
-    );
+  if (folder.kind === 'incomplete') {
+    throw new StartupError(`CERTIFICATES_DIR (${o.certificatesDir}) ${folder.problem}. ${HELP}`);
   }
   if (o.production) {
     throw new StartupError(
       `No signing certificates in CERTIFICATES_DIR (${o.certificatesDir}): expected signerCert.pem, ` +
-        'signerKey.pem and wwdr.pem. NODE_ENV=production refuses the generated development identity, ' +
+        'signerKey.pem and wwdr.pem (or signer.p12 and wwdr.pem). NODE_ENV=production refuses the generated development identity, ' +
         `because passes signed with it do not install on real devices. ${HELP}`,
     );
   }
@@ -169,27 +165,114 @@ function assertAppleWwdr(identity: SigningIdentity, labels: PemLabels, o: Signin
   );
 }
 
-/** Which of the three certificate files CERTIFICATES_DIR holds (the server and `doctor` read the same way). */
-export async function presentCertificateFiles(dir: string): Promise<string[]> {
-  const checks = await Promise.all(
-    FILE_NAMES.map((name) =>
+/**
+ * Keychain's export of the Pass Type ID certificate with its private key (what most people have): it takes the
+ * place of signerCert.pem and signerKey.pem, and SIGNER_KEY_PASSPHRASE is the password it was exported with.
+ */
+export const P12_FILE = 'signer.p12';
+const P12_LABELS: PemLabels = {
+  signerCert: `${P12_FILE} (its certificate)`,
+  signerKey: `${P12_FILE} (its private key)`,
+  wwdr: 'wwdr.pem',
+};
+
+/** What CERTIFICATES_DIR holds: no identity, a whole one, or part of one (the server and `doctor` read alike). */
+export type CertificateFolder =
+  | { kind: 'empty' }
+  | { kind: 'complete' }
+  | { kind: 'incomplete'; problem: string };
+
+export async function inspectCertificateFolder(dir: string): Promise<CertificateFolder> {
+  const names = [...FILE_NAMES, P12_FILE];
+  const found = await Promise.all(
+    names.map((name) =>
       access(join(dir, name)).then(
         () => name,
         () => undefined,
       ),
     ),
   );
-  return checks.filter((name): name is (typeof FILE_NAMES)[number] => name !== undefined);
+  const present = new Set(found.filter((name) => name !== undefined));
+  if (present.size === 0) return { kind: 'empty' };
+  const pemPair = present.has('signerCert.pem') || present.has('signerKey.pem');
+  if (present.has(P12_FILE) && pemPair) {
+    return {
+      kind: 'incomplete',
+      problem: `holds both ${P12_FILE} and signerCert.pem/signerKey.pem: keep one of them`,
+    };
+  }
+  const wanted = present.has(P12_FILE) ? [P12_FILE, 'wwdr.pem'] : [...FILE_NAMES];
+  const missing = wanted.filter((name) => !present.has(name));
+  if (missing.length === 0) return { kind: 'complete' };
+  return {
+    kind: 'incomplete',
+    problem:
+      `is incomplete: missing ${missing.join(', ')}. A signing identity needs signerCert.pem, signerKey.pem and ` +
+      `wwdr.pem, or ${P12_FILE} (Keychain's export) and wwdr.pem`,
+  };
 }
 
-/** The three PEM files of a folder, as text. */
-export async function readCertificateFiles(dir: string): Promise<SigningPems> {
+/** The identity's PEM texts from a complete folder (signer.p12 converted), with what messages call each. */
+export async function readCertificateFiles(
+  dir: string,
+  passphrase: string | undefined,
+): Promise<{ pems: SigningPems; labels: PemLabels }> {
+  const p12 = await readFile(join(dir, P12_FILE)).catch(() => undefined);
+  if (p12 !== undefined) {
+    const wwdr = await readFile(join(dir, FILE_LABELS.wwdr), 'utf8');
+    return { pems: { ...pemsFromP12(p12, passphrase), wwdr }, labels: P12_LABELS };
+  }
   const [signerCert, signerKey, wwdr] = await Promise.all([
     readFile(join(dir, FILE_LABELS.signerCert), 'utf8'),
     readFile(join(dir, FILE_LABELS.signerKey), 'utf8'),
     readFile(join(dir, FILE_LABELS.wwdr), 'utf8'),
   ]);
-  return { signerCert, signerKey, wwdr };
+  return { pems: { signerCert, signerKey, wwdr }, labels: FILE_LABELS };
+}
+
+/**
+ * The certificate and private key of a PKCS#12 file, as PEM; the key stays encrypted with the file's passphrase,
+ * so it is read like a signerKey.pem with SIGNER_KEY_PASSPHRASE. node-forge reads what Keychain and OpenSSL write
+ * (3DES and RC2 of older exports, PBES2 with AES of newer ones); Node has no PKCS#12 reader of its own.
+ */
+export function pemsFromP12(p12: Buffer, passphrase: string | undefined): Omit<SigningPems, 'wwdr'> {
+  let parsed: forge.pkcs12.Pkcs12Pfx;
+  try {
+    parsed = forge.pkcs12.pkcs12FromAsn1(forge.asn1.fromDer(p12.toString('binary')), true, passphrase ?? '');
+  } catch (error) {
+    const why = /mac|password|Invalid/i.test((error as Error).message)
+      ? passphrase === undefined
+        ? 'it is protected by a password: set SIGNER_KEY_PASSPHRASE to it'
+        : 'wrong SIGNER_KEY_PASSPHRASE'
+      : 'not a PKCS#12 file';
+    throw new StartupError(`${P12_FILE} cannot be read: ${why}. ${HELP}`);
+  }
+  const key = bagsOf(parsed, forge.pki.oids.pkcs8ShroudedKeyBag ?? '')
+    .concat(bagsOf(parsed, forge.pki.oids.keyBag ?? ''))
+    .map((bag) => bag.key)
+    .find((found) => found !== undefined);
+  if (key === undefined) {
+    throw new StartupError(
+      `${P12_FILE} holds no RSA private key: export the certificate with its key from Keychain. ${HELP}`,
+    );
+  }
+  const rsaKey = key as forge.pki.rsa.PrivateKey;
+  // Keychain may add the chain: the signer is the certificate of this key.
+  const certificate = bagsOf(parsed, forge.pki.oids.certBag ?? '')
+    .map((bag) => bag.cert)
+    .find((cert) => cert !== undefined && (cert.publicKey as forge.pki.rsa.PublicKey).n?.equals(rsaKey.n));
+  if (certificate === undefined) {
+    throw new StartupError(`${P12_FILE} holds no certificate for its private key. ${HELP}`);
+  }
+  const signerKey =
+    passphrase === undefined
+      ? forge.pki.privateKeyToPem(rsaKey)
+      : forge.pki.encryptRsaPrivateKey(rsaKey, passphrase, { algorithm: 'aes256' });
+  return { signerCert: forge.pki.certificateToPem(certificate), signerKey };
+}
+
+function bagsOf(p12: forge.pkcs12.Pkcs12Pfx, bagType: string): forge.pkcs12.Bag[] {
+  return p12.getBags({ bagType })[bagType] ?? [];
 }
 
 /** Reads and checks the three PEM files of a folder. Throws StartupError naming the file at fault. */
@@ -198,7 +281,8 @@ async function readIdentity(
   passphrase: string | undefined,
   isDevelopment: boolean,
 ): Promise<SigningIdentity> {
-  return checkIdentity(await readCertificateFiles(dir), FILE_LABELS, passphrase, isDevelopment);
+  const { pems, labels } = await readCertificateFiles(dir, passphrase);
+  return checkIdentity(pems, labels, passphrase, isDevelopment);
 }
 
 /** Checks the three PEMs as Wallet will. Throws StartupError naming the file or variable at fault. */

@@ -95,6 +95,37 @@ describe('doctor', () => {
     expect(find(findings, 'templates/loyalty')?.detail).toMatch(/signer\/validity/);
   });
 
+  it("reads Keychain's signer.p12 like the server, and names a wrong password", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'doctor-p12-'));
+    try {
+      const pem = join(dir, 'signer.pem');
+      await writeFile(pem, pki.signerCertPem + pki.signerKeyPem);
+      const certificates = join(dir, 'certificates');
+      await mkdir(certificates);
+      await runOwned('openssl', [
+        'pkcs12',
+        '-export',
+        '-in',
+        pem,
+        '-out',
+        join(certificates, 'signer.p12'),
+        '-passout',
+        'pass:pw',
+      ]);
+      await writeFile(join(certificates, 'wwdr.pem'), pki.wwdrPem);
+      const good = await doctor({ CERTIFICATES_DIR: certificates, SIGNER_KEY_PASSPHRASE: 'pw' });
+      expect(withStatus(good, 'fail')).toEqual([]);
+      expect(find(good, 'identity/key-matches-certificate')?.status).toBe('pass');
+      const wrong = await doctor({ CERTIFICATES_DIR: certificates, SIGNER_KEY_PASSPHRASE: 'other' });
+      expect(find(wrong, 'identity/source')).toMatchObject({
+        status: 'fail',
+        detail: expect.stringContaining('signer.p12 cannot be read: wrong SIGNER_KEY_PASSPHRASE'),
+      });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a TEAM_IDENTIFIER that is not the certificate OU fails exactly that rule', async () => {
     const findings = await doctor({ TEAM_IDENTIFIER: 'OTHERTEAM1' });
     expect(withStatus(findings, 'fail')).toEqual(['signer/team-identifier']);

@@ -5,10 +5,20 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StartupError } from '../../src/errors.js';
+import { loadTemplates, type Template } from '../../src/passes/templates.js';
+import { projectRoot } from '../../src/paths.js';
+import { buildSignedBundle } from '../../src/signing/bundle.js';
 import { generateDevelopmentIdentity } from '../../src/signing/dev-identity.js';
-import { FILE_NAMES, loadSigningIdentity, type SigningIdentityOptions } from '../../src/signing/identity.js';
+import {
+  FILE_NAMES,
+  loadSigningIdentity,
+  P12_FILE,
+  type SigningIdentityOptions,
+} from '../../src/signing/identity.js';
 import { capturingLogger } from '../support/log-lines.js';
 import { createTestPki, type TestPki } from '../support/pki.js';
+import { verifyPkpass } from '../support/pkpass-verifier.js';
+import { runOwned as run } from '../support/process.js';
 
 const log = pino({ level: 'silent' });
 const cleanup: string[] = [];
@@ -192,6 +202,96 @@ describe('loadSigningIdentity with an encrypted key', () => {
       loadSigningIdentity(await options({ certificatesDir: encrypted.certificatesDir })),
     );
     expect(error.message).toContain('encrypted: set SIGNER_KEY_PASSPHRASE');
+  });
+});
+
+describe("loadSigningIdentity with Keychain's export (signer.p12 and wwdr.pem)", () => {
+  let testPki: TestPki;
+  beforeAll(async () => {
+    testPki = await pki();
+  });
+
+  /** A folder with the test certificate and key exported by openssl as signer.p12 (Keychain writes the same format). */
+  async function p12Folder(password: string, extra: string[] = []): Promise<string> {
+    const dir = join(await tempDir(), 'certificates');
+    await mkdir(dir);
+    const pems = join(await tempDir(), 'signer.pem');
+    await writeFile(pems, testPki.signerCertPem + testPki.signerKeyPem);
+    await run('openssl', [
+      'pkcs12',
+      '-export',
+      '-in',
+      pems,
+      '-out',
+      join(dir, P12_FILE),
+      '-passout',
+      `pass:${password}`,
+      ...extra,
+    ]);
+    await copyFile(join(testPki.certificatesDir, 'wwdr.pem'), join(dir, 'wwdr.pem'));
+    return dir;
+  }
+
+  it('reads the certificate and key with SIGNER_KEY_PASSPHRASE, and signs passes that openssl verifies', async () => {
+    for (const extra of [[], ['-certpbe', 'PBE-SHA1-3DES', '-keypbe', 'PBE-SHA1-3DES', '-macalg', 'sha1']]) {
+      const dir = await p12Folder('keychain password', extra);
+      const identity = await loadSigningIdentity(
+        await options({ certificatesDir: dir, signerKeyPassphrase: 'keychain password' }),
+      );
+      expect(identity).toMatchObject({
+        passTypeIdentifier: testPki.passTypeIdentifier,
+        teamIdentifier: testPki.teamIdentifier,
+        signerKeyPassphrase: 'keychain password',
+      });
+      expect(new X509Certificate(identity.signerCert).fingerprint256).toBe(
+        new X509Certificate(testPki.signerCertPem).fingerprint256,
+      );
+      expect(identity.signerKey).toContain('ENCRYPTED');
+      const { templates } = await loadTemplates(join(projectRoot, 'models'));
+      const bundle = buildSignedBundle(
+        {
+          template: templates.get('loyalty') as Template,
+          serialNumber: 'P12-1',
+          authenticationToken: 'a-token-of-at-least-16-chars',
+          webServiceURL: 'https://passes.example.com',
+          fields: {},
+          overrides: {},
+          changeMessages: {},
+          strings: {},
+          images: {},
+        },
+        identity,
+      );
+      await verifyPkpass(bundle, testPki.wwdrPem);
+    }
+  });
+
+  it('says the password is needed, or wrong, without revealing it', async () => {
+    const dir = await p12Folder('keychain password');
+    const missing = await startupErrorOf(loadSigningIdentity(await options({ certificatesDir: dir })));
+    expect(missing.message).toContain(
+      'signer.p12 cannot be read: it is protected by a password: set SIGNER_KEY_PASSPHRASE',
+    );
+    const wrong = await startupErrorOf(
+      loadSigningIdentity(await options({ certificatesDir: dir, signerKeyPassphrase: 'not it' })),
+    );
+    expect(wrong.message).toContain('signer.p12 cannot be read: wrong SIGNER_KEY_PASSPHRASE');
+    expect(wrong.message).not.toContain('not it');
+  });
+
+  it('refuses a folder with both signer.p12 and the PEM files, and one without wwdr.pem', async () => {
+    const dir = await p12Folder('pw');
+    await copyFile(join(testPki.certificatesDir, 'signerCert.pem'), join(dir, 'signerCert.pem'));
+    const both = await startupErrorOf(
+      loadSigningIdentity(await options({ certificatesDir: dir, signerKeyPassphrase: 'pw' })),
+    );
+    expect(both.message).toContain('holds both signer.p12 and signerCert.pem/signerKey.pem');
+    await unlink(join(dir, 'signerCert.pem'));
+    await unlink(join(dir, 'wwdr.pem'));
+    const noWwdr = await startupErrorOf(
+      loadSigningIdentity(await options({ certificatesDir: dir, signerKeyPassphrase: 'pw' })),
+    );
+    expect(noWwdr.message).toContain('incomplete: missing wwdr.pem.');
   });
 });
 
