@@ -112,6 +112,8 @@ export interface PassesRepository extends Pick<PassesInTransaction, 'storeBundle
     take: number;
   }): Promise<PassRecord[]>;
   countRegistrations(passId: bigint): Promise<number>;
+  /** The file names of the pass's own images, sorted (not their bytes). */
+  imageNames(passId: bigint): Promise<string[]>;
   /** The stored bundle of the pass, whatever its version. */
   findBundle(passId: bigint): Promise<{ version: number; bytes: Buffer } | undefined>;
   /** The few columns authentication needs, in one indexed lookup (a prepared statement: Wallet's requests run it). */
@@ -354,6 +356,14 @@ export function createPassesRepository(db: { prisma: PrismaClient; query: SqlQue
       return rows.map(fromPrisma);
     },
     countRegistrations: (passId) => prisma.registration.count({ where: { passId } }),
+    async imageNames(passId) {
+      const rows = await prisma.passImage.findMany({
+        where: { passId },
+        select: { name: true },
+        orderBy: { name: 'asc' },
+      });
+      return rows.map((row) => row.name);
+    },
     async findBundle(passId) {
       const row = await prisma.passBundle.findUnique({ where: { passId } });
       return row ? { version: row.version, bytes: Buffer.from(row.bytes) } : undefined;

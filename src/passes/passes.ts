@@ -181,6 +181,10 @@ export async function countRegistrations(
   return deps.repositories.passes.countRegistrations(passId);
 }
 
+export async function imageNames(deps: Pick<PassesDeps, 'repositories'>, passId: bigint): Promise<string[]> {
+  return deps.repositories.passes.imageNames(passId);
+}
+
 /** Longest a change's transaction may take (its lock wait, signing and writes). */
 const CHANGE_TIMEOUT_MS = 5_000;
 /** Longest a change waits for the changes of the same pass before it in this process. */

@@ -6,6 +6,7 @@ import {
   createPass,
   deletePass,
   getPass,
+  imageNames,
   listPasses,
   type StoredPass,
   updatePass,
@@ -40,6 +41,7 @@ export const passRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) =
     lastModified: pass.lastModified.toISOString(),
     createdAt: pass.createdAt.toISOString(),
     updatedAt: pass.updatedAt.toISOString(),
+    images: await imageNames(deps, pass.id),
     registeredDevices: await countRegistrations(deps, pass.id),
     downloadUrl: deps.links.create(pass, deps.clock.now()),
   });

@@ -162,6 +162,9 @@ export const passView = z.looseObject({
   lastModified: z.string().meta({ format: 'date-time' }),
   createdAt: z.string().meta({ format: 'date-time' }),
   updatedAt: z.string().meta({ format: 'date-time' }),
+  images: z
+    .array(z.string())
+    .meta({ description: "The file names of the pass's own images (PUT .../images/{image}), sorted" }),
   registeredDevices: z.number().int(),
   downloadUrl: z.string().meta({ description: 'Signed, expiring link to the .pkpass; needs no admin token' }),
 });

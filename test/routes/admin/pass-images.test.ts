@@ -72,7 +72,7 @@ describe("a pass's own images", () => {
     const strip = png(750, 288);
     const put = await imageRequest(`${path}/images/strip@2x.png`, 'PUT', strip);
     expect(put.status).toBe(200);
-    expect(await put.json()).toMatchObject({ version: 2 });
+    expect(await put.json()).toMatchObject({ version: 2, images: ['strip@2x.png'] });
     expect(await outboxTokens()).toContain(device.pushToken);
     const changed = await bundleOf(path);
     expect(changed.files.get('strip@2x.png')?.equals(strip)).toBe(true);
@@ -97,7 +97,7 @@ describe("a pass's own images", () => {
 
     const dropped = await imageRequest(`${path}/images/strip@2x.png`, 'DELETE');
     expect(dropped.status).toBe(200);
-    expect(await dropped.json()).toMatchObject({ version: 5 });
+    expect(await dropped.json()).toMatchObject({ version: 5, images: [] });
     const restored = await bundleOf(path);
     expect(restored.files.get('strip@2x.png')?.equals(original.files.get('strip@2x.png') as Buffer)).toBe(
       true,
