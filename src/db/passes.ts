@@ -46,6 +46,13 @@ export interface NewPassRecord extends PassKey {
   bytes: Buffer;
 }
 
+export interface PassSummary {
+  /** Devices registered for the pass's updates. */
+  registeredDevices: number;
+  /** The file names of the pass's own images, sorted (not their bytes). */
+  images: string[];
+}
+
 /** What Wallet's authenticated requests check of a pass: its token, and which version is current. */
 export interface PassCredentials {
   id: bigint;
@@ -111,9 +118,8 @@ export interface PassesRepository extends Pick<PassesInTransaction, 'storeBundle
     after?: bigint | undefined;
     take: number;
   }): Promise<PassRecord[]>;
-  countRegistrations(passId: bigint): Promise<number>;
-  /** The file names of the pass's own images, sorted (not their bytes). */
-  imageNames(passId: bigint): Promise<string[]>;
+  /** What the admin API shows of each pass besides its row, for a page of passes in one statement. */
+  summaries(ids: readonly bigint[]): Promise<Map<bigint, PassSummary>>;
   /** The stored bundle of the pass, whatever its version. */
   findBundle(passId: bigint): Promise<{ version: number; bytes: Buffer } | undefined>;
   /** The few columns authentication needs, in one indexed lookup (a prepared statement: Wallet's requests run it). */
@@ -355,14 +361,20 @@ export function createPassesRepository(db: { prisma: PrismaClient; query: SqlQue
       });
       return rows.map(fromPrisma);
     },
-    countRegistrations: (passId) => prisma.registration.count({ where: { passId } }),
-    async imageNames(passId) {
-      const rows = await prisma.passImage.findMany({
-        where: { passId },
-        select: { name: true },
-        orderBy: { name: 'asc' },
-      });
-      return rows.map((row) => row.name);
+    async summaries(ids) {
+      const summaries = new Map<bigint, PassSummary>();
+      if (ids.length === 0) return summaries;
+      const rows = await query<{ id: string; registered_devices: number; images: string[] }>(
+        `SELECT p.id::text AS id,
+          (SELECT count(*)::int FROM registrations r WHERE r.pass_id = p.id) AS registered_devices,
+          ARRAY(SELECT i.name FROM pass_images i WHERE i.pass_id = p.id ORDER BY i.name) AS images
+        FROM passes p WHERE p.id = ANY($1::bigint[])`,
+        [ids.map(String)],
+      );
+      for (const row of rows) {
+        summaries.set(BigInt(row.id), { registeredDevices: row.registered_devices, images: row.images });
+      }
+      return summaries;
     },
     async findBundle(passId) {
       const row = await prisma.passBundle.findUnique({ where: { passId } });

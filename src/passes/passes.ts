@@ -1,6 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.js';
-import type { ImageChanges, ImageFiles, PassContentRecord, PassKey, PassRecord } from '../db/passes.js';
+import type {
+  ImageChanges,
+  ImageFiles,
+  PassContentRecord,
+  PassKey,
+  PassRecord,
+  PassSummary,
+} from '../db/passes.js';
 import type { Repositories } from '../db/repositories.js';
 import { CertificateExpiredError, ConflictError, InvalidError, NotFoundError } from '../errors.js';
 import type { PassContent } from '../signing/bundle.js';
@@ -39,7 +46,7 @@ export interface PassesDeps {
   bundleCache?: BundleCache;
 }
 
-export type { PassKey };
+export type { PassKey, PassSummary };
 
 export interface StoredPass extends PassKey {
   id: bigint;
@@ -174,15 +181,12 @@ export async function getPass(deps: Pick<PassesDeps, 'repositories'>, key: PassK
   return pass;
 }
 
-export async function countRegistrations(
+/** Devices registered and own image names, per pass: one statement for a whole page of passes. */
+export async function summarize(
   deps: Pick<PassesDeps, 'repositories'>,
-  passId: bigint,
-): Promise<number> {
-  return deps.repositories.passes.countRegistrations(passId);
-}
-
-export async function imageNames(deps: Pick<PassesDeps, 'repositories'>, passId: bigint): Promise<string[]> {
-  return deps.repositories.passes.imageNames(passId);
+  passes: readonly StoredPass[],
+): Promise<Map<bigint, PassSummary>> {
+  return deps.repositories.passes.summaries(passes.map((pass) => pass.id));
 }
 
 /** Longest a change's transaction may take (its lock wait, signing and writes). */

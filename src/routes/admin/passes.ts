@@ -2,13 +2,13 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { MAX_PASS_IMAGE_BYTES } from '../../passes/pass-images.js';
 import {
-  countRegistrations,
   createPass,
   deletePass,
   getPass,
-  imageNames,
   listPasses,
+  type PassSummary,
   type StoredPass,
+  summarize,
   updatePass,
 } from '../../passes/passes.js';
 import { adminDoc, bodyErrors, commonErrors, errorResponses, noBody } from '../route-docs.js';
@@ -29,7 +29,7 @@ import {
 export const passRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
 
-  const view = async (pass: StoredPass) => ({
+  const view = (pass: StoredPass, summary: PassSummary | undefined) => ({
     passTypeIdentifier: pass.passTypeIdentifier,
     serialNumber: pass.serialNumber,
     template: pass.template,
@@ -41,10 +41,12 @@ export const passRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) =
     lastModified: pass.lastModified.toISOString(),
     createdAt: pass.createdAt.toISOString(),
     updatedAt: pass.updatedAt.toISOString(),
-    images: await imageNames(deps, pass.id),
-    registeredDevices: await countRegistrations(deps, pass.id),
+    images: summary?.images ?? [],
+    registeredDevices: summary?.registeredDevices ?? 0,
     downloadUrl: deps.links.create(pass, deps.clock.now()),
   });
+  /** One pass's answer. */
+  const viewOne = async (pass: StoredPass) => view(pass, (await summarize(deps, [pass])).get(pass.id));
 
   app.post(
     '/admin/passes',
@@ -65,7 +67,7 @@ export const passRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) =
     },
     async (request, reply) => {
       const pass = await createPass(deps, request.body);
-      return reply.code(201).send(await view(pass));
+      return reply.code(201).send(await viewOne(pass));
     },
   );
 
@@ -87,7 +89,9 @@ export const passRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) =
     },
     async (request) => {
       const page = await listPasses(deps, request.query);
-      return { passes: await Promise.all(page.passes.map(view)), nextCursor: page.nextCursor ?? null };
+      const summaries = await summarize(deps, page.passes);
+      const passes = page.passes.map((pass) => view(pass, summaries.get(pass.id)));
+      return { passes, nextCursor: page.nextCursor ?? null };
     },
   );
 
@@ -103,7 +107,7 @@ export const passRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) =
         },
       },
     },
-    async (request) => view(await getPass(deps, request.params)),
+    async (request) => viewOne(await getPass(deps, request.params)),
   );
 
   app.patch(
@@ -124,7 +128,7 @@ export const passRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) =
         },
       },
     },
-    async (request) => view(await updatePass(deps, request.params, request.body)),
+    async (request) => viewOne(await updatePass(deps, request.params, request.body)),
   );
 
   app.delete(
@@ -171,7 +175,7 @@ export const passRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) =
       },
       async (request) => {
         const { image, ...key } = request.params;
-        return view(await updatePass(deps, key, { images: { [image]: request.body } }));
+        return viewOne(await updatePass(deps, key, { images: { [image]: request.body } }));
       },
     );
     images.delete(
@@ -193,7 +197,7 @@ export const passRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) =
       },
       async (request) => {
         const { image, ...key } = request.params;
-        return view(await updatePass(deps, key, { images: { [image]: null } }));
+        return viewOne(await updatePass(deps, key, { images: { [image]: null } }));
       },
     );
   });

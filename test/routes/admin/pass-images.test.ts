@@ -74,6 +74,12 @@ describe("a pass's own images", () => {
     expect(put.status).toBe(200);
     expect(await put.json()).toMatchObject({ version: 2, images: ['strip@2x.png'] });
     expect(await outboxTokens()).toContain(device.pushToken);
+    // A page of passes shows each one's images and devices too (one statement for the page).
+    const page = await server.admin('GET', '/admin/passes?template=loyalty&limit=500');
+    const listed = (page.body.passes as Array<{ serialNumber: string }>).find((pass) =>
+      path.endsWith(`/${pass.serialNumber}`),
+    );
+    expect(listed).toMatchObject({ images: ['strip@2x.png'], registeredDevices: 1 });
     const changed = await bundleOf(path);
     expect(changed.files.get('strip@2x.png')?.equals(strip)).toBe(true);
     expect(changed.files.get('strip.png')?.equals(original.files.get('strip.png') as Buffer)).toBe(true);
