@@ -1,10 +1,12 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { inflateRawSync } from 'node:zlib';
+import { InvalidError } from '../errors.js';
 import { isRecord } from '../json.js';
 import { readPngSize } from '../passes/pass-images.js';
 import { checkPassJson } from '../passes/pass-json-rules.js';
 import { isAppleWwdr, oneLine } from '../signing/identity.js';
+import { decodeStrings, parseStrings } from '../signing/pass-strings.js';
 import { checkSignerCertificate, checkValidity, issuedBy, wwdrGeneration } from './certificate-rules.js';
 import {
   CmsError,
@@ -46,6 +48,7 @@ export const BUNDLE_RULES = {
   chain: 'signer/chain',
   icon: 'images/icon',
   png: 'images/png',
+  strings: 'strings/syntax',
 } as const;
 const R = BUNDLE_RULES;
 
@@ -84,6 +87,7 @@ export function validatePkpass(bundle: Buffer, options: ValidateOptions = {}): F
   }
   if (passJson !== undefined) findings.push(...checkPassJson(passJson));
   findings.push(...checkImages(files));
+  findings.push(...checkStrings(files));
   return findings;
 }
 
@@ -595,6 +599,29 @@ function checkImages(files: Files): Finding[] {
 function pngProblem(name: string, content: Buffer): string | undefined {
   const size = readPngSize(content);
   return 'problem' in size ? `${name} ${size.problem}` : undefined;
+}
+
+// ---------- localisations ----------
+
+/** Every `<lang>.lproj/pass.strings` must read as a strings file: Wallet drops a file it cannot parse, whole. */
+function checkStrings(files: Files): Finding[] {
+  const strings = [...files].filter(([name]) => /^[^/]+\.lproj\/pass\.strings$/.test(name));
+  const broken: string[] = [];
+  for (const [name, content] of strings) {
+    try {
+      parseStrings(decodeStrings(content), name);
+    } catch (error) {
+      if (!(error instanceof InvalidError)) throw error;
+      broken.push(error.message);
+    }
+  }
+  return outcome(
+    R.strings,
+    broken,
+    strings.length === 0 ? 'no pass.strings' : `${strings.length} pass.strings files read`,
+    'Write each entry as "key" = "value"; with quotes and backslashes escaped (\\" and \\\\), UTF-8 or UTF-16 with a BOM.',
+    'Apple ("Creating the Source for a Pass"): each <lang>.lproj/pass.strings holds the translations as "key" = "value"; pairs; a file that does not parse cannot translate the pass.',
+  );
 }
 
 // ---------- helpers ----------

@@ -163,6 +163,14 @@ const brokenCases: Record<string, Case> = {
     'images/png',
     () => rawPkpass(new Map(good).set('logo.png', Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 16])), pki),
   ],
+  'a pass.strings with a string left open': [
+    'strings/syntax',
+    () =>
+      rawPkpass(
+        new Map(good).set('de.lproj/pass.strings', Buffer.from('"Gate" = "Tor";\n"Seat" = "Platz;\n')),
+        pki,
+      ),
+  ],
   'a signature over other content': [
     'signature/verifies',
     () => rawPkpass(good, pki, { signedContent: Buffer.from('{}') }),

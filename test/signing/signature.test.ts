@@ -5,6 +5,7 @@ import { unzipSync } from 'fflate';
 import { PKPass } from 'passkit-generator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findSignerCertificate, parseSignedData, signingTime, verifySigner } from '../../src/cli/cms.js';
+import { validatePkpass } from '../../src/cli/validate.js';
 import { InvalidError } from '../../src/errors.js';
 import { loadTemplates, type Template } from '../../src/passes/templates.js';
 import { projectRoot } from '../../src/paths.js';
@@ -189,6 +190,11 @@ describe('bundles built with node:crypto', () => {
     expect(Object.keys(manifest)).toEqual(
       expect.arrayContaining(['de.lproj/pass.strings', 'es.lproj/pass.strings']),
     );
+    // The validate command (its own zip and CMS readers) reads the merged files as strings files too.
+    const stringsFinding = validatePkpass(bundle, { wwdrPem: pki.wwdrPem }).find(
+      (f) => f.rule === 'strings/syntax',
+    );
+    expect(stringsFinding).toMatchObject({ status: 'pass', detail: '3 pass.strings files read' });
   });
 
   it("refuses strings that would not make a bundle: a bad language, or a template's strings file it cannot read", async () => {
