@@ -2,8 +2,10 @@ import { isRecord } from '../json.js';
 
 /*
  * Pass models written for other tools (passkit-generator's examples among them) often use notations Wallet ignores
- * or that Apple has deprecated, or lack what Wallet requires. What can be rewritten without changing what the pass means is rewritten when a
- * template is read, and each rewrite is listed with the template, so its author sees what the server changed:
+ * or that Apple has deprecated, or lack what Wallet requires. What can be rewritten without changing what the pass
+ * means is rewritten when a template is read, and each rewrite is listed with the template, so its author sees what
+ * the server changed. Objects are rebuilt with Object.fromEntries, which defines each key (a JSON "__proto__" key
+ * stays a key, never a prototype):
  *
  * - Colours as hex (#1595d7, #fff) become CSS rgb() triples: Apple specifies colours "as a CSS-style RGB triple",
  *   and Wallet ignores other notations. Every key ending in "Color" is converted, at any depth (semantics'
@@ -38,18 +40,14 @@ function merge(
   path: string,
   conversions: string[],
 ): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...base };
-  for (const [key, value] of Object.entries(override)) {
+  const merged = Object.entries(override).map(([key, value]): [string, unknown] => {
     const where = path === '' ? key : `${path}.${key}`;
-    const current = base[key];
-    if (isRecord(value) && isRecord(current)) {
-      out[key] = merge(current, value, where, conversions);
-    } else {
-      out[key] = value;
-      conversions.push(`${where}: set by the override`);
-    }
-  }
-  return out;
+    const current = Object.hasOwn(base, key) ? base[key] : undefined;
+    if (isRecord(value) && isRecord(current)) return [key, merge(current, value, where, conversions)];
+    conversions.push(`${where}: set by the override`);
+    return [key, value];
+  });
+  return Object.fromEntries([...Object.entries(base), ...merged]);
 }
 
 const HEX_COLOR = /^#([0-9a-f]{3}|[0-9a-f]{6})$/i;
@@ -76,14 +74,14 @@ function convertColors(value: unknown, path: string, conversions: string[]): unk
   if (Array.isArray(value))
     return value.map((item, index) => convertColors(item, `${path}[${index}]`, conversions));
   if (!isRecord(value)) return value;
-  const out: Record<string, unknown> = {};
-  for (const [key, inner] of Object.entries(value)) {
-    const where = path === '' ? key : `${path}.${key}`;
-    const rgb = key.endsWith('Color') && typeof inner === 'string' ? hexToRgb(inner) : undefined;
-    if (rgb !== undefined) conversions.push(`${where}: ${inner} → ${rgb}`);
-    out[key] = rgb ?? convertColors(inner, where, conversions);
-  }
-  return out;
+  return Object.fromEntries(
+    Object.entries(value).map(([key, inner]) => {
+      const where = path === '' ? key : `${path}.${key}`;
+      const rgb = key.endsWith('Color') && typeof inner === 'string' ? hexToRgb(inner) : undefined;
+      if (rgb !== undefined) conversions.push(`${where}: ${inner} → ${rgb}`);
+      return [key, rgb ?? convertColors(inner, where, conversions)];
+    }),
+  );
 }
 
 function hexToRgb(color: string): string | undefined {

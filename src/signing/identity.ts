@@ -275,7 +275,7 @@ function bagsOf(p12: forge.pkcs12.Pkcs12Pfx, bagType: string): forge.pkcs12.Bag[
   return p12.getBags({ bagType })[bagType] ?? [];
 }
 
-/** Reads and checks the three PEM files of a folder. Throws StartupError naming the file at fault. */
+/** Reads and checks the identity files of a folder. Throws StartupError naming the file at fault. */
 async function readIdentity(
   dir: string,
   passphrase: string | undefined,

@@ -63,4 +63,16 @@ describe("a template's override", () => {
     ]);
     expect(model.boardingPass).toEqual({ headerFields: [{ key: 'gate' }] });
   });
+
+  it('keeps a "__proto__" key of JSON a key, in the override and in the model', () => {
+    const override = JSON.parse('{"__proto__": {"polluted": true}, "logoText": "B"}') as Record<
+      string,
+      unknown
+    >;
+    const model = JSON.parse('{"__proto__": {"x": 1}, "backgroundColor": "#fff"}') as Record<string, unknown>;
+    const { passJson } = convertModel(applyOverride(model, override).passJson);
+    expect(Object.getPrototypeOf(passJson)).toBe(Object.prototype);
+    expect(Object.keys(passJson).sort()).toEqual(['__proto__', 'backgroundColor', 'logoText']);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
 });
