@@ -118,6 +118,8 @@ export interface PassesRepository extends Pick<PassesInTransaction, 'storeBundle
     after?: bigint | undefined;
     take: number;
   }): Promise<PassRecord[]>;
+  /** One of the pass's own images; undefined when it has none of that name. */
+  findImage(passId: bigint, name: string): Promise<Buffer | undefined>;
   /** What the admin API shows of each pass besides its row, for a page of passes in one statement. */
   summaries(ids: readonly bigint[]): Promise<Map<bigint, PassSummary>>;
   /** The stored bundle of the pass, whatever its version. */
@@ -360,6 +362,10 @@ export function createPassesRepository(db: { prisma: PrismaClient; query: SqlQue
         take,
       });
       return rows.map(fromPrisma);
+    },
+    async findImage(passId, name) {
+      const row = await prisma.passImage.findUnique({ where: { passId_name: { passId, name } } });
+      return row ? Buffer.from(row.bytes) : undefined;
     },
     async summaries(ids) {
       const summaries = new Map<bigint, PassSummary>();

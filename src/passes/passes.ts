@@ -181,6 +181,18 @@ export async function getPass(deps: Pick<PassesDeps, 'repositories'>, key: PassK
   return pass;
 }
 
+/** One of the pass's own images (not its template's): 404 when the pass or the image is not there. */
+export async function getPassImage(
+  deps: Pick<PassesDeps, 'repositories'>,
+  key: PassKey,
+  name: string,
+): Promise<Buffer> {
+  const pass = await getPass(deps, key);
+  const image = await deps.repositories.passes.findImage(pass.id, name);
+  if (!image) throw new NotFoundError(`The pass has no image "${name}" of its own`);
+  return image;
+}
+
 /** Devices registered and own image names, per pass: one statement for a whole page of passes. */
 export async function summarize(
   deps: Pick<PassesDeps, 'repositories'>,

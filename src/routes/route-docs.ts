@@ -121,16 +121,23 @@ const retryAfterHeader: HeaderDoc = {
   description: 'Seconds to wait before retrying (RFC 9110 delay-seconds)',
 };
 
-/** A signed .pkpass answer, documented by content type (Fastify sends the Buffer as is, unserialized). */
-export function pkpassResponse(headers: Record<string, HeaderDoc> = {}) {
+/** A file answer, documented by content type (Fastify sends the Buffer as is, unserialized). */
+export function fileResponse(
+  description: string,
+  contentType: string,
+  headers: Record<string, HeaderDoc> = {},
+) {
   return {
-    description: 'The signed pass bundle',
+    description,
     headers,
     // Described by hand: zod has no schema for a Buffer that JSON Schema can express.
-    content: {
-      'application/vnd.apple.pkpass': { schema: z.unknown().meta({ type: 'string', format: 'binary' }) },
-    },
+    content: { [contentType]: { schema: z.unknown().meta({ type: 'string', format: 'binary' }) } },
   };
+}
+
+/** A signed .pkpass answer. */
+export function pkpassResponse(headers: Record<string, HeaderDoc> = {}) {
+  return fileResponse('The signed pass bundle', 'application/vnd.apple.pkpass', headers);
 }
 
 /** An answer without a body (204, 304). */

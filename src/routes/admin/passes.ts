@@ -5,13 +5,14 @@ import {
   createPass,
   deletePass,
   getPass,
+  getPassImage,
   listPasses,
   type PassSummary,
   type StoredPass,
   summarize,
   updatePass,
 } from '../../passes/passes.js';
-import { adminDoc, bodyErrors, commonErrors, errorResponses, noBody } from '../route-docs.js';
+import { adminDoc, bodyErrors, commonErrors, errorResponses, fileResponse, noBody } from '../route-docs.js';
 import { passParams } from '../wallet/schemas.js';
 import type { AdminDeps } from './deps.js';
 import {
@@ -152,6 +153,27 @@ export const passRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) =
     );
     const images = scope.withTypeProvider<ZodTypeProvider>();
     const imagePath = `${adminPassPath}/images/:image`;
+    images.get(
+      imagePath,
+      {
+        schema: {
+          ...adminDoc(
+            'getPassImage',
+            "Download one of the pass's own images",
+            "Not its template's: 404 if the pass has none of that name.",
+          ),
+          params: passImageParams,
+          response: {
+            200: fileResponse('The PNG', 'image/png'),
+            ...errorResponses(400, 401, 404, ...commonErrors),
+          },
+        },
+      },
+      async (request, reply) => {
+        const { image, ...key } = request.params;
+        return reply.type('image/png').send(await getPassImage(deps, key, image));
+      },
+    );
     images.put(
       imagePath,
       {

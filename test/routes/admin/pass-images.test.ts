@@ -31,7 +31,7 @@ function png(width: number, height: number, shade = 120): Buffer {
   return PNG.sync.write(image);
 }
 
-function imageRequest(path: string, method: 'PUT' | 'DELETE', body?: Buffer, type = 'image/png') {
+function imageRequest(path: string, method: 'GET' | 'PUT' | 'DELETE', body?: Buffer, type = 'image/png') {
   return fetch(`${server.baseUrl}${path}`, {
     method,
     headers: { authorization: `Bearer ${adminToken}`, ...(body ? { 'content-type': type } : {}) },
@@ -80,6 +80,12 @@ describe("a pass's own images", () => {
       path.endsWith(`/${pass.serialNumber}`),
     );
     expect(listed).toMatchObject({ images: ['strip@2x.png'], registeredDevices: 1 });
+    const downloaded = await imageRequest(`${path}/images/strip@2x.png`, 'GET');
+    expect(downloaded.status).toBe(200);
+    expect(downloaded.headers.get('content-type')).toBe('image/png');
+    expect(Buffer.from(await downloaded.arrayBuffer()).equals(strip)).toBe(true);
+    // Only the pass's own images: the template's strip.png is not one.
+    expect((await imageRequest(`${path}/images/strip.png`, 'GET')).status).toBe(404);
     const changed = await bundleOf(path);
     expect(changed.files.get('strip@2x.png')?.equals(strip)).toBe(true);
     expect(changed.files.get('strip.png')?.equals(original.files.get('strip.png') as Buffer)).toBe(true);
