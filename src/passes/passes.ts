@@ -4,6 +4,7 @@ import type {
   ImageChanges,
   ImageFiles,
   PassContentRecord,
+  PassesRepository,
   PassKey,
   PassRecord,
   PassSummary,
@@ -189,8 +190,15 @@ export async function getPassImage(
 ): Promise<Buffer> {
   const pass = await getPass(deps, key);
   const image = await deps.repositories.passes.findImage(pass.id, name);
-  if (!image) throw new NotFoundError(`The pass has no image "${name}" of its own`);
+  if (!image) throw noOwnImage(name);
   return image;
+}
+
+const noOwnImage = (name: string) => new NotFoundError(`The pass has no image "${name}" of its own`);
+
+/** The pass's own images, which every signing of it needs (the template's are in memory). */
+async function ownImages(passes: Pick<PassesRepository, 'readImages'>, id: bigint): Promise<ImageFiles> {
+  return (await passes.readImages([id])).get(id) ?? {};
 }
 
 /** Devices registered and own image names, per pass: one statement for a whole page of passes. */
@@ -218,8 +226,7 @@ export async function updatePass(deps: PassesDeps, key: PassKey, change: PassCha
       const current = await tx.passes.lockForChange(key);
       if (!current) throw notFound();
       const pass = toStoredPass(current);
-      const images = (await tx.passes.readImages([pass.id])).get(pass.id) ?? {};
-      const next = await signChange(deps, { ...pass, images }, change);
+      const next = await signChange(deps, { ...pass, images: await ownImages(tx.passes, pass.id) }, change);
       const now = deps.clock.now();
       const [written] = await tx.passes.writeNewVersions([{ id: pass.id, ...next }], now);
       if (!written) throw notFound();
@@ -287,7 +294,7 @@ function changeImages(
   const images = { ...current };
   for (const [name, bytes] of Object.entries(changes ?? {})) {
     if (bytes === null) {
-      if (!Object.hasOwn(images, name)) throw new NotFoundError(`The pass has no image "${name}" of its own`);
+      if (!Object.hasOwn(images, name)) throw noOwnImage(name);
       delete images[name];
     } else {
       checkPassImage(template.style, name, bytes);
@@ -365,7 +372,7 @@ export async function getSignedBundle(deps: PassesDeps, pass: StoredPass): Promi
   // An expired certificate signs nothing more: the last bundle signed is what the pass is until it is rotated.
   if (cached && isExpired(deps.identity, deps.clock.now())) return cached.bytes;
   deps.observeBundleCache?.('miss');
-  const images = (await deps.repositories.passes.readImages([pass.id])).get(pass.id) ?? {};
+  const images = await ownImages(deps.repositories.passes, pass.id);
   const bytes = await signBundle(deps, passContent(deps, { ...pass, images }));
   // An older version's bundle never replaces a newer one signed concurrently (the repository's rule).
   await deps.repositories.passes.storeBundles(

@@ -6,9 +6,9 @@ import { applyOverride, convertModel } from './model-conversion.js';
 
 /*
  * Templates are folders `MODELS_DIR/<name>.pass` in passkit-generator's model format: pass.json, images, and
- * optional `<lang>.lproj/` folders, each with an optional `<name>.override.json` beside it. They are read once at start and kept in memory, so signing never touches
- * the disk. A folder that cannot be used is reported as a problem (with its path) and skipped, so one broken
- * template does not stop the others.
+ * optional `<lang>.lproj/` folders, each with an optional `<name>.override.json` beside it. They are read once at
+ * start and kept in memory, so signing never touches the disk. A folder that cannot be used is reported as a
+ * problem (with its path) and skipped, so one broken template does not stop the others.
  */
 
 export type PassStyle = 'boardingPass' | 'coupon' | 'eventTicket' | 'generic' | 'storeCard';
@@ -79,9 +79,7 @@ export async function loadTemplates(
     const name = folder.name.slice(0, -TEMPLATE_SUFFIX.length);
     const overrideFile = `${name}${OVERRIDE_SUFFIX}`;
     try {
-      const override = overrides.has(overrideFile)
-        ? await readOverride(join(modelsDir, overrideFile))
-        : undefined;
+      const override = overrides.has(overrideFile) ? await readOverride(modelsDir, overrideFile) : {};
       const template = await loadTemplate(name, dir, override);
       templates.set(template.name, template);
     } catch (error) {
@@ -92,14 +90,9 @@ export async function loadTemplates(
   return { templates, problems };
 }
 
-async function loadTemplate(
-  name: string,
-  dir: string,
-  override: Record<string, unknown> | undefined,
-): Promise<Template> {
+async function loadTemplate(name: string, dir: string, override: Record<string, unknown>): Promise<Template> {
   const files = await readModelFiles(dir);
-  const model = parsePassJson(files.get('pass.json'), 'pass.json');
-  const overridden = override ? applyOverride(model, override) : { passJson: model, conversions: [] };
+  const overridden = applyOverride(parsePassJson(files.get('pass.json'), 'pass.json'), override);
   const converted = convertModel(overridden.passJson);
   const passJson = converted.passJson;
   const conversions = [...overridden.conversions, ...converted.conversions];
@@ -132,10 +125,9 @@ async function readModelFiles(dir: string): Promise<Map<string, Buffer>> {
   return files;
 }
 
-async function readOverride(path: string): Promise<Record<string, unknown>> {
-  const name = path.split('/').at(-1) as string;
+async function readOverride(modelsDir: string, name: string): Promise<Record<string, unknown>> {
   try {
-    return parsePassJson(await readFile(path), name);
+    return parsePassJson(await readFile(join(modelsDir, name)), name);
   } catch (error) {
     if (error instanceof TemplateReadError) throw error;
     throw new TemplateReadError(`${name} cannot be read: ${describe(error)}`);
