@@ -17,7 +17,7 @@ import { startBulkRunner } from './passes/bulk.js';
 import { createBundleCache } from './passes/bundle-cache.js';
 import { loadTemplates, type Template } from './passes/templates.js';
 import { startPushes } from './push/pushes.js';
-import { checkWalletAcceptsTemplate } from './signing/bundle.js';
+import { templateProblem } from './signing/bundle.js';
 import { loadSigningIdentity, type SigningIdentity } from './signing/identity.js';
 import { createSigner } from './signing/signer.js';
 import { startDeviceLogRetention } from './wallet/device-log-retention.js';
@@ -28,14 +28,12 @@ async function loadTemplatesReportingProblems(config: Config, identity: SigningI
   for (const problem of problems)
     log.error({ path: problem.path }, `template not loaded: ${problem.message}`);
   for (const template of templates.values()) {
-    try {
-      checkWalletAcceptsTemplate(template, identity);
-    } catch (error) {
+    const problem = templateProblem(template, identity);
+    if (problem !== undefined)
       log.error(
         { path: template.dir },
-        `template "${template.name}" makes passes Wallet refuses: ${(error as Error).message}`,
+        `template "${template.name}" makes passes Wallet refuses: ${problem}`,
       );
-    }
   }
   if (templates.size === 0)
     log.warn({ modelsDir: config.modelsDir }, 'no templates: passes cannot be created');

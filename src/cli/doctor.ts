@@ -6,7 +6,7 @@ import { type Config, ConfigError, loadConfig } from '../config.js';
 import { type Database, openDatabase } from '../db/database.js';
 import { migrationStatus } from '../db/migrations.js';
 import { loadTemplates, type Template } from '../passes/templates.js';
-import { buildSignedBundle } from '../signing/bundle.js';
+import { bareContent, buildSignedBundle } from '../signing/bundle.js';
 import type { SigningIdentity } from '../signing/identity.js';
 import { checkApns } from './doctor-apns.js';
 import { checkIdentity } from './doctor-identity.js';
@@ -121,20 +121,12 @@ async function checkTemplate(
   const why = 'Passes made from this template would be refused by Wallet.';
   let bundle: Buffer;
   try {
-    bundle = buildSignedBundle(
-      {
-        template,
-        serialNumber: 'doctor-check',
-        authenticationToken: randomBytes(24).toString('base64url'),
-        webServiceURL: config.publicUrl,
-        fields: {},
-        overrides: {},
-        changeMessages: {},
-        strings: {},
-        images: {},
-      },
-      identity,
-    );
+    const content = bareContent(template, {
+      serialNumber: 'doctor-check',
+      authenticationToken: randomBytes(24).toString('base64url'),
+      webServiceURL: config.publicUrl,
+    });
+    bundle = buildSignedBundle(content, identity);
   } catch (error) {
     return fail(rule, `cannot be signed: ${(error as Error).message}`, fix, why);
   }

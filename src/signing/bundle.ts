@@ -57,6 +57,14 @@ export interface PassContent {
 
 export type PassIdentifiers = Pick<SigningIdentity, 'passTypeIdentifier' | 'teamIdentifier'>;
 
+/** A pass of the template with nothing of its own: no field values, overrides, change messages, strings or images. */
+export function bareContent(
+  template: Template,
+  pass: Pick<PassContent, 'serialNumber' | 'authenticationToken' | 'webServiceURL'>,
+): PassContent {
+  return { template, ...pass, fields: {}, overrides: {}, changeMessages: {}, strings: {}, images: {} };
+}
+
 type JsonObject = Record<string, unknown>;
 
 /** The final pass.json: template, then field values and change messages, then overrides, then the identity. */
@@ -135,19 +143,23 @@ export function buildSignedBundle(
  * refused when a pass is created from it rather than when a device downloads it.
  */
 export function checkWalletAcceptsTemplate(template: Template, identity: PassIdentifiers): void {
-  const placeholder: PassContent = {
-    template,
+  const placeholder = bareContent(template, {
     serialNumber: 'template-check',
     authenticationToken: 'template-check-token',
     webServiceURL: 'https://example.com/passkit',
-    fields: {},
-    overrides: {},
-    changeMessages: {},
-    strings: {},
-    images: {},
-  };
+  });
   const passJson = buildPassJson(placeholder, identity);
   checkSignable(passJson, createPkPass(template.files, passJson), template.style);
+}
+
+/** What Wallet (or the signer) would refuse in the passes this template makes, or undefined when it accepts them. */
+export function templateProblem(template: Template, identity: PassIdentifiers): string | undefined {
+  try {
+    checkWalletAcceptsTemplate(template, identity);
+    return undefined;
+  } catch (error) {
+    return (error as Error).message;
+  }
 }
 
 // ---------- content checks ----------

@@ -8,7 +8,7 @@ import { exitCode, renderFindings } from '../../src/cli/findings.js';
 import { validatePkpass } from '../../src/cli/validate.js';
 import { loadTemplates, type Template } from '../../src/passes/templates.js';
 import { projectRoot } from '../../src/paths.js';
-import { buildSignedBundle, type PassContent } from '../../src/signing/bundle.js';
+import { bareContent, buildSignedBundle, type PassContent } from '../../src/signing/bundle.js';
 import type { SigningIdentity } from '../../src/signing/identity.js';
 import { createTestPki, identityFromPki, type TestPki } from '../support/pki.js';
 import { contentFiles, type Files, rawPkpass, rawZip, readModel, unzip, withPassJson } from './raw-pkpass.js';
@@ -29,17 +29,12 @@ let good: Files;
 const corpusDir = join(projectRoot, '..', 'shared', 'corpus', 'passkit-generator-models');
 
 function content(template: Template, overrides: Record<string, unknown> = {}): PassContent {
-  return {
-    template,
+  const pass = {
     serialNumber: 'VALIDATE-1',
     authenticationToken: 'validate-token-0123456789',
     webServiceURL: 'https://passes.example.com',
-    fields: {},
-    overrides,
-    changeMessages: {},
-    strings: {},
-    images: {},
   };
+  return { ...bareContent(template, pass), overrides };
 }
 
 beforeAll(async () => {

@@ -6,6 +6,7 @@ import { InvalidError } from '../../src/errors.js';
 import { loadTemplates, type Template } from '../../src/passes/templates.js';
 import { projectRoot } from '../../src/paths.js';
 import {
+  bareContent,
   buildPassJson,
   buildSignedBundle,
   checkWalletAcceptsTemplate,
@@ -37,15 +38,11 @@ function template(name: string): Template {
 
 function content(name: string, extra: Partial<PassContent> = {}): PassContent {
   return {
-    template: template(name),
-    serialNumber: 'SERIAL-0001',
-    authenticationToken: 'a-token-of-at-least-16-chars',
-    webServiceURL: 'http://localhost:3000',
-    fields: {},
-    overrides: {},
-    changeMessages: {},
-    strings: {},
-    images: {},
+    ...bareContent(template(name), {
+      serialNumber: 'SERIAL-0001',
+      authenticationToken: 'a-token-of-at-least-16-chars',
+      webServiceURL: 'http://localhost:3000',
+    }),
     ...extra,
   };
 }

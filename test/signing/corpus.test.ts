@@ -6,7 +6,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidError } from '../../src/errors.js';
 import { loadTemplates, type Template } from '../../src/passes/templates.js';
 import { projectRoot } from '../../src/paths.js';
-import { buildSignedBundle, checkWalletAcceptsTemplate, type PassContent } from '../../src/signing/bundle.js';
+import {
+  bareContent,
+  buildSignedBundle,
+  checkWalletAcceptsTemplate,
+  type PassContent,
+} from '../../src/signing/bundle.js';
 import type { SigningIdentity } from '../../src/signing/identity.js';
 import { createTestPki, identityFromPki, type TestPki } from '../support/pki.js';
 import { verifyPkpass } from '../support/pkpass-verifier.js';
@@ -81,17 +86,12 @@ afterAll(async () => {
 });
 
 function content(template: Template, overrides: Record<string, unknown> = {}): PassContent {
-  return {
-    template,
+  const pass = {
     serialNumber: 'CORPUS-1',
     authenticationToken: 'corpus-token-0123456789',
     webServiceURL: 'https://passes.example.com',
-    fields: {},
-    overrides,
-    changeMessages: {},
-    strings: {},
-    images: {},
   };
+  return { ...bareContent(template, pass), overrides };
 }
 
 // Outside this repository (beside it, as in CI); .ci/run fails when it is missing, so CI never skips these.

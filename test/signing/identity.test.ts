@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StartupError } from '../../src/errors.js';
 import { loadTemplates, type Template } from '../../src/passes/templates.js';
 import { projectRoot } from '../../src/paths.js';
-import { buildSignedBundle } from '../../src/signing/bundle.js';
+import { bareContent, buildSignedBundle } from '../../src/signing/bundle.js';
 import { generateDevelopmentIdentity } from '../../src/signing/dev-identity.js';
 import {
   FILE_NAMES,
@@ -248,20 +248,12 @@ describe("loadSigningIdentity with Keychain's export (signer.p12 and wwdr.pem)",
       );
       expect(identity.signerKey).toContain('ENCRYPTED');
       const { templates } = await loadTemplates(join(projectRoot, 'models'));
-      const bundle = buildSignedBundle(
-        {
-          template: templates.get('loyalty') as Template,
-          serialNumber: 'P12-1',
-          authenticationToken: 'a-token-of-at-least-16-chars',
-          webServiceURL: 'https://passes.example.com',
-          fields: {},
-          overrides: {},
-          changeMessages: {},
-          strings: {},
-          images: {},
-        },
-        identity,
-      );
+      const content = bareContent(templates.get('loyalty') as Template, {
+        serialNumber: 'P12-1',
+        authenticationToken: 'a-token-of-at-least-16-chars',
+        webServiceURL: 'https://passes.example.com',
+      });
+      const bundle = buildSignedBundle(content, identity);
       await verifyPkpass(bundle, testPki.wwdrPem);
     }
   });

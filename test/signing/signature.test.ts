@@ -9,7 +9,7 @@ import { validatePkpass } from '../../src/cli/validate.js';
 import { InvalidError } from '../../src/errors.js';
 import { loadTemplates, type Template } from '../../src/passes/templates.js';
 import { projectRoot } from '../../src/paths.js';
-import { buildPassJson, buildSignedBundle, type PassContent } from '../../src/signing/bundle.js';
+import { bareContent, buildPassJson, buildSignedBundle, type PassContent } from '../../src/signing/bundle.js';
 import type { SigningIdentity } from '../../src/signing/identity.js';
 import { createManifestSigner, signDetached } from '../../src/signing/signature.js';
 import { createSigner } from '../../src/signing/signer.js';
@@ -74,18 +74,12 @@ afterAll(async () => {
 function content(name: string, extra: Partial<PassContent> = {}): PassContent {
   const template = templates.get(name);
   if (template === undefined) throw new Error(`no template ${name}`);
-  return {
-    template,
+  const pass = {
     serialNumber: 'SERIAL-0001',
     authenticationToken: 'a-token-of-at-least-16-chars',
     webServiceURL: 'https://passes.example.com/passkit',
-    fields: {},
-    overrides: {},
-    changeMessages: {},
-    strings: {},
-    images: {},
-    ...extra,
   };
+  return { ...bareContent(template, pass), ...extra };
 }
 
 /** What the server did before: the same pass.json, zipped and signed by passkit-generator (node-forge). */

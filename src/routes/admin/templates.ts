@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Template } from '../../passes/templates.js';
-import { checkWalletAcceptsTemplate } from '../../signing/bundle.js';
+import { templateProblem } from '../../signing/bundle.js';
 import { adminDoc, commonErrors, errorResponses } from '../route-docs.js';
 import type { AdminDeps } from './deps.js';
 import { templatesAnswer } from './schemas.js';
@@ -14,12 +14,7 @@ export const templateRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, dep
   const problemOf = (template: Template): string | null => {
     let problem = problems.get(template);
     if (problem === undefined) {
-      try {
-        checkWalletAcceptsTemplate(template, deps.identity);
-        problem = null;
-      } catch (error) {
-        problem = (error as Error).message;
-      }
+      problem = templateProblem(template, deps.identity) ?? null;
       problems.set(template, problem);
     }
     return problem;
