@@ -21,6 +21,7 @@ import { getBulkJob, startBulkRunner } from '../src/passes/bulk.js';
 import { loadTemplates } from '../src/passes/templates.js';
 import { startPushes } from '../src/push/pushes.js';
 import { createSigner } from '../src/signing/signer.js';
+import { loadTestIdentities } from '../test/support/identities.js';
 import { generateProviderKey, startMockApns } from '../test/support/mock-apns.js';
 import { createTestPki, identityFromPki } from '../test/support/pki.js';
 import { benchDatabase } from './database.js';
@@ -51,6 +52,7 @@ export async function benchBulk(): Promise<TargetLine[]> {
   const identity = identityFromPki(pki);
   const { templates } = await loadTemplates(join(import.meta.dirname, '..', 'models'));
   const { database, drop } = await benchDatabase();
+  const identities = await loadTestIdentities(identity, database.repositories);
   const prisma = database.prisma;
   const apnsKeyFile = join(dir, 'apns.p8');
   await writeFile(apnsKeyFile, key.keyPem);
@@ -67,7 +69,7 @@ export async function benchBulk(): Promise<TargetLine[]> {
       maxAttempts: 10,
       leaseMs: 60_000,
     },
-    identity,
+    identities,
     repositories: database.repositories,
     clock: systemClock,
     log,
@@ -79,7 +81,7 @@ export async function benchBulk(): Promise<TargetLine[]> {
   const passesDeps = {
     repositories: database.repositories,
     templates,
-    identity,
+    identities,
     signer,
     clock: systemClock,
     webServiceURL: 'https://passes.bench.example',
@@ -217,6 +219,7 @@ export async function benchBulk(): Promise<TargetLine[]> {
     await signer.close();
     await pushes.close();
     await database.close();
+    identities.close();
     await drop();
     await mock.close();
   }

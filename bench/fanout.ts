@@ -17,6 +17,7 @@ import { loadTemplates, type Template } from '../src/passes/templates.js';
 import { startPushes } from '../src/push/pushes.js';
 import type { SigningIdentity } from '../src/signing/identity.js';
 import { createSigner } from '../src/signing/signer.js';
+import { loadTestIdentities } from '../test/support/identities.js';
 import { generateProviderKey } from '../test/support/mock-apns.js';
 import { createTestPki, identityFromPki } from '../test/support/pki.js';
 import { benchDatabase } from './database.js';
@@ -48,6 +49,7 @@ interface RunResult {
 async function runOnce(setup: Setup): Promise<RunResult> {
   const { mock, identity, templates } = setup;
   const { database, drop } = await benchDatabase();
+  const identities = await loadTestIdentities(identity, database.repositories);
   const pushes = startPushes({
     config: {
       origin: mock.origin,
@@ -61,7 +63,7 @@ async function runOnce(setup: Setup): Promise<RunResult> {
       maxAttempts: 10,
       leaseMs: 60_000,
     },
-    identity,
+    identities,
     repositories: database.repositories,
     clock: systemClock,
     log,
@@ -72,7 +74,7 @@ async function runOnce(setup: Setup): Promise<RunResult> {
     database,
     repositories: database.repositories,
     templates,
-    identity,
+    identities,
     signer,
     clock: systemClock,
     webServiceURL: 'https://passes.bench.example',
@@ -119,6 +121,7 @@ async function runOnce(setup: Setup): Promise<RunResult> {
     await signer.close();
     await pushes.close();
     await database.close();
+    identities.close();
     await drop();
   }
 }

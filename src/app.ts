@@ -129,7 +129,7 @@ export async function buildApp(appDeps: AppDeps) {
 
   const readiness = createReadiness({
     health: deps.repositories.health,
-    identity: deps.identity,
+    identity: deps.identities.primary().signing,
     clock: deps.clock,
     log: deps.log,
     checkMigrations: deps.ops.checkMigrations,

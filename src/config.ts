@@ -201,6 +201,16 @@ const environmentSchema = z.object({
   SIGNER_KEY_PEM: pemText,
   WWDR_CERT_PEM: pemText,
   SIGNER_KEY_PASSPHRASE: optionalText,
+  // 32 random bytes (openssl rand -base64 32): seals the private keys of identities added through the admin API.
+  IDENTITY_ENCRYPTION_KEY: optionalText.pipe(
+    z
+      .string()
+      .transform((text) => encryptionKey(text))
+      .refine((key) => key !== undefined, {
+        error: 'must be 32 bytes in base64 (44 characters) or hex (64), e.g. from: openssl rand -base64 32',
+      })
+      .optional(),
+  ),
   PASS_TYPE_IDENTIFIER: optionalText,
   TEAM_IDENTIFIER: optionalText,
   // Unset: the templates shipped in models/ beside package.json, wherever the process was started from.
@@ -272,6 +282,8 @@ export interface Config {
   /** SIGNER_CERT_PEM, SIGNER_KEY_PEM and WWDR_CERT_PEM (all three or none): used instead of CERTIFICATES_DIR. */
   signingPems: { signerCert: string; signerKey: string; wwdr: string } | undefined;
   signerKeyPassphrase: string | undefined;
+  /** IDENTITY_ENCRYPTION_KEY: without it, identities cannot be added through the admin API. */
+  identityEncryptionKey: Buffer | undefined;
   passTypeIdentifier: string | undefined;
   teamIdentifier: string | undefined;
   modelsDir: string;
@@ -332,6 +344,13 @@ export function adminTokenWeakness(token: string): string | undefined {
       `has too little variety (${counts.size} different characters, ${bitsPerCharacter.toFixed(1)} bits per ` +
       `character; at least ${ADMIN_TOKEN_MIN_BITS_PER_CHARACTER} needed)`
     );
+  return undefined;
+}
+
+/** An AES-256 key written as 64 hex digits or 44 base64 characters; undefined when it is neither. */
+function encryptionKey(text: string): Buffer | undefined {
+  if (/^[0-9a-fA-F]{64}$/.test(text)) return Buffer.from(text, 'hex');
+  if (/^[A-Za-z0-9+/]{43}=$/.test(text)) return Buffer.from(text, 'base64');
   return undefined;
 }
 
@@ -433,6 +452,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
           }
         : undefined,
     signerKeyPassphrase: env.SIGNER_KEY_PASSPHRASE,
+    identityEncryptionKey: env.IDENTITY_ENCRYPTION_KEY,
     passTypeIdentifier: env.PASS_TYPE_IDENTIFIER,
     teamIdentifier: env.TEAM_IDENTIFIER,
     modelsDir: env.MODELS_DIR ? resolve(env.MODELS_DIR) : join(projectRoot, 'models'),

@@ -1,6 +1,6 @@
 /*
- * Process entry: config → signing identity → templates → database (migrations applied) → push worker → app →
- * listen. SIGTERM / SIGINT close the HTTP server (in-flight requests finish), then the push worker (sends in
+ * Process entry: config → configured signing identity → templates → database (migrations applied) → stored
+ * identities → push worker → app → listen. SIGTERM / SIGINT close the HTTP server (in-flight requests finish), then the push worker (sends in
  * flight finish, claimed rows are given back), then the database.
  */
 import { resolveAdminToken } from './admin/admin-token.js';
@@ -18,6 +18,7 @@ import { createBundleCache } from './passes/bundle-cache.js';
 import { loadTemplates, type Template } from './passes/templates.js';
 import { startPushes } from './push/pushes.js';
 import { templateProblem } from './signing/bundle.js';
+import { createIdentities } from './signing/identities.js';
 import { loadSigningIdentity, type SigningIdentity } from './signing/identity.js';
 import { createSigner } from './signing/signer.js';
 import { startDeviceLogRetention } from './wallet/device-log-retention.js';
@@ -86,13 +87,24 @@ async function main() {
   const signer = createSigner();
   const admin = resolveAdminToken(config.adminToken, config.dataDir);
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, log });
+  // The configured identity and those added through the admin API (stored with their keys sealed).
+  const identities = createIdentities({
+    configured: identity,
+    repository: database.repositories.identities,
+    encryptionKey: config.identityEncryptionKey,
+    production: config.production,
+    allowInsecureProduction: config.allowInsecureProduction,
+    clock: systemClock,
+    log,
+  });
+  await identities.load();
   // Made before the push worker, which reports each send to them; the app (or METRICS_PORT) serves them.
   const metrics = createMetrics({
     repositories: database.repositories,
     clock: systemClock,
     log,
     passChanges: database.passChanges,
-    identity,
+    identities,
   });
   // The workers (ROLES=workers): pushes from the outbox, bulk changes and device log retention (below). Instances
   // without them leave the outbox, the queued jobs and old device logs to those that run them.
@@ -101,7 +113,7 @@ async function main() {
     ? undefined
     : startPushes({
         config: config.apns,
-        identity,
+        identities,
         repositories: database.repositories,
         clock: systemClock,
         log,
@@ -119,7 +131,7 @@ async function main() {
     database,
     repositories: database.repositories,
     templates,
-    identity,
+    identities,
     signer,
     clock: systemClock,
     // Bundles of recent versions in memory (64 MB, least recently used out): keyed by version, so the current
@@ -153,7 +165,7 @@ async function main() {
         deps: {
           repositories: database.repositories,
           templates,
-          identity,
+          identities,
           signer,
           clock: systemClock,
           webServiceURL: config.publicUrl,
@@ -179,7 +191,7 @@ async function main() {
   log.info(
     {
       database: database.kind,
-      passTypeIdentifier: identity.passTypeIdentifier,
+      passTypeIdentifiers: identities.list().map((each) => each.signing.passTypeIdentifier),
       templates: [...templates.keys()],
     },
     'pass server ready',
@@ -208,6 +220,7 @@ async function main() {
       await deviceLogRetention?.stop();
       await signer.close();
       await pushes?.close();
+      identities.close();
       await metricsServer?.close();
       await database.close();
     } catch (error) {

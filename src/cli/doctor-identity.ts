@@ -1,7 +1,7 @@
 import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import type { Config } from '../config.js';
-import { StartupError } from '../errors.js';
+import { InvalidError } from '../errors.js';
 import {
   DEV_PASS_TYPE_IDENTIFIER,
   DEV_TEAM_IDENTIFIER,
@@ -57,7 +57,7 @@ export async function checkIdentity(config: Config, now: Date): Promise<Identity
       const { pems } = await readCertificateFiles(config.certificatesDir, config.signerKeyPassphrase);
       return checkRealIdentity(pems, config.certificatesDir, config, now);
     } catch (error) {
-      if (!(error instanceof StartupError)) throw error;
+      if (!(error instanceof InvalidError)) throw error;
       const finding = fail(
         R.source,
         error.message,

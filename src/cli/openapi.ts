@@ -6,6 +6,7 @@ import { buildApp } from '../app.js';
 import { openDatabase } from '../db/database.js';
 import { loadTemplates } from '../passes/templates.js';
 import { projectRoot } from '../paths.js';
+import { createIdentities } from '../signing/identities.js';
 import { loadSigningIdentity } from '../signing/identity.js';
 import { createSigner } from '../signing/signer.js';
 
@@ -43,7 +44,15 @@ export async function openApiDocument(publicUrl: string): Promise<unknown> {
       database,
       repositories: database.repositories,
       templates,
-      identity,
+      // Never loaded: the document reads no identity, and this database is never reached.
+      identities: createIdentities({
+        configured: identity,
+        repository: database.repositories.identities,
+        encryptionKey: undefined,
+        production: false,
+        clock: { now: () => new Date() },
+        log,
+      }),
       signer,
       clock: { now: () => new Date() },
       webServiceURL: publicUrl,

@@ -16,7 +16,7 @@ import type { PrismaClient, SqlQuery } from './sql.js';
 
 /** Which passes a job changes: a list of serial numbers (of this server's pass type), or a template's passes. */
 export type BulkJobSelection =
-  | { serialNumbers: string[] }
+  | { passTypeIdentifier?: string | undefined; serialNumbers: string[] }
   | { template: string; fields?: JsonObject | undefined };
 
 // A type, not an interface: the admin answer's loose-object schema needs an index-signature-compatible type.
@@ -93,7 +93,8 @@ export interface BulkJobsRepository extends BulkJobsInTransaction {
   finish(job: Pick<JobLease, 'jobId' | 'lease'>, now: Date): Promise<void>;
   /** Given back, still running, if the lease still holds: claimable at once. */
   giveBack(job: Pick<JobLease, 'jobId' | 'lease'>): Promise<void>;
-  selection(jobId: string, selection: BulkJobSelection, passTypeIdentifier: string): SelectionReads;
+  /** Serials without a passTypeIdentifier of their own are of `primaryPassType` (the primary identity's). */
+  selection(jobId: string, selection: BulkJobSelection, primaryPassType: string): SelectionReads;
   /** Of the given ids, the next `limit` passes after the id `after`. */
   passesByIds(ids: readonly bigint[], after: bigint, limit: number): Promise<PassContentRecord[]>;
 }
@@ -163,8 +164,9 @@ export function bulkJobsInTransaction(query: SqlQuery): BulkJobsInTransaction {
  * serials is not sent with the query. Field values are strings or numbers, so containment (@>) of { key: value } is
  * equality of each given key's value, compared as JSON: 10 matches 10, not "10".
  */
-function selectionSql(jobId: string, selection: BulkJobSelection, passTypeIdentifier: string): Prisma.Sql {
+function selectionSql(jobId: string, selection: BulkJobSelection, primaryPassType: string): Prisma.Sql {
   if ('serialNumbers' in selection) {
+    const passTypeIdentifier = selection.passTypeIdentifier ?? primaryPassType;
     return Prisma.sql`p.pass_type_identifier = ${passTypeIdentifier} AND p.serial_number IN (
       SELECT jsonb_array_elements_text(j.selection -> 'serialNumbers') FROM bulk_jobs j WHERE j.id = ${jobId}::uuid)`;
   }
@@ -227,8 +229,8 @@ export function createBulkJobsRepository(db: { prisma: PrismaClient; query: SqlQ
         UPDATE bulk_jobs SET lease_until = NULL
         WHERE id = ${job.jobId}::uuid AND lease_until = ${job.lease}::timestamptz`;
     },
-    selection(jobId, selection, passTypeIdentifier) {
-      const where = selectionSql(jobId, selection, passTypeIdentifier);
+    selection(jobId, selection, primaryPassType) {
+      const where = selectionSql(jobId, selection, primaryPassType);
       return {
         async ids() {
           const rows = await prisma.$queryRaw<Array<{ id: bigint }>>`
@@ -243,6 +245,7 @@ export function createBulkJobsRepository(db: { prisma: PrismaClient; query: SqlQ
         page: (after, limit) => readPage(where, after, limit),
         async missingSerials() {
           if (!('serialNumbers' in selection)) return [];
+          const passTypeIdentifier = selection.passTypeIdentifier ?? primaryPassType;
           const rows = await prisma.$queryRaw<Array<{ serial: string }>>`
             SELECT s.serial FROM bulk_jobs j, jsonb_array_elements_text(j.selection -> 'serialNumbers') AS s(serial)
             WHERE j.id = ${jobId}::uuid AND NOT EXISTS (

@@ -12,6 +12,7 @@ import {
 } from './bulk-jobs.js';
 import { createDeviceLogsRepository, type DeviceLogsRepository } from './device-logs.js';
 import { createHealthRepository, type HealthRepository } from './health.js';
+import { createIdentitiesRepository, type IdentitiesRepository } from './identities.js';
 import {
   createOutboxRepository,
   type OutboxEnqueue,
@@ -60,6 +61,7 @@ export interface Repositories {
   outbox: OutboxRepository;
   bulkJobs: BulkJobsRepository;
   deviceLogs: DeviceLogsRepository;
+  identities: IdentitiesRepository;
   health: HealthRepository;
   /** Runs `run` in one transaction: committed when it resolves, rolled back when it throws. */
   inTransaction<T>(
@@ -127,6 +129,7 @@ export function createRepositories(db: RepositoryHandles): Repositories {
     outbox: createOutboxRepository(db),
     bulkJobs: createBulkJobsRepository(db),
     deviceLogs: createDeviceLogsRepository(db),
+    identities: createIdentitiesRepository(db),
     health: createHealthRepository(db),
     inTransaction: (run, options = {}) => {
       const { queue, timeoutMs } = options;

@@ -20,8 +20,10 @@ export interface MetricsOptions {
   log: Logger;
   /** The database's pass change feed, whose LISTEN session the metrics show. */
   passChanges?: Pick<PassChanges, 'listening'> | undefined;
-  /** The signing identity, whose certificate's days left the metrics show. */
-  identity?: Pick<SigningIdentity, 'passTypeIdentifier' | 'notAfter'> | undefined;
+  /** The pass type identities, whose certificates' days left the metrics show. */
+  identities?:
+    | { list(): Array<{ signing: Pick<SigningIdentity, 'passTypeIdentifier' | 'notAfter'> }> }
+    | undefined;
   /** A scrape does not wait longer than this for the database (a hung connection must not hang /metrics). */
   databaseTimeoutMs?: number;
 }
@@ -150,18 +152,20 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: ['reason'] as const,
     registers,
   });
-  const { identity } = options;
-  if (identity) {
+  const { identities } = options;
+  if (identities) {
     new Gauge({
       name: 'passkit_signing_certificate_days_left',
       help: 'Whole days until the Pass Type ID certificate expires (negative once it has); renew it from 30 days before.',
       labelNames: ['pass_type_identifier'] as const,
       registers,
       collect() {
-        this.set(
-          { pass_type_identifier: identity.passTypeIdentifier },
-          daysLeft(identity, options.clock.now()),
-        );
+        // Reset first: a removed identity's series goes away rather than staying at its last value.
+        this.reset();
+        const now = options.clock.now();
+        for (const { signing } of identities.list()) {
+          this.set({ pass_type_identifier: signing.passTypeIdentifier }, daysLeft(signing, now));
+        }
       },
     });
   }

@@ -34,7 +34,7 @@ export function withOps<D extends DepsWithOps>(deps: D): D & { ops: OpsDeps & { 
       clock: deps.clock,
       log: deps.log,
       passChanges: deps.database?.passChanges,
-      identity: deps.identity,
+      identities: deps.identities,
     });
   return {
     ...deps,

@@ -26,7 +26,7 @@ import { checkFieldKeys, type FieldValues } from './pass-content.js';
 import type { PassChange, PassesDeps } from './passes.js';
 
 export type BulkSelection =
-  | { serialNumbers: string[] }
+  | { passTypeIdentifier?: string | undefined; serialNumbers: string[] }
   | { template: string; fields?: FieldValues | undefined };
 export type BulkStatus = 'queued' | 'running' | 'done' | 'failed';
 
@@ -211,7 +211,7 @@ export function startBulkRunner(options: BulkRunnerOptions): BulkRunner {
     const change = job.change as PassChange;
     let errors = [...job.errors];
     const lease: JobLease = { jobId: job.id, lease: job.leaseUntil as Date, leaseMs };
-    const reads = jobs.selection(job.id, selection, deps.identity.passTypeIdentifier);
+    const reads = jobs.selection(job.id, selection, deps.identities.primary().signing.passTypeIdentifier);
     const pageOptions: PageOptions = { deps, change, concurrency };
     const pages = await withRetries('reading the selection', job.id, () =>
       pageReader(selection, reads, pageOptions, pageSize),

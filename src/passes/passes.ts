@@ -12,7 +12,8 @@ import type {
 import type { Repositories } from '../db/repositories.js';
 import { CertificateExpiredError, ConflictError, InvalidError, NotFoundError } from '../errors.js';
 import type { PassContent } from '../signing/bundle.js';
-import { isExpired, type SigningIdentity } from '../signing/identity.js';
+import type { Identities, PassTypeIdentity } from '../signing/identities.js';
+import { isExpired } from '../signing/identity.js';
 import type { Signer } from '../signing/signer.js';
 import type { BundleCache } from './bundle-cache.js';
 import {
@@ -31,7 +32,8 @@ import { truncateToSecond } from './versions.js';
 export interface PassesDeps {
   repositories: Repositories;
   templates: ReadonlyMap<string, Template>;
-  identity: SigningIdentity;
+  /** The pass type identities; a pass is signed with the one of its passTypeIdentifier. */
+  identities: Identities;
   /** Signs bundles off the event loop (src/signing/signer.ts); made once by the process. */
   signer: Signer;
   clock: Clock;
@@ -64,6 +66,8 @@ export interface StoredPass extends PassKey {
 }
 
 export interface NewPass {
+  /** One of the identities; the primary one (CERTIFICATES_DIR's) when absent. */
+  passTypeIdentifier?: string | undefined;
   template: string;
   serialNumber?: string | undefined;
   fields?: FieldValues | undefined;
@@ -122,19 +126,38 @@ function passContent(deps: PassesDeps, pass: PassToSign): PassContent {
   };
 }
 
+/** The identity a pass is signed with: the one of its pass type identifier. */
+async function identityOf(
+  deps: Pick<PassesDeps, 'identities'>,
+  passTypeIdentifier: string,
+): Promise<PassTypeIdentity> {
+  const identity = await deps.identities.find(passTypeIdentifier);
+  if (!identity) {
+    const known = deps.identities.list().map((each) => each.signing.passTypeIdentifier);
+    throw new InvalidError(
+      `No identity for passTypeIdentifier "${passTypeIdentifier}"; known: ${known.join(', ')} (GET /admin/identities)`,
+    );
+  }
+  return identity;
+}
+
 /** The signer's bundle, timed for the metrics: signing is the costly step of every create, change and cache miss. */
-async function signBundle(deps: PassesDeps, content: PassContent): Promise<Buffer> {
-  assertCanSign(deps);
+async function signBundle(
+  deps: PassesDeps,
+  content: PassContent,
+  passTypeIdentifier: string,
+): Promise<Buffer> {
+  const identity = (await identityOf(deps, passTypeIdentifier)).signing;
+  assertCanSign(identity, deps.clock.now());
   const started = performance.now();
-  const bytes = await deps.signer.sign(content, deps.identity);
+  const bytes = await deps.signer.sign(content, identity);
   deps.observeSigning?.((performance.now() - started) / 1000);
   return bytes;
 }
 
 /** Refuses what needs a new signature once the certificate has expired: Wallet would reject the pass. */
-function assertCanSign(deps: Pick<PassesDeps, 'identity' | 'clock'>): void {
-  const { identity } = deps;
-  if (isExpired(identity, deps.clock.now())) {
+function assertCanSign(identity: PassTypeIdentity['signing'], now: Date): void {
+  if (isExpired(identity, now)) {
     throw new CertificateExpiredError(
       `The signing certificate of ${identity.passTypeIdentifier} expired on ${identity.notAfter.toISOString()}: ` +
         'passes are served as last signed, and none can be created or changed until a new certificate is installed',
@@ -148,7 +171,7 @@ export async function createPass(deps: PassesDeps, input: NewPass): Promise<Stor
   const changeMessages = input.changeMessages ?? {};
   checkFieldKeys(template, [...Object.keys(fields), ...Object.keys(changeMessages)]);
   const identity = {
-    passTypeIdentifier: deps.identity.passTypeIdentifier,
+    passTypeIdentifier: input.passTypeIdentifier ?? deps.identities.primary().signing.passTypeIdentifier,
     serialNumber: input.serialNumber ?? randomUUID(),
     authenticationToken: newAuthenticationToken(),
     template: template.name,
@@ -158,7 +181,11 @@ export async function createPass(deps: PassesDeps, input: NewPass): Promise<Stor
     strings: input.strings ?? {},
   };
   // Signed before it is stored: a pass that cannot be signed is refused (400), and the first download is a hit.
-  const bytes = await signBundle(deps, passContent(deps, { ...identity, images: {} }));
+  const bytes = await signBundle(
+    deps,
+    passContent(deps, { ...identity, images: {} }),
+    identity.passTypeIdentifier,
+  );
   const stored = await deps.repositories.passes.create({
     ...identity,
     lastModified: truncateToSecond(deps.clock.now()),
@@ -281,7 +308,7 @@ export async function signChange(
     strings: mergeByLanguage(pass.strings, change.strings),
     images: changeImages(template, pass.images, change.images),
   };
-  const bytes = await signBundle(deps, passContent(deps, next));
+  const bytes = await signBundle(deps, passContent(deps, next), pass.passTypeIdentifier);
   const { fields, overrides, changeMessages, strings } = next;
   return { fields, overrides, changeMessages, strings, bytes };
 }
@@ -370,10 +397,11 @@ export async function getSignedBundle(deps: PassesDeps, pass: StoredPass): Promi
     return cached.bytes;
   }
   // An expired certificate signs nothing more: the last bundle signed is what the pass is until it is rotated.
-  if (cached && isExpired(deps.identity, deps.clock.now())) return cached.bytes;
+  const identity = await deps.identities.find(pass.passTypeIdentifier);
+  if (cached && (!identity || isExpired(identity.signing, deps.clock.now()))) return cached.bytes;
   deps.observeBundleCache?.('miss');
   const images = await ownImages(deps.repositories.passes, pass.id);
-  const bytes = await signBundle(deps, passContent(deps, { ...pass, images }));
+  const bytes = await signBundle(deps, passContent(deps, { ...pass, images }), pass.passTypeIdentifier);
   // An older version's bundle never replaces a newer one signed concurrently (the repository's rule).
   await deps.repositories.passes.storeBundles(
     [{ passId: pass.id, version: pass.version, bytes }],

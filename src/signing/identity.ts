@@ -2,7 +2,7 @@ import { createPrivateKey, type KeyObject, randomBytes, X509Certificate } from '
 import { access, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import forge from 'node-forge';
-import { StartupError } from '../errors.js';
+import { InvalidError, StartupError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import {
   DEV_PASS_TYPE_IDENTIFIER,
@@ -55,19 +55,35 @@ export interface SigningIdentityOptions {
 }
 
 export const FILE_NAMES = ['signerCert.pem', 'signerKey.pem', 'wwdr.pem'] as const;
-/** What error messages call each PEM: the file it was read from, or the variable it came in. */
-type PemLabels = SigningPems;
-const FILE_LABELS: PemLabels = { signerCert: 'signerCert.pem', signerKey: 'signerKey.pem', wwdr: 'wwdr.pem' };
+/** What error messages call each PEM and the key's passphrase: the file or variable, or the API's member. */
+export type PemLabels = SigningPems & { passphrase: string };
+const FILE_LABELS: PemLabels = {
+  signerCert: 'signerCert.pem',
+  signerKey: 'signerKey.pem',
+  wwdr: 'wwdr.pem',
+  passphrase: 'SIGNER_KEY_PASSPHRASE',
+};
 const VARIABLE_LABELS: PemLabels = {
   signerCert: 'SIGNER_CERT_PEM',
   signerKey: 'SIGNER_KEY_PEM',
   wwdr: 'WWDR_CERT_PEM',
+  passphrase: 'SIGNER_KEY_PASSPHRASE',
 };
 /** Apple's certificates last a year; a month's notice (the start log, doctor) leaves time to renew before passes stop updating. */
 export const RENEWAL_WARNING_MS = 30 * 24 * 3600 * 1000;
 const HELP = 'See certificates.example/README.md for how to obtain and convert them.';
 
 export async function loadSigningIdentity(o: SigningIdentityOptions): Promise<SigningIdentity> {
+  try {
+    return await loadConfiguredIdentity(o);
+  } catch (error) {
+    // The checks say what is wrong with the input (the API answers them as 400s); at start they stop the server.
+    if (error instanceof InvalidError) throw new StartupError(error.message);
+    throw error;
+  }
+}
+
+async function loadConfiguredIdentity(o: SigningIdentityOptions): Promise<SigningIdentity> {
   if (o.pems) {
     const identity = checkIdentity(o.pems, VARIABLE_LABELS, o.signerKeyPassphrase, false);
     return accepted(identity, VARIABLE_LABELS, 'SIGNER_CERT_PEM, SIGNER_KEY_PEM, WWDR_CERT_PEM', o);
@@ -109,21 +125,26 @@ function accepted(
     },
     'Signing identity loaded',
   );
-  // An expired identity does not stop the server: its passes are still served from the bundles signed before,
-  // and only what needs a new signature is refused (src/passes/passes.ts).
+  logExpiry(identity, labels.signerCert, o.log);
+  return identity;
+}
+
+/**
+ * An expired identity does not stop the server: its passes are still served from the bundles signed before, and
+ * only what needs a new signature is refused (src/passes/passes.ts). Said at every load, and warned of a month ahead.
+ */
+export function logExpiry(identity: SigningIdentity, label: string, log: Logger): void {
+  const notAfter = identity.notAfter.toISOString();
+  const { passTypeIdentifier } = identity;
   if (isExpired(identity, new Date())) {
-    o.log.error(
-      { notAfter: identity.notAfter.toISOString() },
-      `${labels.signerCert} has expired: Wallet rejects passes signed with it, so passes are served from their ` +
+    log.error(
+      { passTypeIdentifier, notAfter },
+      `${label} has expired: Wallet rejects passes signed with it, so passes are served from their ` +
         `last signed bundles and creating or changing one is refused. Create a new certificate for the Pass Type ID. ${HELP}`,
     );
   } else if (identity.notAfter.getTime() - Date.now() < RENEWAL_WARNING_MS) {
-    o.log.warn(
-      { notAfter: identity.notAfter.toISOString() },
-      `${labels.signerCert} expires soon: renew it at Apple`,
-    );
+    log.warn({ passTypeIdentifier, notAfter }, `${label} expires soon: renew it at Apple`);
   }
-  return identity;
 }
 
 const APPLE_WWDR_NAME = 'Apple Worldwide Developer Relations Certification Authority';
@@ -146,7 +167,11 @@ export function isAppleWwdr(cert: X509Certificate): boolean {
  * under another CA (the development identity copied into CERTIFICATES_DIR, a test CA) would start and serve passes
  * that no device takes. Production refuses it, unless ALLOW_INSECURE_PRODUCTION says this is a staging server.
  */
-function assertAppleWwdr(identity: SigningIdentity, labels: PemLabels, o: SigningIdentityOptions): void {
+export function assertAppleWwdr(
+  identity: SigningIdentity,
+  labels: Pick<PemLabels, 'wwdr'>,
+  o: Pick<SigningIdentityOptions, 'allowInsecureProduction' | 'log'>,
+): void {
   const wwdr = new X509Certificate(identity.wwdr);
   if (isAppleWwdr(wwdr)) return;
   const what =
@@ -158,7 +183,7 @@ function assertAppleWwdr(identity: SigningIdentity, labels: PemLabels, o: Signin
     );
     return;
   }
-  throw new StartupError(
+  throw new InvalidError(
     `${what}: passes signed under it do not install on real devices, so NODE_ENV=production refuses it. ` +
       `Use your Pass Type ID certificate with Apple's WWDR G4 intermediate, or set ALLOW_INSECURE_PRODUCTION=true ` +
       `for a staging server. ${HELP}`,
@@ -174,6 +199,7 @@ const P12_LABELS: PemLabels = {
   signerCert: `${P12_FILE} (its certificate)`,
   signerKey: `${P12_FILE} (its private key)`,
   wwdr: 'wwdr.pem',
+  passphrase: 'SIGNER_KEY_PASSPHRASE',
 };
 
 /** What CERTIFICATES_DIR holds: no identity, a whole one, or part of one (the server and `doctor` read alike). */
@@ -220,7 +246,7 @@ export async function readCertificateFiles(
   const p12 = await readFile(join(dir, P12_FILE)).catch(() => undefined);
   if (p12 !== undefined) {
     const wwdr = await readFile(join(dir, FILE_LABELS.wwdr), 'utf8');
-    return { pems: { ...pemsFromP12(p12, passphrase), wwdr }, labels: P12_LABELS };
+    return { pems: { ...pemsFromP12(p12, passphrase, P12_FILE, P12_LABELS), wwdr }, labels: P12_LABELS };
   }
   const [signerCert, signerKey, wwdr] = await Promise.all([
     readFile(join(dir, FILE_LABELS.signerCert), 'utf8'),
@@ -235,25 +261,30 @@ export async function readCertificateFiles(
  * so it is read like a signerKey.pem with SIGNER_KEY_PASSPHRASE. node-forge reads what Keychain and OpenSSL write
  * (3DES and RC2 of older exports, PBES2 with AES of newer ones); Node has no PKCS#12 reader of its own.
  */
-export function pemsFromP12(p12: Buffer, passphrase: string | undefined): Omit<SigningPems, 'wwdr'> {
+export function pemsFromP12(
+  p12: Buffer,
+  passphrase: string | undefined,
+  label: string,
+  labels: Pick<PemLabels, 'passphrase'>,
+): Omit<SigningPems, 'wwdr'> {
   let parsed: forge.pkcs12.Pkcs12Pfx;
   try {
     parsed = forge.pkcs12.pkcs12FromAsn1(forge.asn1.fromDer(p12.toString('binary')), true, passphrase ?? '');
   } catch (error) {
     const why = /mac|password|Invalid/i.test((error as Error).message)
       ? passphrase === undefined
-        ? 'it is protected by a password: set SIGNER_KEY_PASSPHRASE to it'
-        : 'wrong SIGNER_KEY_PASSPHRASE'
+        ? `it is protected by a password: set ${labels.passphrase} to it`
+        : `wrong ${labels.passphrase}`
       : 'not a PKCS#12 file';
-    throw new StartupError(`${P12_FILE} cannot be read: ${why}. ${HELP}`);
+    throw new InvalidError(`${label} cannot be read: ${why}. ${HELP}`);
   }
   const key = bagsOf(parsed, forge.pki.oids.pkcs8ShroudedKeyBag ?? '')
     .concat(bagsOf(parsed, forge.pki.oids.keyBag ?? ''))
     .map((bag) => bag.key)
     .find((found) => found !== undefined);
   if (key === undefined) {
-    throw new StartupError(
-      `${P12_FILE} holds no RSA private key: export the certificate with its key from Keychain. ${HELP}`,
+    throw new InvalidError(
+      `${label} holds no RSA private key: export the certificate with its key from Keychain. ${HELP}`,
     );
   }
   const rsaKey = key as forge.pki.rsa.PrivateKey;
@@ -262,7 +293,7 @@ export function pemsFromP12(p12: Buffer, passphrase: string | undefined): Omit<S
     .map((bag) => bag.cert)
     .find((cert) => cert !== undefined && (cert.publicKey as forge.pki.rsa.PublicKey).n?.equals(rsaKey.n));
   if (certificate === undefined) {
-    throw new StartupError(`${P12_FILE} holds no certificate for its private key. ${HELP}`);
+    throw new InvalidError(`${label} holds no certificate for its private key. ${HELP}`);
   }
   const signerKey =
     passphrase === undefined
@@ -275,7 +306,7 @@ function bagsOf(p12: forge.pkcs12.Pkcs12Pfx, bagType: string): forge.pkcs12.Bag[
   return p12.getBags({ bagType })[bagType] ?? [];
 }
 
-/** Reads and checks the identity files of a folder. Throws StartupError naming the file at fault. */
+/** Reads and checks the identity files of a folder. Throws InvalidError naming the file at fault. */
 async function readIdentity(
   dir: string,
   passphrase: string | undefined,
@@ -285,8 +316,8 @@ async function readIdentity(
   return checkIdentity(pems, labels, passphrase, isDevelopment);
 }
 
-/** Checks the three PEMs as Wallet will. Throws StartupError naming the file or variable at fault. */
-function checkIdentity(
+/** Checks the three PEMs as Wallet will. Throws InvalidError naming the file, variable or member at fault. */
+export function checkIdentity(
   { signerCert, signerKey, wwdr }: SigningPems,
   labels: PemLabels,
   passphrase: string | undefined,
@@ -294,14 +325,14 @@ function checkIdentity(
 ): SigningIdentity {
   const cert = parseCertificate(signerCert, labels.signerCert);
   const wwdrCert = parseCertificate(wwdr, labels.wwdr);
-  const key = parsePrivateKey(signerKey, passphrase, labels.signerKey);
+  const key = parsePrivateKey(signerKey, passphrase, labels);
 
   if (!cert.checkPrivateKey(key)) {
-    throw new StartupError(`${labels.signerKey} is not the private key of ${labels.signerCert}.`);
+    throw new InvalidError(`${labels.signerKey} is not the private key of ${labels.signerCert}.`);
   }
   // Wallet checks the chain signer → WWDR → Apple root: a wrong WWDR generation (e.g. G1 instead of G4) fails.
   if (!cert.checkIssued(wwdrCert) || !cert.verify(wwdrCert.publicKey)) {
-    throw new StartupError(
+    throw new InvalidError(
       `${labels.signerCert} was not issued by ${labels.wwdr} (certificate issuer: ${oneLine(cert.issuer)}; ` +
         `${labels.wwdr} subject: ${oneLine(wwdrCert.subject)}). Download the WWDR intermediate that issued it. ${HELP}`,
     );
@@ -324,24 +355,25 @@ function parseCertificate(pem: string, label: string): X509Certificate {
   try {
     return new X509Certificate(pem);
   } catch {
-    throw new StartupError(`${label} is not a PEM certificate (-----BEGIN CERTIFICATE-----). ${HELP}`);
+    throw new InvalidError(`${label} is not a PEM certificate (-----BEGIN CERTIFICATE-----). ${HELP}`);
   }
 }
 
-function parsePrivateKey(pem: string, passphrase: string | undefined, label: string): KeyObject {
+function parsePrivateKey(pem: string, passphrase: string | undefined, labels: PemLabels): KeyObject {
+  const label = labels.signerKey;
   let key: KeyObject;
   try {
     key = createPrivateKey(passphrase === undefined ? pem : { key: pem, passphrase });
   } catch {
     const hint =
       passphrase === undefined && pem.includes('ENCRYPTED')
-        ? 'it is encrypted: set SIGNER_KEY_PASSPHRASE'
-        : 'wrong SIGNER_KEY_PASSPHRASE, or not a PEM private key';
-    throw new StartupError(`${label} cannot be read: ${hint}.`);
+        ? `it is encrypted: set ${labels.passphrase}`
+        : `wrong ${labels.passphrase}, or not a PEM private key`;
+    throw new InvalidError(`${label} cannot be read: ${hint}.`);
   }
   // passkit-generator signs with node-forge, which reads RSA keys only (Apple issues RSA certificates).
   if (key.asymmetricKeyType !== 'rsa' || !forgeCanRead(pem, passphrase)) {
-    throw new StartupError(
+    throw new InvalidError(
       `${label} must be an RSA key in PEM (PKCS#1 or PKCS#8) that node-forge can read; ` +
         `re-export it with: openssl pkey -in signerKey.pem -out signerKey.pem -aes256. ${HELP}`,
     );
@@ -378,7 +410,7 @@ function passIdsOf(
       passTypeIdentifier ? '' : 'UID (pass type identifier)',
       teamIdentifier ? '' : 'OU (team identifier)',
     ];
-    throw new StartupError(
+    throw new InvalidError(
       `${label} has no ${missing.filter(Boolean).join(' and ')} in its subject (${oneLine(cert.subject)}): ` +
         `it is not a Pass Type ID certificate. ${HELP}`,
     );

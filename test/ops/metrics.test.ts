@@ -28,7 +28,16 @@ beforeAll(async () => {
     clock: { now: () => new Date() },
     log,
     passChanges: database.passChanges,
-    identity: { passTypeIdentifier: 'pass.metrics.test', notAfter: new Date(Date.now() + 10.5 * 86_400_000) },
+    identities: {
+      list: () => [
+        {
+          signing: {
+            passTypeIdentifier: 'pass.metrics.test',
+            notAfter: new Date(Date.now() + 10.5 * 86_400_000),
+          },
+        },
+      ],
+    },
   });
   server = await startTestServer({ database, ops: { metrics } });
   const key = generateProviderKey();

@@ -51,6 +51,8 @@ export interface ReceivedPush {
   reason?: string;
   /** Streams open on the session when this one arrived (itself included). */
   concurrent: number;
+  /** Certificate mode: the SHA-256 of the client certificate the push came with (hex, lower case). */
+  clientCertificateSha256?: string;
 }
 
 export interface MockApnsStats {
@@ -341,6 +343,9 @@ class Mock implements MockApns {
         status: answer.status,
         concurrent: state.open,
         ...(answer.reason ? { reason: answer.reason } : {}),
+        ...(this.o.clientCa === undefined
+          ? {}
+          : { clientCertificateSha256: clientCertificateSha256(session) }),
       });
     }
     if (this.latencyMs > 0) setTimeout(() => this.respond(stream, session, state, answer), this.latencyMs);
@@ -474,6 +479,11 @@ class Mock implements MockApns {
       return { status: 400, reason: 'TopicDisallowed' };
     return undefined;
   }
+}
+
+function clientCertificateSha256(session: Http2Session): string {
+  const { fingerprint256 } = (session.socket as TLSSocket).getPeerCertificate();
+  return (fingerprint256 ?? '').replaceAll(':', '').toLowerCase();
 }
 
 function respond(stream: ServerHttp2Stream, answer: Answer): void {

@@ -29,6 +29,8 @@ export interface TestPkiOptions {
   keyPassphrase?: string;
   /** Issues a signer certificate whose notAfter is already past. */
   expired?: boolean;
+  /** How long the signer certificate is valid; a year by default, as Apple's. */
+  validDays?: number;
   /** Replaces the signer certificate's subject (openssl -subj form), e.g. to leave out UID or OU. */
   signerSubject?: string;
   /**
@@ -97,7 +99,7 @@ export async function createTestPki(o: TestPkiOptions = {}): Promise<TestPki> {
     ...words('x509 -req -in signer.csr -CAkey wwdr.key -set_serial 2 -sha256 -extfile signer.ext'),
     ...['-CA', wwdrPath, '-out', signerCertPath],
     // -days -1 puts notAfter one day in the past: an expired certificate.
-    ...['-days', o.expired ? '-1' : '365'],
+    ...['-days', o.expired ? '-1' : String(o.validDays ?? 365)],
   ]);
   if (o.keyPassphrase === undefined) {
     await openssl(work, ['pkey', '-in', 'signer.key', '-out', signerKeyPath]);

@@ -6,9 +6,11 @@ import type { RateLimitSettings } from '../../src/config.js';
 import type { Database } from '../../src/db/database.js';
 import { loadTemplates, type Template } from '../../src/passes/templates.js';
 import { projectRoot } from '../../src/paths.js';
+import type { Identities } from '../../src/signing/identities.js';
 import { loadSigningIdentity, type SigningIdentity } from '../../src/signing/identity.js';
 import { createSigner, type Signer } from '../../src/signing/signer.js';
 import { openTestDatabase } from './database.js';
+import { loadTestIdentities } from './identities.js';
 import { createTestPki, type TestPki } from './pki.js';
 import { freePort } from './process.js';
 
@@ -19,7 +21,10 @@ export interface TestServer {
   app: App;
   database: Database;
   pki: TestPki;
+  /** The configured identity (the test PKI's). */
   identity: SigningIdentity;
+  /** It and those added through the API. */
+  identities: Identities;
   /** The server's signer (src/signing/signer.ts), closed with it. */
   signer: Signer;
   templates: ReadonlyMap<string, Template>;
@@ -62,6 +67,10 @@ export async function startTestServer(
     deviceLogRequestsPerMinute?: number;
     /** The HTTP server's timeouts and connection cap; unset, the production defaults. */
     connections?: AppDeps['connections'];
+    /** IDENTITY_ENCRYPTION_KEY; unset, a fixed test key (undefined: none, so no identity can be added). */
+    identityEncryptionKey?: Buffer | undefined;
+    /** How often stored identities are re-read (another instance's changes). */
+    identityRefreshMs?: number;
   } = {},
 ): Promise<TestServer> {
   sharedPki ??= createTestPki();
@@ -75,6 +84,13 @@ export async function startTestServer(
   });
   const { templates } = await loadTemplates(options.modelsDir ?? join(projectRoot, 'models'));
   const database = options.database ?? (await openTestDatabase());
+  const clock = options.clock ?? { now: () => new Date() };
+  const identities = await loadTestIdentities(identity, database.repositories, {
+    clock,
+    log,
+    ...('identityEncryptionKey' in options ? { encryptionKey: options.identityEncryptionKey } : {}),
+    ...(options.identityRefreshMs ? { refreshIntervalMs: options.identityRefreshMs } : {}),
+  });
   const signer = createSigner();
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
@@ -82,9 +98,9 @@ export async function startTestServer(
     database,
     repositories: database.repositories,
     templates,
-    identity,
+    identities,
     signer,
-    clock: options.clock ?? { now: () => new Date() },
+    clock,
     webServiceURL: baseUrl,
     log,
     adminToken,
@@ -104,6 +120,7 @@ export async function startTestServer(
     database,
     pki,
     identity,
+    identities,
     signer,
     templates,
     async admin(method, path, body) {
@@ -120,6 +137,7 @@ export async function startTestServer(
     },
     async close() {
       await app.close();
+      identities.close();
       await signer.close();
       await database.close();
     },

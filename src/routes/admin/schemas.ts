@@ -14,6 +14,9 @@ const templateName = storableText().min(1).max(100);
 
 export const newPassBody = z
   .object({
+    passTypeIdentifier: identifier('passTypeIdentifier').optional().meta({
+      description: 'Which identity signs and pushes it (GET /admin/identities); the primary one when absent',
+    }),
     template: templateName,
     serialNumber: identifier('serialNumber').optional(),
     fields: fieldValuesSchema.optional(),
@@ -73,9 +76,14 @@ export const bulkChangeBody = z
   .object({
     select: z.union([
       z
-        .object({ serialNumbers: z.array(identifier('serialNumber')).max(100_000) })
+        .object({
+          passTypeIdentifier: identifier('passTypeIdentifier')
+            .optional()
+            .meta({ description: 'Their pass type identifier; the primary identity when absent' }),
+          serialNumbers: z.array(identifier('serialNumber')).max(100_000),
+        })
         .strict()
-        .meta({ description: "These passes (of this server's pass type identifier)" }),
+        .meta({ description: 'These passes of one pass type identifier' }),
       z
         .object({ template: templateName, fields: fieldValuesSchema.optional() })
         .strict()
@@ -199,22 +207,91 @@ export const templatesAnswer = z.looseObject({
   ),
 });
 
-export const identitiesAnswer = z.looseObject({
-  identities: z.array(
-    z.looseObject({
-      passTypeIdentifier: z.string(),
-      teamIdentifier: z.string(),
-      isDevelopment: z
-        .boolean()
-        .meta({ description: 'The generated development identity: its passes do not install on devices' }),
-      notAfter: z
-        .string()
-        .meta({ format: 'date-time', description: 'When the Pass Type ID certificate expires' }),
-      daysLeft: z.number().int().meta({ description: 'Whole days until then; negative once it has expired' }),
-      expired: z.boolean(),
+/** A certificate or key in PEM, as a JSON string (newlines as \n). */
+const pemMember = (what: string) =>
+  z
+    .string()
+    .min(1)
+    .max(20_000)
+    .meta({ description: `${what} in PEM` });
+/** Apple's 10-character key and team identifiers. */
+const appleId = (name: string) => z.string().regex(/^[A-Z0-9]{10}$/, `${name} must be 10 letters or digits`);
+
+/** POST /admin/identities and PUT /admin/identities/{passTypeIdentifier}: a Pass Type ID certificate with its key. */
+export const identityUploadBody = z
+  .object({
+    certificate: pemMember('The Pass Type ID certificate').optional(),
+    privateKey: pemMember("The certificate's RSA private key (encrypted with passphrase, or not)").optional(),
+    p12: z.base64().max(60_000).optional().meta({
+      description: "Keychain's .p12 export of the certificate with its key, base64; instead of the two above",
     }),
-  ),
+    passphrase: z
+      .string()
+      .max(1024)
+      .optional()
+      .meta({ description: 'Decrypts privateKey or p12; not stored (the key is stored sealed instead)' }),
+    wwdr: pemMember("Apple's WWDR intermediate certificate that issued it (G4)"),
+    apns: z
+      .discriminatedUnion('auth', [
+        z
+          .object({ auth: z.literal('certificate') })
+          .strict()
+          .meta({
+            description:
+              'Push with the Pass Type ID certificate (the default, as Apple documents for Wallet)',
+          }),
+        z
+          .object({
+            auth: z.literal('token'),
+            key: pemMember('The .p8 APNs auth key'),
+            keyId: appleId('keyId'),
+            teamId: appleId('teamId')
+              .optional()
+              .meta({ description: "The key's team; the certificate's by default" }),
+          })
+          .strict()
+          .meta({ description: 'Push with a .p8 key (provider tokens)' }),
+      ])
+      .optional(),
+  })
+  .strict()
+  .superRefine((body, context) => {
+    const pems = body.certificate !== undefined || body.privateKey !== undefined;
+    if (body.p12 !== undefined && pems) {
+      context.addIssue({ code: 'custom', message: 'give p12, or certificate and privateKey, not both' });
+    } else if (body.p12 === undefined && (body.certificate === undefined || body.privateKey === undefined)) {
+      context.addIssue({ code: 'custom', message: 'give certificate and privateKey, or p12' });
+    }
+  });
+
+export const identityParams = z.object({ passTypeIdentifier: identifier('passTypeIdentifier') }).strict();
+
+export const identityView = z.looseObject({
+  passTypeIdentifier: z.string(),
+  teamIdentifier: z.string(),
+  source: z.enum(['configuration', 'api']).meta({
+    description:
+      'configuration: CERTIFICATES_DIR, SIGNER_*_PEM or the development identity; api: added or rotated through this API',
+  }),
+  isDevelopment: z
+    .boolean()
+    .meta({ description: 'The generated development identity: its passes do not install on devices' }),
+  notAfter: z
+    .string()
+    .meta({ format: 'date-time', description: 'When the Pass Type ID certificate expires' }),
+  daysLeft: z.number().int().meta({ description: 'Whole days until then; negative once it has expired' }),
+  expired: z.boolean(),
+  certificateSha256: z.string().meta({ description: 'SHA-256 of the certificate in use (hex)' }),
+  apns: z.looseObject({
+    auth: z.enum(['configured', 'certificate', 'token']).meta({
+      description: 'configured: as APNS_AUTH says (configured identities); certificate or token: its own',
+    }),
+    keyId: z.string().optional(),
+    teamId: z.string().optional(),
+  }),
 });
+
+export const identitiesAnswer = z.looseObject({ identities: z.array(identityView) });
 
 export const logsAnswer = z.looseObject({
   logs: z.array(z.looseObject({ message: z.string(), createdAt: z.string().meta({ format: 'date-time' }) })),

@@ -9,12 +9,13 @@ import { templatesAnswer } from './schemas.js';
 /** The templates passes are made from (models/), with the field keys each takes and whether Wallet accepts it. */
 export const templateRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
-  // What Wallet would refuse in each template, checked once: templates and the identity do not change.
+  // What Wallet would refuse in each template, checked once: templates do not change, and the check is the same
+  // for every identity (it only fills in the identifiers).
   const problems = new WeakMap<Template, string | null>();
   const problemOf = (template: Template): string | null => {
     let problem = problems.get(template);
     if (problem === undefined) {
-      problem = templateProblem(template, deps.identity) ?? null;
+      problem = templateProblem(template, deps.identities.primary().signing) ?? null;
       problems.set(template, problem);
     }
     return problem;

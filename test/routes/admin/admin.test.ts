@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -45,6 +46,11 @@ describe('admin API', () => {
           notAfter: notAfter.toISOString(),
           daysLeft: Math.floor((notAfter.getTime() - Date.now()) / 86_400_000),
           expired: false,
+          source: 'configuration',
+          certificateSha256: new X509Certificate(server.identity.signerCert).fingerprint256
+            .replaceAll(':', '')
+            .toLowerCase(),
+          apns: { auth: 'configured' },
         },
       ],
     });

@@ -38,7 +38,7 @@ export function passesDeps(server: TestServer) {
   return {
     repositories: server.database.repositories,
     templates: server.templates,
-    identity: server.identity,
+    identities: server.identities,
     signer: server.signer,
     clock: { now: () => new Date() },
     webServiceURL: server.baseUrl,

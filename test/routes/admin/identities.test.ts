@@ -1,0 +1,449 @@
+import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StartupError } from '../../../src/errors.js';
+import { type Pushes, startPushes } from '../../../src/push/pushes.js';
+import { loadTestIdentities } from '../../support/identities.js';
+import { capturingLogger } from '../../support/log-lines.js';
+import { type MockApns, startMockApns } from '../../support/mock-apns.js';
+import { createTestPki, type TestPki } from '../../support/pki.js';
+import { verifyPkpass } from '../../support/pkpass-verifier.js';
+import { adminToken, startTestServer, type TestServer } from '../../support/server.js';
+import { WalletDevice } from '../../support/wallet-device.js';
+
+/*
+ * Two brands in one server: identities added through the admin API (each its own test CA, pass type identifier
+ * and team), passes of both signed with their own certificate (checked by openssl), pushes under each pass type
+ * identifier with its own client certificate (the mock APNs refuses a certificate whose UID is not the topic),
+ * one rotated and one expired while the other keeps working, all without a restart; keys never in clear.
+ */
+
+let server: TestServer;
+let mock: MockApns;
+let pushes: Pushes;
+let brandA: TestPki;
+let brandB: TestPki;
+let brandA2: TestPki;
+/** How far the server's clock is ahead of the real time. */
+let clockAheadMs = 0;
+const clock = { now: () => new Date(Date.now() + clockAheadMs) };
+const captured = capturingLogger();
+const P12_PASSWORD = 'brand b keychain password';
+/** Brand B's signerKey.pem is encrypted with it (its .p12 has its own password). */
+const KEY_PASSPHRASE = 'brand b key passphrase';
+
+const sha256 = (pem: string) => new X509Certificate(pem).fingerprint256.replaceAll(':', '').toLowerCase();
+
+/** The test PKI's certificate and key as Keychain exports them (openssl writes the same format). */
+function p12Of(pki: TestPki, password: string): string {
+  const pems = join(pki.dir, 'signer-and-key.pem');
+  writeFileSync(pems, pki.signerCertPem + pki.signerKeyPem);
+  const p12 = execFileSync('openssl', [
+    ...['pkcs12', '-export', '-in', pems, '-passout', `pass:${password}`],
+    ...['-passin', `pass:${KEY_PASSPHRASE}`],
+  ]);
+  return p12.toString('base64');
+}
+
+async function download(passTypeIdentifier: string, serialNumber: string): Promise<Buffer> {
+  const response = await fetch(
+    `${server.baseUrl}/admin/passes/${passTypeIdentifier}/${serialNumber}/pkpass`,
+    {
+      headers: { authorization: `Bearer ${adminToken}` },
+    },
+  );
+  expect(response.status).toBe(200);
+  return Buffer.from(await response.arrayBuffer());
+}
+
+/** The signer certificate inside a bundle's PKCS #7 signature, as openssl prints it. */
+function signerOf(bundle: Buffer, wwdrPem: string): Promise<string> {
+  return verifyPkpass(bundle, wwdrPem).then(({ files }) => {
+    const signature = files.get('signature') ?? Buffer.alloc(0);
+    const printed = execFileSync('openssl', ['pkcs7', '-inform', 'DER', '-print_certs'], {
+      input: signature,
+    });
+    const certificates = printed
+      .toString()
+      .match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g);
+    return certificates?.map(sha256).join(' ') ?? '';
+  });
+}
+
+beforeAll(async () => {
+  [brandA, brandB, brandA2] = await Promise.all([
+    createTestPki({ passTypeIdentifier: 'pass.test.brand-a', teamIdentifier: 'TEAMAAAAAA' }),
+    createTestPki({
+      passTypeIdentifier: 'pass.test.brand-b',
+      teamIdentifier: 'TEAMBBBBBB',
+      keyPassphrase: KEY_PASSPHRASE,
+      validDays: 2,
+    }),
+    createTestPki({ passTypeIdentifier: 'pass.test.brand-a', teamIdentifier: 'TEAMAAAAAA' }),
+  ]);
+  server = await startTestServer({ clock, log: captured.log });
+  mock = await startMockApns({ clientCa: [brandA.wwdrPem, brandB.wwdrPem, brandA2.wwdrPem].join('\n') });
+  pushes = startPushes({
+    config: {
+      origin: mock.origin,
+      auth: 'certificate',
+      keyFile: undefined,
+      keyId: undefined,
+      teamId: undefined,
+      pushType: 'background',
+      priority: undefined,
+      maxConcurrentStreams: 100,
+      maxAttempts: 3,
+      leaseMs: 60_000,
+    },
+    identities: server.identities,
+    repositories: server.database.repositories,
+    clock,
+    log: captured.log,
+    ca: mock.caPem,
+  });
+});
+afterAll(async () => {
+  await pushes?.close();
+  await mock?.close();
+  await server?.close();
+});
+
+/** Sends what the outbox holds now, and the pushes the mock got meanwhile. */
+async function pushed() {
+  const before = mock.received.length;
+  pushes.worker.wake();
+  await pushes.worker.drain();
+  return mock.received.slice(before);
+}
+
+describe('pass type identities through the admin API', () => {
+  const serials = { a: 'brand-a-0001', b: 'brand-b-0001' };
+  const device = new WalletDevice();
+
+  it('adds one from PEMs and one from a .p12, and refuses a second of the same pass type identifier', async () => {
+    const a = await server.admin('POST', '/admin/identities', {
+      certificate: brandA.signerCertPem,
+      privateKey: brandA.signerKeyPem,
+      wwdr: brandA.wwdrPem,
+    });
+    expect(a.status).toBe(201);
+    expect(a.body).toMatchObject({
+      passTypeIdentifier: 'pass.test.brand-a',
+      teamIdentifier: 'TEAMAAAAAA',
+      source: 'api',
+      expired: false,
+      certificateSha256: sha256(brandA.signerCertPem),
+      apns: { auth: 'certificate' },
+    });
+    const b = await server.admin('POST', '/admin/identities', {
+      p12: p12Of(brandB, P12_PASSWORD),
+      passphrase: P12_PASSWORD,
+      wwdr: brandB.wwdrPem,
+    });
+    expect(b.status).toBe(201);
+    expect(b.body).toMatchObject({
+      passTypeIdentifier: 'pass.test.brand-b',
+      teamIdentifier: 'TEAMBBBBBB',
+      daysLeft: 1,
+    });
+    const again = await server.admin('POST', '/admin/identities', {
+      certificate: brandA.signerCertPem,
+      privateKey: brandA.signerKeyPem,
+      wwdr: brandA.wwdrPem,
+    });
+    expect(again.status).toBe(409);
+    expect(again.body.message).toContain('PUT /admin/identities/pass.test.brand-a');
+
+    const list = await server.admin('GET', '/admin/identities');
+    const ids = (list.body.identities as Array<{ passTypeIdentifier: string }>).map(
+      (each) => each.passTypeIdentifier,
+    );
+    expect(ids).toEqual(['pass.test.brand-a', 'pass.test.brand-b', server.identity.passTypeIdentifier]);
+    expect(JSON.stringify([a.body, b.body, list.body])).not.toMatch(/PRIVATE KEY|BEGIN/);
+  });
+
+  it('names what is wrong with an upload', async () => {
+    const cases: Array<[unknown, number, string]> = [
+      [
+        {
+          certificate: brandA.signerCertPem,
+          privateKey: brandB.signerKeyPem,
+          passphrase: KEY_PASSPHRASE,
+          wwdr: brandA.wwdrPem,
+        },
+        400,
+        'privateKey is not the private key of certificate',
+      ],
+      [
+        { certificate: brandA.signerCertPem, privateKey: brandA.signerKeyPem, wwdr: brandB.wwdrPem },
+        400,
+        'certificate was not issued by wwdr',
+      ],
+      [
+        { certificate: brandB.signerCertPem, privateKey: brandB.signerKeyPem, wwdr: brandB.wwdrPem },
+        400,
+        'it is encrypted: set passphrase',
+      ],
+      [
+        { p12: p12Of(brandB, P12_PASSWORD), passphrase: 'wrong', wwdr: brandB.wwdrPem },
+        400,
+        'wrong passphrase',
+      ],
+      [
+        { certificate: brandA.signerCertPem, wwdr: brandA.wwdrPem },
+        400,
+        'give certificate and privateKey, or p12',
+      ],
+      [
+        { certificate: 'nope', privateKey: brandA.signerKeyPem, wwdr: brandA.wwdrPem },
+        400,
+        'certificate is not a PEM certificate',
+      ],
+      [
+        {
+          certificate: brandA.signerCertPem,
+          privateKey: brandA.signerKeyPem,
+          wwdr: brandA.wwdrPem,
+          apns: { auth: 'token', key: brandA.signerKeyPem, keyId: 'KEY1234567' },
+        },
+        400,
+        'apns.key must be the .p8 key',
+      ],
+    ];
+    for (const [body, status, message] of cases) {
+      const answer = await server.admin('POST', '/admin/identities', body);
+      expect({ status: answer.status, message: answer.body.message }).toEqual({
+        status,
+        message: expect.stringContaining(message),
+      });
+    }
+    const expired = await createTestPki({ passTypeIdentifier: 'pass.test.expired', expired: true });
+    const refused = await server.admin('POST', '/admin/identities', {
+      certificate: expired.signerCertPem,
+      privateKey: expired.signerKeyPem,
+      wwdr: expired.wwdrPem,
+    });
+    expect(refused.status).toBe(400);
+    expect(refused.body.message).toContain('certificate expired on');
+  });
+
+  it('signs each pass with its own identity, and pushes each under its own topic with its own certificate', async () => {
+    for (const [brand, pki, serialNumber] of [
+      ['a', brandA, serials.a],
+      ['b', brandB, serials.b],
+    ] as const) {
+      const created = await server.admin('POST', '/admin/passes', {
+        passTypeIdentifier: pki.passTypeIdentifier,
+        serialNumber,
+        template: 'loyalty',
+        fields: { points: brand === 'a' ? 1 : 2 },
+      });
+      expect(created.status).toBe(201);
+      const bundle = await download(pki.passTypeIdentifier, serialNumber);
+      // verifyPkpass checks the signature chains to this brand's CA with openssl, and pass.json names its ids.
+      const verified = await verifyPkpass(bundle, pki.wwdrPem);
+      expect(verified.passJson).toMatchObject({
+        passTypeIdentifier: pki.passTypeIdentifier,
+        teamIdentifier: pki.teamIdentifier,
+      });
+      expect(await signerOf(bundle, pki.wwdrPem)).toContain(sha256(pki.signerCertPem));
+      expect((await device.add(bundle)).status).toBe(201);
+    }
+    const unknown = await server.admin('POST', '/admin/passes', {
+      passTypeIdentifier: 'pass.test.nobody',
+      template: 'loyalty',
+    });
+    expect(unknown.status).toBe(400);
+    expect(unknown.body.message).toContain('No identity for passTypeIdentifier "pass.test.nobody"');
+
+    for (const pki of [brandA, brandB]) {
+      const serial = pki === brandA ? serials.a : serials.b;
+      const changed = await server.admin('PATCH', `/admin/passes/${pki.passTypeIdentifier}/${serial}`, {
+        fields: { points: 10 },
+      });
+      expect(changed.status).toBe(200);
+    }
+    const received = await pushed();
+    expect(
+      received
+        .map(({ pushToken, topic, status, clientCertificateSha256 }) => ({
+          pushToken,
+          topic,
+          status,
+          clientCertificateSha256,
+        }))
+        .sort((x, y) => x.topic.localeCompare(y.topic)),
+    ).toEqual([
+      {
+        pushToken: device.pushToken,
+        topic: 'pass.test.brand-a',
+        status: 200,
+        clientCertificateSha256: sha256(brandA.signerCertPem),
+      },
+      {
+        pushToken: device.pushToken,
+        topic: 'pass.test.brand-b',
+        status: 200,
+        clientCertificateSha256: sha256(brandB.signerCertPem),
+      },
+    ]);
+    // Wallet then asks each pass type identifier which of its passes changed.
+    expect(await device.sync(server.baseUrl, 'pass.test.brand-a')).toEqual([serials.a]);
+    expect(await device.sync(server.baseUrl, 'pass.test.brand-b')).toEqual([serials.b]);
+  });
+
+  it('rotates a certificate without a restart: new versions are signed and pushed with the new one', async () => {
+    const wrongId = await server.admin('PUT', '/admin/identities/pass.test.brand-b', {
+      certificate: brandA2.signerCertPem,
+      privateKey: brandA2.signerKeyPem,
+      wwdr: brandA2.wwdrPem,
+    });
+    expect(wrongId.status).toBe(400);
+    expect(wrongId.body.message).toContain(
+      'The certificate is for pass.test.brand-a (its subject UID), not pass.test.brand-b',
+    );
+
+    // Another instance on the same database, which re-reads changed identities every 20 ms.
+    const elsewhere = await loadTestIdentities(server.identity, server.database.repositories, {
+      refreshIntervalMs: 20,
+    });
+    expect((await elsewhere.find('pass.test.brand-a'))?.certificateSha256).toBe(sha256(brandA.signerCertPem));
+
+    const rotated = await server.admin('PUT', '/admin/identities/pass.test.brand-a', {
+      certificate: brandA2.signerCertPem,
+      privateKey: brandA2.signerKeyPem,
+      wwdr: brandA2.wwdrPem,
+    });
+    expect(rotated.status).toBe(200);
+    expect(rotated.body.certificateSha256).toBe(sha256(brandA2.signerCertPem));
+
+    const changed = await server.admin('PATCH', `/admin/passes/pass.test.brand-a/${serials.a}`, {
+      fields: { points: 11 },
+    });
+    expect(changed.status).toBe(200);
+    const bundle = await download('pass.test.brand-a', serials.a);
+    expect(await signerOf(bundle, brandA2.wwdrPem)).toContain(sha256(brandA2.signerCertPem));
+    const received = await pushed();
+    expect(received.map((push) => [push.topic, push.status, push.clientCertificateSha256])).toEqual([
+      ['pass.test.brand-a', 200, sha256(brandA2.signerCertPem)],
+    ]);
+
+    await expect
+      .poll(async () => (await elsewhere.find('pass.test.brand-a'))?.certificateSha256)
+      .toBe(sha256(brandA2.signerCertPem));
+    elsewhere.close();
+  });
+
+  it('an expired identity degrades only itself: its passes are served as last signed, the other brand works on', async () => {
+    const lastSigned = await download('pass.test.brand-b', serials.b);
+    clockAheadMs = 3 * 86_400_000;
+
+    const refused = await server.admin('PATCH', `/admin/passes/pass.test.brand-b/${serials.b}`, {
+      fields: { points: 20 },
+    });
+    expect(refused.status).toBe(409);
+    expect(refused.body).toMatchObject({
+      error: 'certificate_expired',
+      message: expect.stringContaining('pass.test.brand-b'),
+    });
+    const held = device.held(serials.b);
+    const latest = await fetch(`${server.baseUrl}/v1/passes/pass.test.brand-b/${serials.b}`, {
+      headers: { authorization: `ApplePass ${held.authenticationToken}` },
+    });
+    expect(latest.status).toBe(200);
+    expect(Buffer.from(await latest.arrayBuffer()).equals(lastSigned)).toBe(true);
+
+    const works = await server.admin('PATCH', `/admin/passes/pass.test.brand-a/${serials.a}`, {
+      fields: { points: 12 },
+    });
+    expect(works.status).toBe(200);
+    expect((await pushed()).map((push) => [push.topic, push.status])).toEqual([['pass.test.brand-a', 200]]);
+    const listed = await server.admin('GET', '/admin/identities/pass.test.brand-b');
+    expect(listed.body).toMatchObject({ expired: true, daysLeft: -2 });
+    clockAheadMs = 0;
+  });
+
+  it('removes an identity only once no pass needs it, and never a configured one', async () => {
+    const inUse = await server.admin('DELETE', '/admin/identities/pass.test.brand-b');
+    expect(inUse.status).toBe(409);
+    expect((await server.admin('DELETE', `/admin/passes/pass.test.brand-b/${serials.b}`)).status).toBe(204);
+    expect((await server.admin('DELETE', '/admin/identities/pass.test.brand-b')).status).toBe(204);
+    expect((await server.admin('GET', '/admin/identities/pass.test.brand-b')).status).toBe(404);
+    expect((await server.admin('DELETE', '/admin/identities/pass.test.brand-b')).status).toBe(404);
+    const configured = await server.admin(
+      'DELETE',
+      `/admin/identities/${server.identity.passTypeIdentifier}`,
+    );
+    expect(configured.status).toBe(409);
+    expect(configured.body.message).toContain('configured');
+  });
+
+  it('keeps private keys sealed in the database, out of logs, and opens them only with the same key', async () => {
+    const rows = await server.database.prisma.$queryRaw<
+      Array<Record<string, unknown>>
+    >`SELECT * FROM signing_identities`;
+    expect(rows).toHaveLength(1);
+    const stored = JSON.stringify(rows, (_key, value: unknown) =>
+      value instanceof Uint8Array
+        ? Buffer.from(value).toString('latin1')
+        : typeof value === 'bigint'
+          ? String(value)
+          : value,
+    );
+    const keyBody = (pem: string) =>
+      pem
+        .split('\n')
+        .filter((line) => line && !line.startsWith('-----'))
+        .join('');
+    const derOf = (pki: TestPki) =>
+      execFileSync('openssl', [
+        'pkey',
+        '-in',
+        join(pki.certificatesDir, 'signerKey.pem'),
+        '-outform',
+        'DER',
+        '-passin',
+        `pass:${KEY_PASSPHRASE}`,
+      ]);
+    for (const pki of [brandA, brandA2]) {
+      expect(stored).not.toContain(keyBody(pki.signerKeyPem).slice(0, 40));
+      expect(stored).not.toContain(derOf(pki).subarray(0, 40).toString('latin1'));
+    }
+    expect(stored).not.toMatch(/PRIVATE KEY/);
+    const logged = JSON.stringify(captured.lines);
+    expect(logged).not.toMatch(/PRIVATE KEY|BEGIN/);
+    expect(logged).not.toContain(P12_PASSWORD);
+    expect(logged).toContain('identity certificate rotated');
+
+    const otherKey = loadTestIdentities(server.identity, server.database.repositories, {
+      encryptionKey: Buffer.alloc(32, 9),
+    });
+    await expect(otherKey).rejects.toThrow(StartupError);
+    await expect(otherKey).rejects.toThrow('does not open the keys of the identity pass.test.brand-a');
+    const noKey = loadTestIdentities(server.identity, server.database.repositories, {
+      encryptionKey: undefined,
+    });
+    await expect(noKey).rejects.toThrow('IDENTITY_ENCRYPTION_KEY is not set');
+  });
+});
+
+describe('without IDENTITY_ENCRYPTION_KEY', () => {
+  it('refuses identities through the API and says why', async () => {
+    const plain = await startTestServer({ identityEncryptionKey: undefined });
+    try {
+      const pki = await createTestPki({ passTypeIdentifier: 'pass.test.no-key' });
+      const answer = await plain.admin('POST', '/admin/identities', {
+        certificate: pki.signerCertPem,
+        privateKey: readFileSync(join(pki.certificatesDir, 'signerKey.pem'), 'utf8'),
+        wwdr: pki.wwdrPem,
+      });
+      expect(answer.status).toBe(409);
+      expect(answer.body.message).toContain('IDENTITY_ENCRYPTION_KEY is not set');
+    } finally {
+      await plain.close();
+    }
+  });
+});
