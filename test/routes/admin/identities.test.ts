@@ -3,11 +3,12 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ApnsConfig } from '../../../src/config.js';
 import { StartupError } from '../../../src/errors.js';
 import { type Pushes, startPushes } from '../../../src/push/pushes.js';
 import { loadTestIdentities } from '../../support/identities.js';
 import { capturingLogger } from '../../support/log-lines.js';
-import { type MockApns, startMockApns } from '../../support/mock-apns.js';
+import { generateProviderKey, type MockApns, startMockApns } from '../../support/mock-apns.js';
 import { createTestPki, type TestPki } from '../../support/pki.js';
 import { verifyPkpass } from '../../support/pkpass-verifier.js';
 import { adminToken, startTestServer, type TestServer } from '../../support/server.js';
@@ -86,18 +87,7 @@ beforeAll(async () => {
   server = await startTestServer({ clock, log: captured.log });
   mock = await startMockApns({ clientCa: [brandA.wwdrPem, brandB.wwdrPem, brandA2.wwdrPem].join('\n') });
   pushes = startPushes({
-    config: {
-      origin: mock.origin,
-      auth: 'certificate',
-      keyFile: undefined,
-      keyId: undefined,
-      teamId: undefined,
-      pushType: 'background',
-      priority: undefined,
-      maxConcurrentStreams: 100,
-      maxAttempts: 3,
-      leaseMs: 60_000,
-    },
+    config: certificateAuth(mock.origin),
     identities: server.identities,
     repositories: server.database.repositories,
     clock,
@@ -110,6 +100,22 @@ afterAll(async () => {
   await mock?.close();
   await server?.close();
 });
+
+/** APNS_AUTH=certificate (the default) against a mock APNs. */
+function certificateAuth(origin: string): ApnsConfig {
+  return {
+    origin,
+    auth: 'certificate',
+    keyFile: undefined,
+    keyId: undefined,
+    teamId: undefined,
+    pushType: 'background',
+    priority: undefined,
+    maxConcurrentStreams: 100,
+    maxAttempts: 3,
+    leaseMs: 60_000,
+  };
+}
 
 /** Sends what the outbox holds now, and the pushes the mock got meanwhile. */
 async function pushed() {
@@ -444,6 +450,69 @@ describe('without IDENTITY_ENCRYPTION_KEY', () => {
       expect(answer.body.message).toContain('IDENTITY_ENCRYPTION_KEY is not set');
     } finally {
       await plain.close();
+    }
+  });
+});
+
+describe('an identity with an APNs .p8 key of its own', () => {
+  it('pushes with provider tokens of its own key and team', async () => {
+    const key = generateProviderKey();
+    const tokenMock = await startMockApns({
+      publicKeyPem: key.publicKeyPem,
+      keyId: 'BRANDCKEY1',
+      teamId: 'TEAMCCCCCC',
+    });
+    const own = await startTestServer();
+    const tokenPushes = startPushes({
+      config: certificateAuth(tokenMock.origin),
+      identities: own.identities,
+      repositories: own.database.repositories,
+      clock: { now: () => new Date() },
+      log: captured.log,
+      ca: tokenMock.caPem,
+    });
+    try {
+      const brandC = await createTestPki({
+        passTypeIdentifier: 'pass.test.brand-c',
+        teamIdentifier: 'TEAMCCCCCC',
+      });
+      const added = await own.admin('POST', '/admin/identities', {
+        certificate: brandC.signerCertPem,
+        privateKey: brandC.signerKeyPem,
+        wwdr: brandC.wwdrPem,
+        apns: { auth: 'token', key: key.keyPem, keyId: 'BRANDCKEY1' },
+      });
+      expect(added.status).toBe(201);
+      expect(added.body.apns).toEqual({ auth: 'token', keyId: 'BRANDCKEY1', teamId: 'TEAMCCCCCC' });
+      expect(JSON.stringify(added.body)).not.toMatch(/PRIVATE KEY/);
+      const created = await own.admin('POST', '/admin/passes', {
+        passTypeIdentifier: 'pass.test.brand-c',
+        serialNumber: 'brand-c-0001',
+        template: 'loyalty',
+      });
+      expect(created.status).toBe(201);
+      const bundle = await (
+        await fetch(`${own.baseUrl}/admin/passes/pass.test.brand-c/brand-c-0001/pkpass`, {
+          headers: { authorization: `Bearer ${adminToken}` },
+        })
+      ).arrayBuffer();
+      const device = new WalletDevice();
+      expect((await device.add(Buffer.from(bundle))).status).toBe(201);
+      expect(
+        (await own.admin('PATCH', '/admin/passes/pass.test.brand-c/brand-c-0001', { fields: { points: 3 } }))
+          .status,
+      ).toBe(200);
+      tokenPushes.worker.wake();
+      await tokenPushes.worker.drain();
+      // The mock verifies each provider token (ES256, kid BRANDCKEY1, iss TEAMCCCCCC) with the key's public half.
+      expect(tokenMock.received.map((push) => [push.topic, push.status, push.pushToken])).toEqual([
+        ['pass.test.brand-c', 200, device.pushToken],
+      ]);
+      expect(tokenMock.received[0]?.headers.authorization).toMatch(/^bearer /i);
+    } finally {
+      await tokenPushes.close();
+      await tokenMock.close();
+      await own.close();
     }
   });
 });
