@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -7,7 +7,9 @@ import { type Database, openDatabase } from '../db/database.js';
 import { migrationStatus } from '../db/migrations.js';
 import { loadTemplates, type Template } from '../passes/templates.js';
 import { bareContent, buildSignedBundle } from '../signing/bundle.js';
+import { openStoredIdentity } from '../signing/identities.js';
 import type { SigningIdentity } from '../signing/identity.js';
+import { checkValidity } from './certificate-rules.js';
 import { checkApns } from './doctor-apns.js';
 import { checkIdentity } from './doctor-identity.js';
 import { exitCode, type Finding, fail, pass, renderFindings, warn } from './findings.js';
@@ -33,6 +35,7 @@ export const DOCTOR_RULES = {
   external: 'public-url/answers',
   database: 'database/reachable',
   migrations: 'database/migrations',
+  storedIdentities: 'identities/stored',
 } as const;
 const R = DOCTOR_RULES;
 const TIMEOUT_MS = 10_000;
@@ -61,7 +64,7 @@ export async function runDoctor(env: NodeJS.ProcessEnv, options: DoctorOptions =
   findings.push(...identityFindings);
   findings.push(...(await checkTemplates(config, identity, now)));
   findings.push(...(await checkPublicUrl(config, identity, options.external === true)));
-  findings.push(...(await checkDatabase(config)));
+  findings.push(...(await checkDatabase(config, now)));
   findings.push(...(await checkApns(config, identity, { ca: options.apnsCa })));
   return findings;
 }
@@ -204,7 +207,7 @@ function describeFetchError(error: unknown): string {
 
 // ---------- database ----------
 
-async function checkDatabase(config: Config): Promise<Finding[]> {
+async function checkDatabase(config: Config, now: Date): Promise<Finding[]> {
   const where =
     config.databaseUrl === undefined
       ? `embedded (${join(config.dataDir, 'pglite')})`
@@ -231,7 +234,10 @@ async function checkDatabase(config: Config): Promise<Finding[]> {
     );
     await withTimeout(database.repositories.health.ping());
     const reachable = pass(R.database, `${where} answers`);
-    return [reachable, await checkMigrations(database)];
+    const migrations = await checkMigrations(database);
+    // Identities are read only from a current schema (an older database has no table of them).
+    const stored = migrations.status === 'fail' ? [] : await checkStoredIdentities(database, config, now);
+    return [reachable, migrations, ...stored];
   } catch (error) {
     return [
       fail(
@@ -244,6 +250,32 @@ async function checkDatabase(config: Config): Promise<Finding[]> {
   } finally {
     await database?.close().catch(() => undefined);
   }
+}
+
+/** Each identity added through the admin API: its keys open with IDENTITY_ENCRYPTION_KEY, its certificate's expiry. */
+async function checkStoredIdentities(database: Database, config: Config, now: Date): Promise<Finding[]> {
+  const records = await withTimeout(database.repositories.identities.list()).catch(() => []);
+  return records.map((record) => {
+    const rule = `${R.storedIdentities}/${record.passTypeIdentifier}`;
+    try {
+      openStoredIdentity(record, config.identityEncryptionKey);
+    } catch (error) {
+      return fail(
+        rule,
+        (error as Error).message,
+        'Set IDENTITY_ENCRYPTION_KEY to the key the identity was added with, or add it again (PUT /admin/identities/…).',
+        'The server refuses to start with a stored identity it cannot open.',
+      );
+    }
+    const what = `the certificate of ${record.passTypeIdentifier} (added through the API)`;
+    const validity = checkValidity(new X509Certificate(record.signerCert), what, rule, now);
+    return validity.status !== 'pass'
+      ? {
+          ...validity,
+          fix: `Rotate it: PUT /admin/identities/${record.passTypeIdentifier} with a new certificate.`,
+        }
+      : validity;
+  });
 }
 
 async function checkMigrations(database: Database): Promise<Finding> {

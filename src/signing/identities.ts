@@ -107,6 +107,41 @@ export function certificateSha256(pem: string): string {
   return createHash('sha256').update(new X509Certificate(pem).raw).digest('hex');
 }
 
+/**
+ * A stored identity with its keys opened and checked as at start (the server and `doctor` read alike). Throws
+ * StartupError when IDENTITY_ENCRYPTION_KEY is missing or is not the key it was stored with.
+ */
+export function openStoredIdentity(record: IdentityRecord, secret: Buffer | undefined): PassTypeIdentity {
+  const id = record.passTypeIdentifier;
+  if (secret === undefined) {
+    throw new StartupError(
+      `The database holds the identity ${id}, added through the admin API, but IDENTITY_ENCRYPTION_KEY is not set: ` +
+        'set it to the key it was added with',
+    );
+  }
+  const signerKey = openKey(record.sealedSignerKey, secret, id, 'signer-key');
+  const apnsKey = record.apnsToken && openKey(record.apnsToken.sealedKey, secret, id, 'apns-key');
+  if (signerKey === undefined || (record.apnsToken && apnsKey === undefined)) {
+    throw new StartupError(
+      `IDENTITY_ENCRYPTION_KEY does not open the keys of the identity ${id}: they were sealed with another key`,
+    );
+  }
+  const signing = checkIdentity(
+    { signerCert: record.signerCert, signerKey, wwdr: record.wwdr },
+    PEM_LABELS,
+    undefined,
+    false,
+  );
+  return {
+    signing,
+    source: 'api',
+    ...(record.apnsToken && apnsKey
+      ? { apnsToken: { keyPem: apnsKey, keyId: record.apnsToken.keyId, teamId: record.apnsToken.teamId } }
+      : {}),
+    certificateSha256: certificateSha256(record.signerCert),
+  };
+}
+
 /** The configured identity and, once load() has read them, the stored ones. */
 export function createIdentities(o: IdentitiesOptions): Identities {
   const log = o.log.child({ component: 'identities' });
@@ -117,38 +152,6 @@ export function createIdentities(o: IdentitiesOptions): Identities {
   };
   /** The stored identities, with the row version each was read at. */
   let stored = new Map<string, { identity: PassTypeIdentity; version: number }>();
-
-  const fromRecord = (record: IdentityRecord): PassTypeIdentity => {
-    const id = record.passTypeIdentifier;
-    const secret = o.encryptionKey;
-    if (secret === undefined) {
-      throw new StartupError(
-        `The database holds the identity ${id}, added through the admin API, but IDENTITY_ENCRYPTION_KEY is not set: ` +
-          'set it to the key it was added with',
-      );
-    }
-    const signerKey = openKey(record.sealedSignerKey, secret, id, 'signer-key');
-    const apnsKey = record.apnsToken && openKey(record.apnsToken.sealedKey, secret, id, 'apns-key');
-    if (signerKey === undefined || (record.apnsToken && apnsKey === undefined)) {
-      throw new StartupError(
-        `IDENTITY_ENCRYPTION_KEY does not open the keys of the identity ${id}: they were sealed with another key`,
-      );
-    }
-    const signing = checkIdentity(
-      { signerCert: record.signerCert, signerKey, wwdr: record.wwdr },
-      PEM_LABELS,
-      undefined,
-      false,
-    );
-    return {
-      signing,
-      source: 'api',
-      ...(record.apnsToken && apnsKey
-        ? { apnsToken: { keyPem: apnsKey, keyId: record.apnsToken.keyId, teamId: record.apnsToken.teamId } }
-        : {}),
-      certificateSha256: certificateSha256(record.signerCert),
-    };
-  };
 
   /** Re-reads the stored identities whose row changed since this instance read it. */
   const refresh = async (): Promise<void> => {
@@ -167,7 +170,7 @@ export function createIdentities(o: IdentitiesOptions): Identities {
       }
       let identity: PassTypeIdentity;
       try {
-        identity = fromRecord(record);
+        identity = openStoredIdentity(record, o.encryptionKey);
       } catch (error) {
         // At start this stops the server; later (another instance stored it), the one read before stays in use.
         if (starting) throw error;

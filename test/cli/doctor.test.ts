@@ -11,8 +11,9 @@ import { UNKNOWN_PUSH_TOKEN } from '../../src/cli/doctor-apns.js';
 import type { Finding } from '../../src/cli/findings.js';
 import { openDatabase } from '../../src/db/database.js';
 import { projectRoot } from '../../src/paths.js';
+import { loadTestIdentities } from '../support/identities.js';
 import { generateProviderKey, type MockApns, startMockApns } from '../support/mock-apns.js';
-import { createTestPki, type TestPki } from '../support/pki.js';
+import { createTestPki, identityFromPki, type TestPki } from '../support/pki.js';
 import { runOwned } from '../support/process.js';
 
 /*
@@ -163,6 +164,45 @@ describe('doctor', () => {
     expect(find(await doctor(production), 'identity/wwdr')?.status).toBe('fail');
     const staging = await doctor({ ...production, ALLOW_INSECURE_PRODUCTION: 'true' });
     expect(find(staging, 'identity/wwdr')?.status).toBe('warn');
+  });
+
+  it('opens each identity stored through the API with IDENTITY_ENCRYPTION_KEY, and names one it cannot open', async () => {
+    const dataDir = join(dir, 'stored-identities');
+    const database = await openDatabase({ dataDir, log: pino({ level: 'silent' }) });
+    const key = randomBytes(32);
+    const identities = await loadTestIdentities(identityFromPki(pki), database.repositories, {
+      encryptionKey: key,
+    });
+    const brand = await createTestPki({
+      passTypeIdentifier: 'pass.test.doctor-brand',
+      teamIdentifier: 'DOCTORTEAM',
+    });
+    await identities.save(
+      { signer: { certificate: brand.signerCertPem, privateKey: brand.signerKeyPem }, wwdr: brand.wwdrPem },
+      'new',
+    );
+    identities.close();
+    await database.close();
+    const rule = 'identities/stored/pass.test.doctor-brand';
+    const opened = await doctor({ DATA_DIR: dataDir, IDENTITY_ENCRYPTION_KEY: key.toString('base64') });
+    expect(find(opened, rule)).toMatchObject({
+      status: 'pass',
+      detail: expect.stringContaining('is valid until'),
+    });
+    const wrongKey = await doctor({
+      DATA_DIR: dataDir,
+      IDENTITY_ENCRYPTION_KEY: randomBytes(32).toString('hex'),
+    });
+    expect(find(wrongKey, rule)).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('sealed with another key'),
+    });
+    const noKey = await doctor({ DATA_DIR: dataDir });
+    expect(find(noKey, rule)).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('IDENTITY_ENCRYPTION_KEY is not set'),
+    });
+    await rm(brand.dir, { recursive: true, force: true });
   });
 
   it('an invalid configuration stops at the config finding', async () => {
