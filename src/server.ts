@@ -19,7 +19,7 @@ import { loadTemplates, type Template } from './passes/templates.js';
 import { startPushes } from './push/pushes.js';
 import { templateProblem } from './signing/bundle.js';
 import { createIdentities } from './signing/identities.js';
-import { loadSigningIdentity, type SigningIdentity } from './signing/identity.js';
+import { loadIdentityFolders, loadSigningIdentity, type SigningIdentity } from './signing/identity.js';
 import { createSigner } from './signing/signer.js';
 import { startDeviceLogRetention } from './wallet/device-log-retention.js';
 
@@ -71,7 +71,7 @@ async function main() {
       'ALLOW_INSECURE_PRODUCTION=true: production checks of ADMIN_TOKEN and the WWDR certificate only warn; not for a public server',
     );
   }
-  const identity = await loadSigningIdentity({
+  const identityOptions = {
     certificatesDir: config.certificatesDir,
     pems: config.signingPems,
     dataDir: config.dataDir,
@@ -81,7 +81,10 @@ async function main() {
     production: config.production,
     allowInsecureProduction: config.allowInsecureProduction,
     log,
-  });
+  };
+  const identity = await loadSigningIdentity(identityOptions);
+  // One more per subfolder of CERTIFICATES_DIR (several brands from files).
+  const folderIdentities = await loadIdentityFolders(identityOptions);
   const templates = await loadTemplatesReportingProblems(config, identity, log);
   // One pool of signing threads for the app and the bulk runner; its threads start with the first pass.
   const signer = createSigner();
@@ -89,7 +92,7 @@ async function main() {
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, log });
   // The configured identity and those added through the admin API (stored with their keys sealed).
   const identities = createIdentities({
-    configured: identity,
+    configured: [identity, ...folderIdentities],
     repository: database.repositories.identities,
     encryptionKey: config.identityEncryptionKey,
     production: config.production,

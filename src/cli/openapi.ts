@@ -46,7 +46,7 @@ export async function openApiDocument(publicUrl: string): Promise<unknown> {
       templates,
       // Never loaded: the document reads no identity, and this database is never reached.
       identities: createIdentities({
-        configured: identity,
+        configured: [identity],
         repository: database.repositories.identities,
         encryptionKey: undefined,
         production: false,

@@ -1,6 +1,7 @@
 /*
- * Every pass type identity the server signs and pushes for: the one configured at start (CERTIFICATES_DIR, the
- * SIGNER_*_PEM variables or the development identity) and those added through the admin API, which are stored in
+ * Every pass type identity the server signs and pushes for: those configured at start (the primary one of
+ * CERTIFICATES_DIR's files, the SIGNER_*_PEM variables or the development identity, and one per subfolder of
+ * CERTIFICATES_DIR) and those added through the admin API, which are stored in
  * the database with their private keys sealed (src/signing/sealed-keys.ts). A pass belongs to the identity of its
  * passTypeIdentifier. An identity stored for the configured pass type identifier takes its place, so that the
  * configured certificate can be rotated without a restart; removing the stored one brings the configured one back.
@@ -76,7 +77,8 @@ export interface Identities {
 }
 
 export interface IdentitiesOptions {
-  configured: SigningIdentity;
+  /** The identities of the configuration, the primary one first. */
+  configured: readonly [SigningIdentity, ...SigningIdentity[]];
   repository: IdentitiesRepository;
   /** IDENTITY_ENCRYPTION_KEY: seals and opens the stored private keys; without it none can be added. */
   encryptionKey: Buffer | undefined;
@@ -145,11 +147,22 @@ export function openStoredIdentity(record: IdentityRecord, secret: Buffer | unde
 /** The configured identity and, once load() has read them, the stored ones. */
 export function createIdentities(o: IdentitiesOptions): Identities {
   const log = o.log.child({ component: 'identities' });
-  const configured: PassTypeIdentity = {
-    signing: o.configured,
+  const fromConfiguration = (signing: SigningIdentity): PassTypeIdentity => ({
+    signing,
     source: 'configuration',
-    certificateSha256: certificateSha256(o.configured.signerCert),
-  };
+    certificateSha256: certificateSha256(signing.signerCert),
+  });
+  const [first, ...others] = o.configured;
+  const primaryConfigured = fromConfiguration(first);
+  const primaryId = first.passTypeIdentifier;
+  const configured = new Map<string, PassTypeIdentity>();
+  for (const identity of [primaryConfigured, ...others.map(fromConfiguration)]) {
+    const id = identity.signing.passTypeIdentifier;
+    if (configured.has(id)) {
+      throw new StartupError(`CERTIFICATES_DIR holds two identities of ${id}: keep one of them`);
+    }
+    configured.set(id, identity);
+  }
   /** The stored identities, with the row version each was read at. */
   let stored = new Map<string, { identity: PassTypeIdentity; version: number }>();
 
@@ -197,7 +210,7 @@ export function createIdentities(o: IdentitiesOptions): Identities {
   };
 
   const current = (id: string): PassTypeIdentity | undefined =>
-    stored.get(id)?.identity ?? (id === configured.signing.passTypeIdentifier ? configured : undefined);
+    stored.get(id)?.identity ?? configured.get(id);
 
   let starting = true;
   let timer: NodeJS.Timeout | undefined;
@@ -226,9 +239,9 @@ export function createIdentities(o: IdentitiesOptions): Identities {
   };
 
   return {
-    primary: () => current(configured.signing.passTypeIdentifier) ?? configured,
+    primary: () => current(primaryId) ?? primaryConfigured,
     list() {
-      const ids = new Set([configured.signing.passTypeIdentifier, ...stored.keys()]);
+      const ids = new Set([...configured.keys(), ...stored.keys()]);
       return [...ids]
         .sort()
         .map((id) => current(id))
@@ -293,7 +306,7 @@ export function createIdentities(o: IdentitiesOptions): Identities {
       return { identity: current(id) ?? identity, added };
     },
     async remove(passTypeIdentifier) {
-      const configuredHere = passTypeIdentifier === configured.signing.passTypeIdentifier;
+      const configuredHere = configured.has(passTypeIdentifier);
       const outcome = await o.repository.remove(passTypeIdentifier, { evenWithPasses: configuredHere });
       if (outcome === 'in-use') {
         throw new ConflictError(

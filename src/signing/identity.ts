@@ -1,5 +1,5 @@
 import { createPrivateKey, type KeyObject, randomBytes, X509Certificate } from 'node:crypto';
-import { access, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import forge from 'node-forge';
 import { InvalidError, StartupError } from '../errors.js';
@@ -105,6 +105,52 @@ async function loadConfiguredIdentity(o: SigningIdentityOptions): Promise<Signin
     );
   }
   return loadDevelopmentIdentity(o);
+}
+
+/**
+ * One more identity per subfolder of CERTIFICATES_DIR (e.g. certificates/brand-b/signerCert.pem, …, or signer.p12),
+ * read and checked like the folder's own files, with SIGNER_KEY_PASSPHRASE. A subfolder with none of the files is
+ * left alone; one with part of them, or a second identity of a pass type identifier, stops the start.
+ */
+export async function loadIdentityFolders(o: SigningIdentityOptions): Promise<SigningIdentity[]> {
+  if (o.pems) return [];
+  const entries = await readdir(o.certificatesDir, { withFileTypes: true }).catch(() => []);
+  const identities: SigningIdentity[] = [];
+  for (const entry of entries.filter((each) => each.isDirectory() && !each.name.startsWith('.'))) {
+    const dir = join(o.certificatesDir, entry.name);
+    const folder = await inspectCertificateFolder(dir);
+    if (folder.kind === 'empty') continue;
+    if (folder.kind === 'incomplete') throw new StartupError(`${dir} ${folder.problem}. ${HELP}`);
+    try {
+      const { pems, labels } = await readCertificateFiles(dir, o.signerKeyPassphrase);
+      const named = prefixed(labels, `${entry.name}/`);
+      const identity = checkIdentity(pems, named, o.signerKeyPassphrase, false);
+      if (o.production) assertAppleWwdr(identity, named, o);
+      o.log.info(
+        {
+          source: dir,
+          passTypeIdentifier: identity.passTypeIdentifier,
+          notAfter: identity.notAfter.toISOString(),
+        },
+        'Signing identity loaded',
+      );
+      logExpiry(identity, named.signerCert, o.log);
+      identities.push(identity);
+    } catch (error) {
+      if (error instanceof InvalidError) throw new StartupError(error.message);
+      throw error;
+    }
+  }
+  return identities;
+}
+
+function prefixed(labels: PemLabels, prefix: string): PemLabels {
+  return {
+    signerCert: prefix + labels.signerCert,
+    signerKey: prefix + labels.signerKey,
+    wwdr: prefix + labels.wwdr,
+    passphrase: labels.passphrase,
+  };
 }
 
 /** A real identity passes the configured-id check and, in production, the Apple WWDR check; its source and expiry are logged. */

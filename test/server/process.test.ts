@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { generateDevelopmentIdentity } from '../../src/signing/dev-identity.js';
 import { serverDataEnv } from '../support/database.js';
+import { createTestPki } from '../support/pki.js';
 import { verifyPkpass } from '../support/pkpass-verifier.js';
 import {
   freePort,
@@ -57,13 +58,34 @@ describe('the server process', { timeout: serverProcessTimeout }, () => {
     }
   });
 
-  it('keeps every committed change across kill -9', async () => {
+  it('keeps every committed change across kill -9, identities added through the API included', async () => {
+    // No files of its own (the development identity is the primary one), one brand in a subfolder.
+    const [folderBrand, apiBrand] = await Promise.all([
+      createTestPki({ passTypeIdentifier: 'pass.test.process-folder' }),
+      createTestPki({ passTypeIdentifier: 'pass.test.process-api' }),
+    ]);
+    const certificatesDir = await mkdtemp(join(tmpdir(), 'pks-process-certificates-'));
+    await cp(folderBrand.certificatesDir, join(certificatesDir, 'folder-brand'), { recursive: true });
     const env = {
       ADMIN_TOKEN: 'kill-test-admin-token-0123456789',
+      CERTIFICATES_DIR: certificatesDir,
+      IDENTITY_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
       ...(await serverDataEnv(cleanups)),
     };
     const port = await freePort();
     const first = await startServerProcess(env, port);
+    const added = await admin(first, env.ADMIN_TOKEN, 'POST', '/admin/identities', {
+      certificate: apiBrand.signerCertPem,
+      privateKey: apiBrand.signerKeyPem,
+      wwdr: apiBrand.wwdrPem,
+    });
+    expect(added.status).toBe(201);
+    const apiPass = await admin(first, env.ADMIN_TOKEN, 'POST', '/admin/passes', {
+      passTypeIdentifier: 'pass.test.process-api',
+      serialNumber: 'process-api-1',
+      template: 'coupon',
+    });
+    expect(apiPass.status).toBe(201);
     const serials: string[] = [];
     for (let i = 0; i < 5; i++) {
       const created = await admin(first, env.ADMIN_TOKEN, 'POST', '/admin/passes', { template: 'coupon' });
@@ -93,6 +115,37 @@ describe('the server process', { timeout: serverProcessTimeout }, () => {
       };
       expect(last.version).toBe(2);
       expect(last.pass.voided).toBe(true);
+      const listed = (await (await admin(second, env.ADMIN_TOKEN, 'GET', '/admin/identities')).json()) as {
+        identities: Array<{ passTypeIdentifier: string; source: string }>;
+      };
+      expect(listed.identities.map((each) => [each.passTypeIdentifier, each.source])).toEqual([
+        ['pass.dev.passkit-server', 'configuration'],
+        ['pass.test.process-api', 'api'],
+        ['pass.test.process-folder', 'configuration'],
+      ]);
+      // The stored key opened after the restart: a change of the API brand's pass is signed with it.
+      const changedApi = await admin(
+        second,
+        env.ADMIN_TOKEN,
+        'PATCH',
+        '/admin/passes/pass.test.process-api/process-api-1',
+        {
+          pass: { voided: true },
+        },
+      );
+      expect(changedApi.status).toBe(200);
+      const bundle = await admin(
+        second,
+        env.ADMIN_TOKEN,
+        'GET',
+        '/admin/passes/pass.test.process-api/process-api-1/pkpass',
+      );
+      await verifyPkpass(Buffer.from(await bundle.arrayBuffer()), apiBrand.wwdrPem);
+      const folderPass = await admin(second, env.ADMIN_TOKEN, 'POST', '/admin/passes', {
+        passTypeIdentifier: 'pass.test.process-folder',
+        template: 'coupon',
+      });
+      expect(folderPass.status).toBe(201);
     } finally {
       second.child.kill('SIGTERM');
       await second.exited;

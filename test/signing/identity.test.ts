@@ -9,14 +9,17 @@ import { loadTemplates, type Template } from '../../src/passes/templates.js';
 import { projectRoot } from '../../src/paths.js';
 import { bareContent, buildSignedBundle } from '../../src/signing/bundle.js';
 import { generateDevelopmentIdentity } from '../../src/signing/dev-identity.js';
+import { createIdentities } from '../../src/signing/identities.js';
 import {
   FILE_NAMES,
+  loadIdentityFolders,
   loadSigningIdentity,
   P12_FILE,
   type SigningIdentityOptions,
 } from '../../src/signing/identity.js';
+import { openTestDatabase } from '../support/database.js';
 import { capturingLogger } from '../support/log-lines.js';
-import { createTestPki, type TestPki } from '../support/pki.js';
+import { createTestPki, identityFromPki, type TestPki } from '../support/pki.js';
 import { verifyPkpass } from '../support/pkpass-verifier.js';
 import { runOwned as run } from '../support/process.js';
 
@@ -457,5 +460,80 @@ describe("in production, a WWDR certificate that is not Apple's", () => {
       await options({ certificatesDir: apple.certificatesDir, production: true }),
     );
     expect(identity.passTypeIdentifier).toBe(apple.passTypeIdentifier);
+  });
+});
+
+describe('loadIdentityFolders: one more identity per subfolder of CERTIFICATES_DIR', () => {
+  it('reads each complete subfolder (PEMs or signer.p12) and leaves folders without identity files alone', async () => {
+    const [top, brandB, brandC] = await Promise.all([
+      pki(),
+      pki({ passTypeIdentifier: 'pass.test.folder-b', teamIdentifier: 'FOLDERTEAM' }),
+      pki({ passTypeIdentifier: 'pass.test.folder-c', teamIdentifier: 'FOLDERTEAM' }),
+    ]);
+    const certificatesDir = top.certificatesDir;
+    await mkdir(join(certificatesDir, 'brand-b'));
+    for (const name of FILE_NAMES) {
+      await copyFile(join(brandB.certificatesDir, name), join(certificatesDir, 'brand-b', name));
+    }
+    await mkdir(join(certificatesDir, 'brand-c'));
+    const pems = join(brandC.dir, 'signer-and-key.pem');
+    await writeFile(pems, brandC.signerCertPem + brandC.signerKeyPem);
+    await run('openssl', [
+      'pkcs12',
+      '-export',
+      '-in',
+      pems,
+      '-out',
+      join(certificatesDir, 'brand-c', P12_FILE),
+      '-passout',
+      'pass:folder',
+    ]);
+    await copyFile(join(brandC.certificatesDir, 'wwdr.pem'), join(certificatesDir, 'brand-c', 'wwdr.pem'));
+    await mkdir(join(certificatesDir, 'notes'));
+
+    const o = await options({ certificatesDir, signerKeyPassphrase: 'folder' });
+    const folders = await loadIdentityFolders(o);
+    expect(folders.map((each) => [each.passTypeIdentifier, each.teamIdentifier]).sort()).toEqual([
+      ['pass.test.folder-b', 'FOLDERTEAM'],
+      ['pass.test.folder-c', 'FOLDERTEAM'],
+    ]);
+    // A signer.p12 key is kept encrypted with SIGNER_KEY_PASSPHRASE, as the folder's own would be.
+    expect(
+      folders.find((each) => each.passTypeIdentifier === 'pass.test.folder-c')?.signerKeyPassphrase,
+    ).toBe('folder');
+
+    // A second identity of one pass type identifier is refused when the identities are put together.
+    await mkdir(join(certificatesDir, 'again'));
+    for (const name of FILE_NAMES) {
+      await copyFile(join(brandB.certificatesDir, name), join(certificatesDir, 'again', name));
+    }
+    const twice = await loadIdentityFolders(o);
+    const database = await openTestDatabase();
+    try {
+      const identities = () =>
+        createIdentities({
+          configured: [identityFromPki(top), ...twice],
+          repository: database.repositories.identities,
+          encryptionKey: undefined,
+          production: false,
+          clock: { now: () => new Date() },
+          log,
+        });
+      expect(identities).toThrow(StartupError);
+      expect(identities).toThrow('CERTIFICATES_DIR holds two identities of pass.test.folder-b');
+    } finally {
+      await database.close();
+    }
+  });
+
+  it('stops the start at a subfolder with part of an identity, naming it', async () => {
+    const top = await pki();
+    await mkdir(join(top.certificatesDir, 'half'));
+    await copyFile(join(top.certificatesDir, 'wwdr.pem'), join(top.certificatesDir, 'half', 'wwdr.pem'));
+    const load = loadIdentityFolders(await options({ certificatesDir: top.certificatesDir }));
+    await expect(load).rejects.toThrow(StartupError);
+    await expect(load).rejects.toThrow(
+      `${join(top.certificatesDir, 'half')} is incomplete: missing signerCert.pem, signerKey.pem`,
+    );
   });
 });

@@ -20,7 +20,7 @@ export async function loadTestIdentities(
   } = {},
 ): Promise<Identities> {
   const identities = createIdentities({
-    configured,
+    configured: [configured],
     repository: repositories.identities,
     encryptionKey: 'encryptionKey' in options ? options.encryptionKey : TEST_IDENTITY_ENCRYPTION_KEY,
     production: false,
