@@ -1,4 +1,5 @@
 import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config.js';
 import { InvalidError } from '../errors.js';
@@ -108,7 +109,45 @@ async function developmentIdentity(config: Config, now: Date): Promise<IdentityC
   return { findings: [finding], identity };
 }
 
-function checkRealIdentity(pems: SigningPems, source: string, config: Config, now: Date): IdentityCheck {
+/**
+ * The identities of CERTIFICATES_DIR's subfolders, each checked like the folder's own files, with the folder's name
+ * before its rules (<folder>:signer/validity, …). PASS_TYPE_IDENTIFIER and TEAM_IDENTIFIER name the primary identity only.
+ */
+export async function checkIdentityFolders(config: Config, now: Date): Promise<Finding[]> {
+  if (config.signingPems !== undefined) return [];
+  const entries = await readdir(config.certificatesDir, { withFileTypes: true }).catch(() => []);
+  const findings: Finding[] = [];
+  for (const entry of entries.filter((each) => each.isDirectory() && !each.name.startsWith('.'))) {
+    const dir = join(config.certificatesDir, entry.name);
+    const named = (finding: Finding): Finding => ({
+      ...finding,
+      rule: `${entry.name}:${finding.rule}`,
+    });
+    const folder = await inspectCertificateFolder(dir);
+    if (folder.kind === 'empty') continue;
+    if (folder.kind === 'incomplete') {
+      const why = 'The server refuses to start with an incomplete identity.';
+      findings.push(named(fail(R.source, `${dir} ${folder.problem}`, HELP, why)));
+      continue;
+    }
+    try {
+      const { pems } = await readCertificateFiles(dir, config.signerKeyPassphrase);
+      findings.push(...checkRealIdentity(pems, dir, config, now, {}).findings.map(named));
+    } catch (error) {
+      if (!(error instanceof InvalidError)) throw error;
+      findings.push(named(fail(R.source, error.message, HELP, 'The server refuses to start with it.')));
+    }
+  }
+  return findings;
+}
+
+function checkRealIdentity(
+  pems: SigningPems,
+  source: string,
+  config: Config,
+  now: Date,
+  expected: { passTypeIdentifier?: string | undefined; teamIdentifier?: string | undefined } = config,
+): IdentityCheck {
   const findings: Finding[] = [pass(R.source, `Apple certificates from ${source}`)];
   const cert = parseCertificate(pems.signerCert);
   const wwdr = parseCertificate(pems.wwdr);
@@ -122,8 +161,8 @@ function checkRealIdentity(pems: SigningPems, source: string, config: Config, no
     ...checkSignerCertificate(
       cert,
       {
-        passTypeIdentifier: config.passTypeIdentifier,
-        teamIdentifier: config.teamIdentifier,
+        passTypeIdentifier: expected.passTypeIdentifier,
+        teamIdentifier: expected.teamIdentifier,
         source: 'the configuration (PASS_TYPE_IDENTIFIER / TEAM_IDENTIFIER)',
       },
       now,

@@ -11,7 +11,7 @@ import { openStoredIdentity } from '../signing/identities.js';
 import type { SigningIdentity } from '../signing/identity.js';
 import { checkValidity } from './certificate-rules.js';
 import { checkApns } from './doctor-apns.js';
-import { checkIdentity } from './doctor-identity.js';
+import { checkIdentity, checkIdentityFolders } from './doctor-identity.js';
 import { exitCode, type Finding, fail, pass, renderFindings, warn } from './findings.js';
 import { validatePkpass } from './validate.js';
 
@@ -61,7 +61,7 @@ export async function runDoctor(env: NodeJS.ProcessEnv, options: DoctorOptions =
     pass(R.config, `configuration is valid (${config.production ? 'production' : 'not production'})`),
   ];
   const { findings: identityFindings, identity } = await checkIdentity(config, now);
-  findings.push(...identityFindings);
+  findings.push(...identityFindings, ...(await checkIdentityFolders(config, now)));
   findings.push(...(await checkTemplates(config, identity, now)));
   findings.push(...(await checkPublicUrl(config, identity, options.external === true)));
   findings.push(...(await checkDatabase(config, now)));

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -164,6 +164,25 @@ describe('doctor', () => {
     expect(find(await doctor(production), 'identity/wwdr')?.status).toBe('fail');
     const staging = await doctor({ ...production, ALLOW_INSECURE_PRODUCTION: 'true' });
     expect(find(staging, 'identity/wwdr')?.status).toBe('warn');
+  });
+
+  it("checks each subfolder's identity like the folder's own, naming the folder in its rules", async () => {
+    const certificatesDir = join(dir, 'brands');
+    await cp(pki.certificatesDir, certificatesDir, { recursive: true });
+    await cp(expiredPki.certificatesDir, join(certificatesDir, 'expired-brand'), { recursive: true });
+    await mkdir(join(certificatesDir, 'half-brand'));
+    await cp(join(pki.certificatesDir, 'wwdr.pem'), join(certificatesDir, 'half-brand', 'wwdr.pem'));
+    const findings = await doctor({ CERTIFICATES_DIR: certificatesDir });
+    expect(find(findings, 'expired-brand:signer/validity')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('expired on'),
+    });
+    expect(find(findings, 'expired-brand:identity/key-matches-certificate')?.status).toBe('pass');
+    expect(find(findings, 'half-brand:identity/source')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('missing signerCert.pem'),
+    });
+    expect(find(findings, 'signer/validity')?.status).toBe('pass');
   });
 
   it('opens each identity stored through the API with IDENTITY_ENCRYPTION_KEY, and names one it cannot open', async () => {
