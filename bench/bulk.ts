@@ -21,6 +21,7 @@ import { getBulkJob, startBulkRunner } from '../src/passes/bulk.js';
 import { loadTemplates } from '../src/passes/templates.js';
 import { startPushes } from '../src/push/pushes.js';
 import { createSigner } from '../src/signing/signer.js';
+import { testTemplateCatalog } from '../test/support/catalog.js';
 import { loadTestIdentities } from '../test/support/identities.js';
 import { generateProviderKey, startMockApns } from '../test/support/mock-apns.js';
 import { createTestPki, identityFromPki } from '../test/support/pki.js';
@@ -80,7 +81,7 @@ export async function benchBulk(): Promise<TargetLine[]> {
   const signer = createSigner();
   const passesDeps = {
     repositories: database.repositories,
-    templates,
+    templates: testTemplateCatalog(templates, database.repositories, identities),
     identities,
     signer,
     clock: systemClock,

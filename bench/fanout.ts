@@ -17,6 +17,7 @@ import { loadTemplates, type Template } from '../src/passes/templates.js';
 import { startPushes } from '../src/push/pushes.js';
 import type { SigningIdentity } from '../src/signing/identity.js';
 import { createSigner } from '../src/signing/signer.js';
+import { testTemplateCatalog } from '../test/support/catalog.js';
 import { loadTestIdentities } from '../test/support/identities.js';
 import { generateProviderKey } from '../test/support/mock-apns.js';
 import { createTestPki, identityFromPki } from '../test/support/pki.js';
@@ -73,7 +74,7 @@ async function runOnce(setup: Setup): Promise<RunResult> {
   const app = await buildApp({
     database,
     repositories: database.repositories,
-    templates,
+    templates: testTemplateCatalog(templates, database.repositories, identities),
     identities,
     signer,
     clock: systemClock,

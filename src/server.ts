@@ -15,6 +15,7 @@ import { createMetrics } from './ops/metrics.js';
 import { startMetricsServer } from './ops/metrics-server.js';
 import { startBulkRunner } from './passes/bulk.js';
 import { createBundleCache } from './passes/bundle-cache.js';
+import { createTemplateCatalog } from './passes/template-catalog.js';
 import { loadTemplates, type Template } from './passes/templates.js';
 import { startPushes } from './push/pushes.js';
 import { templateProblem } from './signing/bundle.js';
@@ -101,6 +102,12 @@ async function main() {
     log,
   });
   await identities.load();
+  const templateCatalog = createTemplateCatalog({
+    files: templates,
+    repository: database.repositories.templates,
+    identifiers: () => identities.primary().signing,
+    clock: systemClock,
+  });
   // Made before the push worker, which reports each send to them; the app (or METRICS_PORT) serves them.
   const metrics = createMetrics({
     repositories: database.repositories,
@@ -133,7 +140,7 @@ async function main() {
   const app = await buildApp({
     database,
     repositories: database.repositories,
-    templates,
+    templates: templateCatalog,
     identities,
     signer,
     clock: systemClock,
@@ -167,7 +174,7 @@ async function main() {
     : startBulkRunner({
         deps: {
           repositories: database.repositories,
-          templates,
+          templates: templateCatalog,
           identities,
           signer,
           clock: systemClock,

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { buildApp } from '../app.js';
 import { openDatabase } from '../db/database.js';
+import { createTemplateCatalog } from '../passes/template-catalog.js';
 import { loadTemplates } from '../passes/templates.js';
 import { projectRoot } from '../paths.js';
 import { createIdentities } from '../signing/identities.js';
@@ -43,7 +44,12 @@ export async function openApiDocument(publicUrl: string): Promise<unknown> {
     const app = await buildApp({
       database,
       repositories: database.repositories,
-      templates,
+      templates: createTemplateCatalog({
+        files: templates,
+        repository: database.repositories.templates,
+        identifiers: () => identity,
+        clock: { now: () => new Date() },
+      }),
       // Never loaded: the document reads no identity, and this database is never reached.
       identities: createIdentities({
         configured: [identity],

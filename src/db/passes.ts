@@ -21,6 +21,8 @@ export interface PassContentRecord extends PassKey {
   id: bigint;
   authenticationToken: string;
   template: string;
+  /** The uploaded template version it is built from; null for a MODELS_DIR template. */
+  templateVersion: number | null;
   fields: JsonObject;
   overrides: JsonObject;
   changeMessages: JsonObject;
@@ -37,6 +39,7 @@ export interface PassRecord extends PassContentRecord {
 export interface NewPassRecord extends PassKey {
   authenticationToken: string;
   template: string;
+  templateVersion: number | null;
   fields: JsonObject;
   overrides: JsonObject;
   changeMessages: JsonObject;
@@ -137,6 +140,7 @@ function fromPrisma(row: PassRow): PassRecord {
     serialNumber: row.serialNumber,
     authenticationToken: row.authenticationToken,
     template: row.template,
+    templateVersion: row.templateVersion,
     fields: row.fields as JsonObject,
     overrides: row.overrides as JsonObject,
     changeMessages: row.changeMessages as JsonObject,
@@ -150,7 +154,7 @@ function fromPrisma(row: PassRow): PassRecord {
 
 // The id as text: each driver (and Prisma) gives int8 as a type of its own. Shared with the bulk page reads.
 export const CONTENT_COLUMNS = `p.id::text AS id, p.pass_type_identifier, p.serial_number, p.authentication_token,
-  p.template, p.fields, p.overrides, p.change_messages, p.strings, p.version`;
+  p.template, p.template_version, p.fields, p.overrides, p.change_messages, p.strings, p.version`;
 const PASS_COLUMNS = `${CONTENT_COLUMNS}, p.last_modified, p.created_at, p.updated_at`;
 
 export interface ContentRow extends Record<string, unknown> {
@@ -159,6 +163,7 @@ export interface ContentRow extends Record<string, unknown> {
   serial_number: string;
   authentication_token: string;
   template: string;
+  template_version: number | null;
   fields: JsonObject;
   overrides: JsonObject;
   change_messages: JsonObject;
@@ -179,6 +184,7 @@ export function contentFromRow(row: ContentRow): PassContentRecord {
     serialNumber: row.serial_number,
     authenticationToken: row.authentication_token,
     template: row.template,
+    templateVersion: row.template_version,
     fields: row.fields,
     overrides: row.overrides,
     changeMessages: row.change_messages,

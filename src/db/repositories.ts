@@ -27,6 +27,7 @@ import {
 } from './passes.js';
 import { createRegistrationsRepository, type RegistrationsRepository } from './registrations.js';
 import type { PreparedStatement, PrismaClient, SqlQuery } from './sql.js';
+import { createTemplatesRepository, type TemplatesRepository } from './templates.js';
 
 /** The statements that run inside one transaction: a change, its bundles and its outbox rows commit together. */
 export interface TransactionRepositories {
@@ -62,6 +63,7 @@ export interface Repositories {
   bulkJobs: BulkJobsRepository;
   deviceLogs: DeviceLogsRepository;
   identities: IdentitiesRepository;
+  templates: TemplatesRepository;
   health: HealthRepository;
   /** Runs `run` in one transaction: committed when it resolves, rolled back when it throws. */
   inTransaction<T>(
@@ -130,6 +132,7 @@ export function createRepositories(db: RepositoryHandles): Repositories {
     bulkJobs: createBulkJobsRepository(db),
     deviceLogs: createDeviceLogsRepository(db),
     identities: createIdentitiesRepository(db),
+    templates: createTemplatesRepository(db),
     health: createHealthRepository(db),
     inTransaction: (run, options = {}) => {
       const { queue, timeoutMs } = options;

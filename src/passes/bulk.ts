@@ -9,7 +9,7 @@
  * not at all, so no pass gets the change twice. The next page is read and signed while the current one is written.
  */
 import type { BulkJobRecord, SelectionReads } from '../db/bulk-jobs.js';
-import { InvalidError, NotFoundError } from '../errors.js';
+import { NotFoundError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import {
   type BulkError,
@@ -23,7 +23,7 @@ import {
   readPage,
 } from './bulk-page.js';
 import { checkFieldKeys, type FieldValues } from './pass-content.js';
-import type { PassChange, PassesDeps } from './passes.js';
+import { findTemplate, type PassChange, type PassesDeps } from './passes.js';
 
 export type BulkSelection =
   | { passTypeIdentifier?: string | undefined; serialNumbers: string[] }
@@ -69,11 +69,8 @@ export async function createBulkJob(
   change: PassChange,
 ): Promise<BulkJobView> {
   if ('template' in selection) {
-    const template = deps.templates.get(selection.template);
-    if (!template) {
-      const known = [...deps.templates.keys()].join(', ');
-      throw new InvalidError(`Unknown template "${selection.template}"; known templates: ${known || 'none'}`);
-    }
+    // Checked against its latest version; a pass of another version whose template lacks a key is counted failed.
+    const template = await findTemplate(deps, selection.template);
     checkFieldKeys(template, [
       ...Object.keys(selection.fields ?? {}),
       ...Object.keys(change.fields ?? {}),

@@ -24,6 +24,7 @@ import {
   type PassStrings,
 } from './pass-content.js';
 import { checkPassImage } from './pass-images.js';
+import type { TemplateCatalog } from './template-catalog.js';
 import type { Template } from './templates.js';
 import { newAuthenticationToken } from './tokens.js';
 import { truncateToSecond } from './versions.js';
@@ -31,7 +32,8 @@ import { truncateToSecond } from './versions.js';
 /** What the passes service needs from the outside: the repositories, the templates and the signer. */
 export interface PassesDeps {
   repositories: Repositories;
-  templates: ReadonlyMap<string, Template>;
+  /** MODELS_DIR's templates and those uploaded through the admin API, by name and version. */
+  templates: TemplateCatalog;
   /** The pass type identities; a pass is signed with the one of its passTypeIdentifier. */
   identities: Identities;
   /** Signs bundles off the event loop (src/signing/signer.ts); made once by the process. */
@@ -55,6 +57,7 @@ export interface StoredPass extends PassKey {
   id: bigint;
   authenticationToken: string;
   template: string;
+  templateVersion: number | null;
   fields: FieldValues;
   overrides: PassOverrides;
   changeMessages: ChangeMessages;
@@ -103,18 +106,24 @@ export function contentOf<R extends PassContentRecord>(record: R) {
 
 const toStoredPass = (record: PassRecord): StoredPass => contentOf(record);
 
-function findTemplate(deps: PassesDeps, name: string): Template {
-  const template = deps.templates.get(name);
+/** A template by name (its latest version when none is given); InvalidError names the ones there are. */
+export async function findTemplate(
+  deps: Pick<PassesDeps, 'templates'>,
+  name: string,
+  version?: number | null,
+): Promise<Template> {
+  const template = await deps.templates.find(name, version);
   if (!template) {
-    const known = [...deps.templates.keys()].join(', ');
-    throw new InvalidError(`Unknown template "${name}"; known templates: ${known || 'none'}`);
+    const known = (await deps.templates.list()).map((entry) => entry.template.name).join(', ');
+    const which = version === undefined || version === null ? `"${name}"` : `"${name}" version ${version}`;
+    throw new InvalidError(`Unknown template ${which}; known templates: ${known || 'none'}`);
   }
   return template;
 }
 
-function passContent(deps: PassesDeps, pass: PassToSign): PassContent {
+function passContent(deps: PassesDeps, template: Template, pass: PassToSign): PassContent {
   return {
-    template: findTemplate(deps, pass.template),
+    template,
     serialNumber: pass.serialNumber,
     authenticationToken: pass.authenticationToken,
     webServiceURL: deps.webServiceURL,
@@ -166,7 +175,7 @@ function assertCanSign(identity: PassTypeIdentity['signing'], now: Date): void {
 }
 
 export async function createPass(deps: PassesDeps, input: NewPass): Promise<StoredPass> {
-  const template = findTemplate(deps, input.template);
+  const template = await findTemplate(deps, input.template);
   const fields = input.fields ?? {};
   const changeMessages = input.changeMessages ?? {};
   checkFieldKeys(template, [...Object.keys(fields), ...Object.keys(changeMessages)]);
@@ -175,6 +184,7 @@ export async function createPass(deps: PassesDeps, input: NewPass): Promise<Stor
     serialNumber: input.serialNumber ?? randomUUID(),
     authenticationToken: newAuthenticationToken(),
     template: template.name,
+    templateVersion: template.version,
     fields,
     overrides: input.pass ?? {},
     changeMessages,
@@ -183,7 +193,7 @@ export async function createPass(deps: PassesDeps, input: NewPass): Promise<Stor
   // Signed before it is stored: a pass that cannot be signed is refused (400), and the first download is a hit.
   const bytes = await signBundle(
     deps,
-    passContent(deps, { ...identity, images: {} }),
+    passContent(deps, template, { ...identity, images: {} }),
     identity.passTypeIdentifier,
   );
   const stored = await deps.repositories.passes.create({
@@ -295,7 +305,7 @@ export async function signChange(
   pass: PassToSign,
   change: PassChange,
 ): Promise<SignedChange> {
-  const template = findTemplate(deps, pass.template);
+  const template = await findTemplate(deps, pass.template, pass.templateVersion);
   checkFieldKeys(template, [
     ...Object.keys(change.fields ?? {}),
     ...Object.keys(change.changeMessages ?? {}),
@@ -308,7 +318,7 @@ export async function signChange(
     strings: mergeByLanguage(pass.strings, change.strings),
     images: changeImages(template, pass.images, change.images),
   };
-  const bytes = await signBundle(deps, passContent(deps, next), pass.passTypeIdentifier);
+  const bytes = await signBundle(deps, passContent(deps, template, next), pass.passTypeIdentifier);
   const { fields, overrides, changeMessages, strings } = next;
   return { fields, overrides, changeMessages, strings, bytes };
 }
@@ -400,8 +410,15 @@ export async function getSignedBundle(deps: PassesDeps, pass: StoredPass): Promi
   const identity = await deps.identities.find(pass.passTypeIdentifier);
   if (cached && (!identity || isExpired(identity.signing, deps.clock.now()))) return cached.bytes;
   deps.observeBundleCache?.('miss');
-  const images = await ownImages(deps.repositories.passes, pass.id);
-  const bytes = await signBundle(deps, passContent(deps, { ...pass, images }), pass.passTypeIdentifier);
+  const [images, template] = await Promise.all([
+    ownImages(deps.repositories.passes, pass.id),
+    findTemplate(deps, pass.template, pass.templateVersion),
+  ]);
+  const bytes = await signBundle(
+    deps,
+    passContent(deps, template, { ...pass, images }),
+    pass.passTypeIdentifier,
+  );
   // An older version's bundle never replaces a newer one signed concurrently (the repository's rule).
   await deps.repositories.passes.storeBundles(
     [{ passId: pass.id, version: pass.version, bytes }],

@@ -33,7 +33,10 @@ export const FIELD_ARRAYS = [
 
 export interface Template {
   name: string;
+  /** Where it was read from: its folder in MODELS_DIR, or the admin API's upload (for messages). */
   dir: string;
+  /** Stored through the admin API: its version (1, 2, …); a MODELS_DIR template has none. */
+  version: number | null;
   style: PassStyle;
   /** Every field key of the style, in the order they appear. */
   fieldKeys: string[];
@@ -56,7 +59,8 @@ const OVERRIDE_SUFFIX = '.override.json';
 /** Files a model must not carry: passkit-generator creates them when signing. */
 const GENERATED_FILES = new Set(['manifest.json', 'signature', 'pass.json']);
 
-class TemplateReadError extends Error {}
+/** What is wrong with a template's files; the message names the file and key. */
+export class TemplateReadError extends Error {}
 
 export async function loadTemplates(
   modelsDir: string,
@@ -91,7 +95,21 @@ export async function loadTemplates(
 }
 
 async function loadTemplate(name: string, dir: string, override: Record<string, unknown>): Promise<Template> {
-  const files = await readModelFiles(dir);
+  return templateFromFiles({ name, dir, version: null, files: await readModelFiles(dir), override });
+}
+
+/**
+ * A template from a model's files (bundle paths: `pass.json`, `icon.png`, `de.lproj/pass.strings`) and its override,
+ * as read from MODELS_DIR or uploaded through the admin API. Throws TemplateReadError naming the file at fault.
+ */
+export function templateFromFiles(model: {
+  name: string;
+  dir: string;
+  version: number | null;
+  files: ReadonlyMap<string, Buffer>;
+  override: Record<string, unknown>;
+}): Template {
+  const { name, dir, version, files, override } = model;
   const overridden = applyOverride(parsePassJson(files.get('pass.json'), 'pass.json'), override);
   const converted = convertModel(overridden.passJson);
   const passJson = converted.passJson;
@@ -104,7 +122,7 @@ async function loadTemplate(name: string, dir: string, override: Record<string, 
   for (const [path, content] of files) {
     if (!GENERATED_FILES.has(path)) otherFiles[path] = content;
   }
-  return { name, dir, style, fieldKeys, passJson, conversions, files: Object.freeze(otherFiles) };
+  return { name, dir, version, style, fieldKeys, passJson, conversions, files: Object.freeze(otherFiles) };
 }
 
 /** Root files and files one level down in `<lang>.lproj/` folders, the only places Wallet looks. Hidden files are skipped. */
@@ -125,9 +143,14 @@ async function readModelFiles(dir: string): Promise<Map<string, Buffer>> {
   return files;
 }
 
+/** An override file's JSON object (src/passes/model-conversion.ts); TemplateReadError names it when it is not one. */
+export function parseOverride(content: Buffer, file: string): Record<string, unknown> {
+  return parsePassJson(content, file);
+}
+
 async function readOverride(modelsDir: string, name: string): Promise<Record<string, unknown>> {
   try {
-    return parsePassJson(await readFile(join(modelsDir, name)), name);
+    return parseOverride(await readFile(join(modelsDir, name)), name);
   } catch (error) {
     if (error instanceof TemplateReadError) throw error;
     throw new TemplateReadError(`${name} cannot be read: ${describe(error)}`);

@@ -4,11 +4,13 @@ import { type App, type AppDeps, buildApp } from '../../src/app.js';
 import type { Clock } from '../../src/clock.js';
 import type { RateLimitSettings } from '../../src/config.js';
 import type { Database } from '../../src/db/database.js';
-import { loadTemplates, type Template } from '../../src/passes/templates.js';
+import type { TemplateCatalog } from '../../src/passes/template-catalog.js';
+import { loadTemplates } from '../../src/passes/templates.js';
 import { projectRoot } from '../../src/paths.js';
 import type { Identities } from '../../src/signing/identities.js';
 import { loadSigningIdentity, type SigningIdentity } from '../../src/signing/identity.js';
 import { createSigner, type Signer } from '../../src/signing/signer.js';
+import { testTemplateCatalog } from './catalog.js';
 import { openTestDatabase } from './database.js';
 import { loadTestIdentities } from './identities.js';
 import { createTestPki, type TestPki } from './pki.js';
@@ -27,7 +29,8 @@ export interface TestServer {
   identities: Identities;
   /** The server's signer (src/signing/signer.ts), closed with it. */
   signer: Signer;
-  templates: ReadonlyMap<string, Template>;
+  /** The shipped templates and those uploaded through the API. */
+  templates: TemplateCatalog;
   /** Calls the admin API with the admin token; JSON in, parsed JSON out. */
   admin(
     method: string,
@@ -91,13 +94,14 @@ export async function startTestServer(
     ...('identityEncryptionKey' in options ? { encryptionKey: options.identityEncryptionKey } : {}),
     ...(options.identityRefreshMs ? { refreshIntervalMs: options.identityRefreshMs } : {}),
   });
+  const catalog = testTemplateCatalog(templates, database.repositories, identities, clock);
   const signer = createSigner();
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
   const app = await buildApp({
     database,
     repositories: database.repositories,
-    templates,
+    templates: catalog,
     identities,
     signer,
     clock,
@@ -122,7 +126,7 @@ export async function startTestServer(
     identity,
     identities,
     signer,
-    templates,
+    templates: catalog,
     async admin(method, path, body) {
       const response = await fetch(`${baseUrl}${path}`, {
         method,

@@ -34,6 +34,7 @@ export const passRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) =
     passTypeIdentifier: pass.passTypeIdentifier,
     serialNumber: pass.serialNumber,
     template: pass.template,
+    templateVersion: pass.templateVersion,
     fields: pass.fields,
     pass: pass.overrides,
     changeMessages: pass.changeMessages,

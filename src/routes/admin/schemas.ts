@@ -160,6 +160,11 @@ export const passView = z.looseObject({
   passTypeIdentifier: z.string(),
   serialNumber: z.string(),
   template: z.string(),
+  templateVersion: z
+    .number()
+    .int()
+    .nullable()
+    .meta({ description: 'The uploaded template version it is made from; null for a MODELS_DIR template' }),
   fields: z.record(z.string(), z.unknown()),
   pass: z.record(z.string(), z.unknown()).meta({ description: 'The top-level pass.json overrides' }),
   changeMessages: z.record(z.string(), z.string()),
@@ -186,26 +191,45 @@ export const passPage = z.looseObject({
     .meta({ description: 'Pass it back as cursor; null on the last page' }),
 });
 
-export const templatesAnswer = z.looseObject({
-  templates: z.array(
-    z.looseObject({
-      name: z.string(),
-      style: z.string(),
-      fieldKeys: z.array(z.string()),
-      usable: z
-        .boolean()
-        .meta({ description: 'Whether passes can be made from it: Wallet accepts what it makes' }),
-      problem: z.string().nullable().meta({
-        description:
-          'What Wallet (or the signer) would refuse in its passes, naming the key; null when usable',
-      }),
-      conversions: z.array(z.string()).meta({
-        description:
-          'What reading the model rewrote in its pass.json (its override file, hex colours, the deprecated barcode)',
-      }),
-    }),
-  ),
+export const templateView = z.looseObject({
+  name: z.string(),
+  version: z.number().int().nullable().meta({
+    description:
+      'Uploaded through this API: its latest version (what new passes are made from); null for MODELS_DIR',
+  }),
+  versions: z.array(z.number().int()).meta({ description: "An uploaded template's versions, ascending" }),
+  source: z.enum(['models', 'api']).meta({ description: 'models: a MODELS_DIR folder; api: uploaded here' }),
+  style: z.string(),
+  fieldKeys: z.array(z.string()),
+  images: z
+    .array(z.string())
+    .meta({ description: 'Its image files (icon.png, logo@2x.png, de.lproj/logo.png, …)' }),
+  usable: z
+    .boolean()
+    .meta({ description: 'Whether passes can be made from it: Wallet accepts what it makes' }),
+  problem: z.string().nullable().meta({
+    description: 'What Wallet (or the signer) would refuse in its passes, naming the key; null when usable',
+  }),
+  conversions: z.array(z.string()).meta({
+    description:
+      'What reading the model rewrote in its pass.json (its override file, hex colours, the deprecated barcode)',
+  }),
 });
+
+export const templatesAnswer = z.looseObject({ templates: z.array(templateView) });
+
+export const templateParams = z.object({ name: templateName }).strict();
+export const templateVersionParams = z
+  .object({ name: templateName, version: z.coerce.number().int().min(1).max(2_147_483_647) })
+  .strict();
+
+export const zipBody = z
+  .custom<Buffer>(
+    (body) => Buffer.isBuffer(body),
+    'the body must be the zip of the .pass folder (Content-Type: application/zip)',
+  )
+  // Described by hand: zod has no schema for a Buffer that JSON Schema can express.
+  .meta({ type: 'string', format: 'binary' });
 
 /** A certificate or key in PEM, as a JSON string (newlines as \n). */
 const pemMember = (what: string) =>

@@ -1,0 +1,138 @@
+/*
+ * Every template passes are made from: the MODELS_DIR folders read at start, and the versions uploaded through the
+ * admin API (stored in the database, src/db/templates.ts). A stored version never changes, so each instance reads
+ * it once and keeps it; which version is the latest is read from the database whenever a pass is created, so a
+ * version published on another instance is used at once. A pass keeps the version it was built from.
+ */
+import type { TemplatesRepository } from '../db/templates.js';
+import { ConflictError, InvalidError, NotFoundError } from '../errors.js';
+import { type PassIdentifiers, templateProblem } from '../signing/bundle.js';
+import { readTemplateArchive, writeTemplateArchive } from './template-archive.js';
+import { parseOverride, type Template, TemplateReadError, templateFromFiles } from './templates.js';
+
+export interface CatalogEntry {
+  /** A MODELS_DIR template, or the latest version of a stored one. */
+  template: Template;
+  /** A stored template's versions, ascending; empty for a MODELS_DIR one. */
+  versions: number[];
+}
+
+export interface TemplateCatalog {
+  /** A MODELS_DIR template, or a stored one at `version` (its latest when null or absent). */
+  find(name: string, version?: number | null): Promise<Template | undefined>;
+  list(): Promise<CatalogEntry[]>;
+  /** Stores the next version of a template from a zip of its .pass folder, checked as Wallet would check its passes. */
+  publish(name: string, zip: Buffer): Promise<Template>;
+  /** Removes a stored version that no pass is built from. */
+  remove(name: string, version: number): Promise<void>;
+}
+
+export interface TemplateCatalogOptions {
+  /** The MODELS_DIR templates, by name. */
+  files: ReadonlyMap<string, Template>;
+  repository: TemplatesRepository;
+  /** Whose identifiers an uploaded template is checked with (the checks are the same for every identity). */
+  identifiers: () => PassIdentifiers;
+  clock: { now(): Date };
+}
+
+/** Names of uploaded templates: what a folder name and a URL segment can both carry. */
+export const TEMPLATE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+export function createTemplateCatalog(o: TemplateCatalogOptions): TemplateCatalog {
+  /** Stored versions already read, by name and version: immutable, so never read twice. */
+  const versions = new Map<string, Promise<Template | undefined>>();
+
+  const load = (name: string, version: number): Promise<Template | undefined> => {
+    const key = `${name}\u0000${version}`;
+    let loading = versions.get(key);
+    if (!loading) {
+      loading = o.repository
+        .find(name, version)
+        .then((record) => record && fromArchive(name, version, record.archive));
+      // A failed read is not kept: the next find reads again.
+      loading.catch(() => versions.delete(key));
+      versions.set(key, loading);
+    }
+    return loading;
+  };
+
+  return {
+    async find(name, version) {
+      const file = o.files.get(name);
+      if (file) return file;
+      const wanted = version ?? (await o.repository.latestVersion(name));
+      return wanted === undefined ? undefined : load(name, wanted);
+    },
+    async list() {
+      const stored = await o.repository.versions();
+      const entries: CatalogEntry[] = [...o.files.values()].map((template) => ({ template, versions: [] }));
+      for (const [name, numbers] of stored) {
+        const latest = numbers.at(-1);
+        const template = latest === undefined ? undefined : await load(name, latest);
+        if (template) entries.push({ template, versions: numbers });
+      }
+      return entries.sort((a, b) => a.template.name.localeCompare(b.template.name));
+    },
+    async publish(name, zip) {
+      if (!TEMPLATE_NAME.test(name)) {
+        throw new InvalidError(
+          `Template name "${name}": letters, digits, ".", "_" and "-" only, starting with a letter or digit, up to 100`,
+        );
+      }
+      if (o.files.has(name)) {
+        throw new ConflictError(`"${name}" is a template of MODELS_DIR: upload it under another name`);
+      }
+      const archive = readTemplateArchive(zip);
+      // Checked before it is stored: a version Wallet would refuse is never published.
+      const candidate = fromArchiveFiles(name, 0, archive.files, archive.override);
+      const problem = templateProblem(candidate, o.identifiers());
+      if (problem !== undefined) throw new InvalidError(`Template "${name}": ${problem}`);
+      const version = await o.repository.publish(name, writeTemplateArchive(archive), o.clock.now());
+      const template = { ...candidate, version, dir: uploadedDir(name, version) };
+      versions.set(`${name}\u0000${version}`, Promise.resolve(template));
+      return template;
+    },
+    async remove(name, version) {
+      if (o.files.has(name)) {
+        throw new ConflictError(`"${name}" is a template of MODELS_DIR: remove its folder and restart`);
+      }
+      const outcome = await o.repository.remove(name, version);
+      if (outcome === 'absent') throw new NotFoundError(`No template "${name}" version ${version}`);
+      if (outcome === 'in-use') {
+        throw new ConflictError(
+          `Passes are built from template "${name}" version ${version}: delete them, or move them to another version`,
+        );
+      }
+      versions.delete(`${name}\u0000${version}`);
+    },
+  };
+}
+
+const uploadedDir = (name: string, version: number) => `admin API: template "${name}" version ${version}`;
+
+function fromArchive(name: string, version: number, zip: Buffer): Template {
+  const archive = readTemplateArchive(zip);
+  return fromArchiveFiles(name, version, archive.files, archive.override);
+}
+
+/** The template of an uploaded archive; what is wrong with it is an InvalidError naming the file. */
+function fromArchiveFiles(
+  name: string,
+  version: number,
+  files: ReadonlyMap<string, Buffer>,
+  override: Buffer | undefined,
+): Template {
+  try {
+    return templateFromFiles({
+      name,
+      dir: uploadedDir(name, version),
+      version,
+      files,
+      override: override === undefined ? {} : parseOverride(override, 'override.json'),
+    });
+  } catch (error) {
+    if (error instanceof TemplateReadError) throw new InvalidError(`Template "${name}": ${error.message}`);
+    throw error;
+  }
+}
