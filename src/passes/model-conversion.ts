@@ -23,8 +23,9 @@ export interface ConvertedModel {
 /**
  * A template's override (MODELS_DIR/<name>.override.json): what a model lacks or should say otherwise, merged into
  * its pass.json before it is converted and checked, so a model written by someone else is used without editing
- * its folder (a boarding pass's transitType, the associatedStoreIdentifiers its appLaunchURL needs). Dictionaries
- * merge key by key; any other value, arrays included, replaces the model's.
+ * its folder (a boarding pass's transitType, the associatedStoreIdentifiers its appLaunchURL needs). As a JSON
+ * merge patch (RFC 7386): dictionaries merge key by key, null removes the key (one the signer would drop, say), and
+ * any other value, arrays included, replaces the model's.
  */
 export function applyOverride(
   passJson: Readonly<Record<string, unknown>>,
@@ -40,14 +41,20 @@ function merge(
   path: string,
   conversions: string[],
 ): Record<string, unknown> {
-  const merged = Object.entries(override).map(([key, value]): [string, unknown] => {
+  const removed = new Set<string>();
+  const merged = Object.entries(override).flatMap(([key, value]): Array<[string, unknown]> => {
     const where = path === '' ? key : `${path}.${key}`;
     const current = Object.hasOwn(base, key) ? base[key] : undefined;
-    if (isRecord(value) && isRecord(current)) return [key, merge(current, value, where, conversions)];
+    if (value === null) {
+      removed.add(key);
+      if (current !== undefined) conversions.push(`${where}: removed by the override`);
+      return [];
+    }
+    if (isRecord(value) && isRecord(current)) return [[key, merge(current, value, where, conversions)]];
     conversions.push(`${where}: set by the override`);
-    return [key, value];
+    return [[key, value]];
   });
-  return Object.fromEntries([...Object.entries(base), ...merged]);
+  return Object.fromEntries([...Object.entries(base).filter(([key]) => !removed.has(key)), ...merged]);
 }
 
 const HEX_COLOR = /^#([0-9a-f]{3}|[0-9a-f]{6})$/i;

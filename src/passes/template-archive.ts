@@ -29,6 +29,10 @@ const OVERRIDE = /^(?:[^/]+\.)?override\.json$/;
 export function readTemplateArchive(zip: Buffer): TemplateArchive {
   const entries = inflate(zip);
   const names = Object.keys(entries).filter((name) => !ignored(name));
+  const outside = names.find((name) => !insideFolder(name));
+  if (outside !== undefined) {
+    throw new InvalidError(`${outside}: a path out of the template's folder (absolute, or with "..")`);
+  }
   const prefix = commonFolder(names);
   const files = new Map<string, Buffer>();
   let override: Buffer | undefined;
@@ -95,7 +99,10 @@ function inflate(zip: Buffer): Record<string, Uint8Array> {
 
 /** What Finder and editors add beside a model: never part of a pass. */
 function ignored(name: string): boolean {
-  return name.startsWith('__MACOSX/') || name.split('/').some((part) => part.startsWith('.'));
+  // `..` is no hidden file: checkPath refuses it, naming it.
+  return (
+    name.startsWith('__MACOSX/') || name.split('/').some((part) => part.startsWith('.') && part !== '..')
+  );
 }
 
 /** `loyalty.pass/` when every entry is inside that one folder (and it is not a language folder), else ''. */
@@ -108,11 +115,17 @@ function commonFolder(names: readonly string[]): string {
   return inside.length > 0 && beside.every((name) => OVERRIDE.test(name)) ? `${only}/` : '';
 }
 
-/** Root files and `<lang>.lproj/` files only, with no way out of the folder (no `..`, no absolute paths). */
+/** No way out of the folder it is unpacked in ("zip slip"): no absolute path, no `..`, no backslashes. */
+function insideFolder(name: string): boolean {
+  return (
+    !name.includes('\\') && name.split('/').every((part) => part !== '' && part !== '.' && part !== '..')
+  );
+}
+
+/** Root files and `<lang>.lproj/` files only. */
 function checkPath(name: string, path: string): void {
   const parts = path.split('/');
-  const safe = !path.includes('\\') && parts.every((part) => part !== '' && part !== '..');
-  if (safe && (parts.length === 1 || (parts.length === 2 && LPROJ.test(parts[0] ?? '')))) return;
+  if (parts.length === 1 || (parts.length === 2 && LPROJ.test(parts[0] ?? ''))) return;
   throw new InvalidError(
     `${name}: a template holds files at its root and in <lang>.lproj/ folders only (Wallet reads nothing else)`,
   );

@@ -64,6 +64,23 @@ describe("a template's override", () => {
     expect(model.boardingPass).toEqual({ headerFields: [{ key: 'gate' }] });
   });
 
+  it('removes a key whose override is null, as a JSON merge patch does (RFC 7386), at any depth', () => {
+    const model = {
+      passLastModDate: '2024-01-01',
+      semantics: { eventName: 'A', updatedEventStartDate: 'x' },
+    };
+    const { passJson, conversions } = applyOverride(model, {
+      passLastModDate: null,
+      semantics: { updatedEventStartDate: null },
+      absent: null,
+    });
+    expect(passJson).toEqual({ semantics: { eventName: 'A' } });
+    expect(conversions).toEqual([
+      'passLastModDate: removed by the override',
+      'semantics.updatedEventStartDate: removed by the override',
+    ]);
+  });
+
   it('keeps a "__proto__" key of JSON a key, in the override and in the model', () => {
     const override = JSON.parse('{"__proto__": {"polluted": true}, "logoText": "B"}') as Record<
       string,
