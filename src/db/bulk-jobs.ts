@@ -95,6 +95,8 @@ export interface BulkJobsRepository extends BulkJobsInTransaction {
   giveBack(job: Pick<JobLease, 'jobId' | 'lease'>): Promise<void>;
   /** Serials without a passTypeIdentifier of their own are of `primaryPassType` (the primary identity's). */
   selection(jobId: string, selection: BulkJobSelection, primaryPassType: string): SelectionReads;
+  /** What a job with this selection would change, without making it: passes matched, and devices registered for them. */
+  preview(selection: BulkJobSelection, primaryPassType: string): Promise<{ passes: number; devices: number }>;
   /** Of the given ids, the next `limit` passes after the id `after`. */
   passesByIds(ids: readonly bigint[], after: bigint, limit: number): Promise<PassContentRecord[]>;
 }
@@ -160,18 +162,21 @@ export function bulkJobsInTransaction(query: SqlQuery): BulkJobsInTransaction {
 }
 
 /**
- * The SQL condition on passes `p` for a selection. Serials are read from the job's own row, so a list of 100k
- * serials is not sent with the query. Field values are strings or numbers, so containment (@>) of { key: value } is
- * equality of each given key's value, compared as JSON: 10 matches 10, not "10".
+ * The SQL condition on passes `p` for a selection; a list of serials is read by `serials` (a query of them). Field
+ * values are strings or numbers, so containment (@>) of { key: value } is equality of each given key's value,
+ * compared as JSON: 10 matches 10, not "10".
  */
-function selectionSql(jobId: string, selection: BulkJobSelection, primaryPassType: string): Prisma.Sql {
+function selectionSql(selection: BulkJobSelection, primaryPassType: string, serials: Prisma.Sql): Prisma.Sql {
   if ('serialNumbers' in selection) {
     const passTypeIdentifier = selection.passTypeIdentifier ?? primaryPassType;
-    return Prisma.sql`p.pass_type_identifier = ${passTypeIdentifier} AND p.serial_number IN (
-      SELECT jsonb_array_elements_text(j.selection -> 'serialNumbers') FROM bulk_jobs j WHERE j.id = ${jobId}::uuid)`;
+    return Prisma.sql`p.pass_type_identifier = ${passTypeIdentifier} AND p.serial_number IN (${serials})`;
   }
   return Prisma.sql`p.template = ${selection.template} AND p.fields @> ${JSON.stringify(selection.fields ?? {})}::jsonb`;
 }
+
+/** A job's serials from its own row, so that a list of 100k serials is not sent with every query. */
+const jobSerials = (jobId: string) =>
+  Prisma.sql`SELECT jsonb_array_elements_text(j.selection -> 'serialNumbers') FROM bulk_jobs j WHERE j.id = ${jobId}::uuid`;
 
 export function createBulkJobsRepository(db: { prisma: PrismaClient; query: SqlQuery }): BulkJobsRepository {
   const { prisma } = db;
@@ -230,7 +235,7 @@ export function createBulkJobsRepository(db: { prisma: PrismaClient; query: SqlQ
         WHERE id = ${job.jobId}::uuid AND lease_until = ${job.lease}::timestamptz`;
     },
     selection(jobId, selection, primaryPassType) {
-      const where = selectionSql(jobId, selection, primaryPassType);
+      const where = selectionSql(selection, primaryPassType, jobSerials(jobId));
       return {
         async ids() {
           const rows = await prisma.$queryRaw<Array<{ id: bigint }>>`
@@ -254,6 +259,16 @@ export function createBulkJobsRepository(db: { prisma: PrismaClient; query: SqlQ
           return rows.map((row) => row.serial);
         },
       };
+    },
+    async preview(selection, primaryPassType) {
+      // The serials go as one array parameter here: there is no job row to read them from.
+      const serials = 'serialNumbers' in selection ? selection.serialNumbers : [];
+      const where = selectionSql(selection, primaryPassType, Prisma.sql`SELECT unnest(${serials}::text[])`);
+      const [row] = await prisma.$queryRaw<Array<{ passes: number; devices: number }>>`
+        SELECT (SELECT count(*)::int FROM passes p WHERE ${where}) AS passes,
+          (SELECT count(DISTINCT r.device_id)::int FROM registrations r JOIN passes p ON p.id = r.pass_id
+            WHERE ${where}) AS devices`;
+      return { passes: row?.passes ?? 0, devices: row?.devices ?? 0 };
     },
     passesByIds: (ids, after, limit) =>
       readPage(Prisma.sql`p.id = ANY(${ids.map(String)}::bigint[])`, after, limit),

@@ -69,6 +69,7 @@ export interface PassCredentials {
 
 export interface NewVersion {
   id: bigint;
+  templateVersion: number | null;
   fields: JsonObject;
   overrides: JsonObject;
   changeMessages: JsonObject;
@@ -281,6 +282,7 @@ async function writeNewVersions(
   const rows = JSON.stringify(
     passes.map((pass) => ({
       id: pass.id.toString(),
+      template_version: pass.templateVersion,
       fields: pass.fields,
       overrides: pass.overrides,
       change_messages: pass.changeMessages,
@@ -291,6 +293,7 @@ async function writeNewVersions(
   // and strictly increasing. update_xid is what lastUpdated tags compare with (src/passes/versions.ts).
   const written = await query<{ id: string; version: number }>(
     `UPDATE passes SET
+      template_version = c.template_version,
       fields = c.fields,
       overrides = c.overrides,
       change_messages = c.change_messages,
@@ -299,7 +302,7 @@ async function writeNewVersions(
       last_modified = GREATEST(date_trunc('second', $1::timestamptz), passes.last_modified + interval '1 second'),
       update_xid = pg_current_xact_id()::text::bigint,
       updated_at = $1::timestamptz
-    FROM jsonb_to_recordset($2::jsonb) AS c(id bigint, fields jsonb, overrides jsonb, change_messages jsonb, strings jsonb)
+    FROM jsonb_to_recordset($2::jsonb) AS c(id bigint, template_version int, fields jsonb, overrides jsonb, change_messages jsonb, strings jsonb)
     WHERE passes.id = c.id
     RETURNING passes.id::text AS id, passes.version`,
     [now, rows],

@@ -60,24 +60,43 @@ function toView(job: BulkJobRecord): BulkJobView {
 
 /**
  * Stores a job (status queued) after checking what can be checked once for all passes: the template exists and
- * knows the selection's and the change's field keys. With a list of serials the passes may be of several templates,
- * so field keys are checked per pass (a pass whose template lacks one is counted failed).
+ * knows the selection's and the change's field keys, and has the version the change moves passes to. With a list
+ * of serials the passes may be of several templates, so field keys are checked per pass (a pass whose template
+ * lacks one is counted failed).
  */
 export async function createBulkJob(
   deps: Pick<PassesDeps, 'repositories' | 'templates'>,
   selection: BulkSelection,
   change: PassChange,
 ): Promise<BulkJobView> {
-  if ('template' in selection) {
-    // Checked against its latest version; a pass of another version whose template lacks a key is counted failed.
-    const template = await findTemplate(deps, selection.template);
-    checkFieldKeys(template, [
-      ...Object.keys(selection.fields ?? {}),
-      ...Object.keys(change.fields ?? {}),
-      ...Object.keys(change.changeMessages ?? {}),
-    ]);
-  }
+  await checkBulkChange(deps, selection, change);
   return toView(await deps.repositories.bulkJobs.create(selection, { ...change }));
+}
+
+/** The dry run of a bulk change: checked as createBulkJob checks it; how many passes and devices it would reach. */
+export async function previewBulkChange(
+  deps: Pick<PassesDeps, 'repositories' | 'templates' | 'identities'>,
+  selection: BulkSelection,
+  change: PassChange,
+): Promise<{ passes: number; devices: number }> {
+  await checkBulkChange(deps, selection, change);
+  return deps.repositories.bulkJobs.preview(selection, deps.identities.primary().signing.passTypeIdentifier);
+}
+
+async function checkBulkChange(
+  deps: Pick<PassesDeps, 'templates'>,
+  selection: BulkSelection,
+  change: PassChange,
+): Promise<void> {
+  if (!('template' in selection)) return;
+  // Checked against its latest version (or the one the change moves to); a pass of another version whose template
+  // lacks a key is counted failed.
+  const template = await findTemplate(deps, selection.template, change.templateVersion);
+  checkFieldKeys(template, [
+    ...Object.keys(selection.fields ?? {}),
+    ...Object.keys(change.fields ?? {}),
+    ...Object.keys(change.changeMessages ?? {}),
+  ]);
 }
 
 export async function getBulkJob(

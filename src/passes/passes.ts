@@ -80,6 +80,8 @@ export interface NewPass {
 }
 
 export interface PassChange {
+  /** The version of the pass's uploaded template to move it to. */
+  templateVersion?: number | undefined;
   fields?: FieldValues | undefined;
   pass?: PassOverrides | undefined;
   changeMessages?: ChangeMessages | undefined;
@@ -288,6 +290,7 @@ export async function updatePass(deps: PassesDeps, key: PassKey, change: PassCha
 
 /** What a change makes of a pass: its merged content and the signed bundle of it (not yet stored). */
 export interface SignedChange {
+  templateVersion: number | null;
   fields: FieldValues;
   overrides: PassOverrides;
   changeMessages: ChangeMessages;
@@ -305,13 +308,19 @@ export async function signChange(
   pass: PassToSign,
   change: PassChange,
 ): Promise<SignedChange> {
-  const template = await findTemplate(deps, pass.template, pass.templateVersion);
+  const template = await findTemplate(deps, pass.template, change.templateVersion ?? pass.templateVersion);
+  if (change.templateVersion !== undefined && template.version === null) {
+    throw new InvalidError(
+      `templateVersion: template "${pass.template}" is a MODELS_DIR template, which has no versions`,
+    );
+  }
   checkFieldKeys(template, [
     ...Object.keys(change.fields ?? {}),
     ...Object.keys(change.changeMessages ?? {}),
   ]);
   const next: PassToSign = {
     ...pass,
+    templateVersion: template.version,
     fields: { ...pass.fields, ...change.fields },
     overrides: { ...pass.overrides, ...change.pass },
     changeMessages: { ...pass.changeMessages, ...change.changeMessages },
@@ -319,8 +328,8 @@ export async function signChange(
     images: changeImages(template, pass.images, change.images),
   };
   const bytes = await signBundle(deps, passContent(deps, template, next), pass.passTypeIdentifier);
-  const { fields, overrides, changeMessages, strings } = next;
-  return { fields, overrides, changeMessages, strings, bytes };
+  const { templateVersion, fields, overrides, changeMessages, strings } = next;
+  return { templateVersion, fields, overrides, changeMessages, strings, bytes };
 }
 
 function changeImages(

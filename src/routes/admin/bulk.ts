@@ -1,9 +1,9 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { createBulkJob, getBulkJob } from '../../passes/bulk.js';
+import { createBulkJob, getBulkJob, previewBulkChange } from '../../passes/bulk.js';
 import { adminDoc, bodyErrors, commonErrors, errorResponses, responseHeaders } from '../route-docs.js';
 import type { AdminDeps } from './deps.js';
-import { bulkChangeBody, bulkJobParams, bulkJobView } from './schemas.js';
+import { bulkChangeBody, bulkJobParams, bulkJobView, bulkPreview } from './schemas.js';
 
 /** Bulk changes: one job changes many passes, in pages, and is followed by its id. */
 export const bulkRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) => {
@@ -37,6 +37,28 @@ export const bulkRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, deps) =
       deps.wakeBulkRunner?.();
       return reply.code(202).header('location', `/admin/bulk/${job.jobId}`).send(job);
     },
+  );
+
+  app.post(
+    '/admin/passes/bulk/preview',
+    {
+      bodyLimit: 32 * 1024 * 1024,
+      schema: {
+        ...adminDoc(
+          'previewBulkChange',
+          'Dry run of a bulk change: how many passes and devices it would reach',
+          'Checked as POST /admin/passes/bulk checks it; nothing is changed and no job is made. For example, before ' +
+            'moving every pass of a template to a version just published: {"select": {"template": "…"}, ' +
+            '"change": {"templateVersion": 2}}.',
+        ),
+        body: bulkChangeBody,
+        response: {
+          200: bulkPreview.meta({ description: 'What the change would reach' }),
+          ...errorResponses(400, 401, ...bodyErrors, ...commonErrors),
+        },
+      },
+    },
+    async (request) => previewBulkChange(deps, request.body.select, request.body.change),
   );
 
   app.get(

@@ -53,11 +53,16 @@ const passChange = z
     pass: passOverridesSchema.optional(),
     changeMessages: changeMessagesSchema.optional(),
     strings: passStringsSchema.optional(),
+    templateVersion: z.number().int().min(1).max(2_147_483_647).optional().meta({
+      description: 'Move the pass to this version of its (uploaded) template, e.g. one just published',
+    }),
   })
   .strict()
-  .refine((change) => change.fields || change.pass || change.changeMessages || change.strings, {
-    message: 'nothing to change: give fields, pass, changeMessages or strings',
-  });
+  .refine(
+    (change) =>
+      change.fields || change.pass || change.changeMessages || change.strings || change.templateVersion,
+    { message: 'nothing to change: give fields, pass, changeMessages, strings or templateVersion' },
+  );
 
 // PATCH's body with its named examples; a bulk change's `change` is passChange itself, because nested in another
 // body the named examples would be written as the value of `change`, which is no change at all.
@@ -103,6 +108,14 @@ export const bulkChangeBody = z
       },
     },
   });
+
+export const bulkPreview = z.looseObject({
+  passes: z.number().int().meta({ description: 'Passes the selection matches now' }),
+  devices: z
+    .number()
+    .int()
+    .meta({ description: 'Devices registered for them: the pushes the change would send' }),
+});
 
 export const bulkJobParams = z.object({ jobId: z.uuid() }).strict();
 

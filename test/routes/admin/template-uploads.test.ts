@@ -3,11 +3,14 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBulkRunner } from '../../../src/passes/bulk.js';
 import { projectRoot } from '../../../src/paths.js';
 import { verifyPkpass } from '../../support/pkpass-verifier.js';
 import { adminToken, startTestServer, type TestServer } from '../../support/server.js';
-import { readPassJson } from '../../support/wallet-device.js';
+import { readPassJson, WalletDevice } from '../../support/wallet-device.js';
+import { passesDeps } from './bulk-fixtures.js';
 
 /*
  * Templates uploaded through the admin API as zips of a .pass folder, made by Info-ZIP's `zip` (not by our zip
@@ -145,6 +148,76 @@ describe('template versions', () => {
     expect((await server.admin('DELETE', '/admin/templates/member/versions/1')).status).toBe(404);
     expect((await server.admin('GET', '/admin/templates/member')).body).toMatchObject({ versions: [2] });
     expect((await server.admin('DELETE', '/admin/templates/loyalty/versions/1')).status).toBe(409);
+  });
+
+  it('moves every pass of a template to a new version: a dry run first, then a bulk job that re-signs them', async () => {
+    const dir = await mkdtemp(join(work, 'move-'));
+    await cp(join(modelsDir, 'event.pass'), join(dir, 'show.pass'), { recursive: true });
+    expect((await upload('show', zipOf(dir, 'show.pass'))).status).toBe(201);
+    const serials: string[] = [];
+    for (const seat of ['1', '2', '3']) {
+      const created = await server.admin('POST', '/admin/passes', { template: 'show', fields: { seat } });
+      serials.push(String(created.body.serialNumber));
+    }
+    const device = new WalletDevice();
+    const first = await server.admin(
+      'GET',
+      `/admin/passes/${server.identity.passTypeIdentifier}/${serials[0]}`,
+    );
+    expect((await device.add(await bundleOf(first.body))).status).toBe(201);
+
+    const passJsonPath = join(dir, 'show.pass', 'pass.json');
+    const passJson = JSON.parse(await readFile(passJsonPath, 'utf8')) as Record<string, unknown>;
+    await writeFile(passJsonPath, JSON.stringify({ ...passJson, organizationName: 'Show v2' }));
+    expect((await upload('show', zipOf(dir, 'show.pass'))).body.version).toBe(2);
+
+    const move = { select: { template: 'show' }, change: { templateVersion: 2 } };
+    const preview = await server.admin('POST', '/admin/passes/bulk/preview', move);
+    expect(preview).toEqual({ status: 200, body: { passes: 3, devices: 1 } });
+    const unknown = await server.admin('POST', '/admin/passes/bulk/preview', {
+      ...move,
+      change: { templateVersion: 9 },
+    });
+    expect(unknown.status).toBe(400);
+    expect(unknown.body.message).toContain('Unknown template "show" version 9');
+
+    const runner = startBulkRunner({
+      deps: passesDeps(server),
+      log: pino({ level: 'silent' }),
+      pollIntervalMs: 20,
+    });
+    try {
+      const posted = await server.admin('POST', '/admin/passes/bulk', move);
+      expect(posted.status).toBe(202);
+      await expect
+        .poll(async () => (await server.admin('GET', `/admin/bulk/${posted.body.jobId}`)).body.status, {
+          timeout: 30_000,
+        })
+        .toBe('done');
+      expect((await server.admin('GET', `/admin/bulk/${posted.body.jobId}`)).body).toMatchObject({
+        done: 3,
+        failed: 0,
+      });
+    } finally {
+      await runner.stop();
+    }
+    for (const serialNumber of serials) {
+      const moved = await server.admin(
+        'GET',
+        `/admin/passes/${server.identity.passTypeIdentifier}/${serialNumber}`,
+      );
+      expect(moved.body).toMatchObject({ templateVersion: 2, version: 2 });
+      expect(readPassJson(await bundleOf(moved.body)).organizationName).toBe('Show v2');
+    }
+    // The device that holds one of them gets it at its new version.
+    expect(await device.sync(server.baseUrl, server.identity.passTypeIdentifier)).toEqual([serials[0]]);
+    expect((await server.admin('DELETE', '/admin/templates/show/versions/1')).status).toBe(204);
+
+    const modelsPass = await server.admin('POST', '/admin/passes', { template: 'event' });
+    const path = `/admin/passes/${modelsPass.body.passTypeIdentifier}/${modelsPass.body.serialNumber}`;
+    const refused = await server.admin('PATCH', path, { templateVersion: 2 });
+    expect(refused.status).toBe(400);
+    expect(refused.body.message).toContain('MODELS_DIR template, which has no versions');
   });
 
   it('refuses what is not a usable template, naming the file', async () => {
