@@ -27,13 +27,20 @@ import {
 } from './passes.js';
 import { createRegistrationsRepository, type RegistrationsRepository } from './registrations.js';
 import type { PreparedStatement, PrismaClient, SqlQuery } from './sql.js';
-import { createTemplatesRepository, type TemplatesRepository } from './templates.js';
+import {
+  createTemplatesRepository,
+  type TemplateReader,
+  type TemplatesRepository,
+  templateReaderOn,
+} from './templates.js';
 
 /** The statements that run inside one transaction: a change, its bundles and its outbox rows commit together. */
 export interface TransactionRepositories {
   passes: PassesInTransaction;
   outbox: OutboxEnqueue;
   bulkJobs: BulkJobsInTransaction;
+  /** Template versions this instance has not read yet are read inside the transaction, on its connection. */
+  templates: TemplateReader;
 }
 
 export interface TransactionOptions {
@@ -92,6 +99,7 @@ export function createRepositories(db: RepositoryHandles): Repositories {
         passes: passesInTransaction(query),
         outbox: outboxEnqueueOn(query),
         bulkJobs: bulkJobsInTransaction(query),
+        templates: templateReaderOn(query),
       });
     if (timeoutMs === undefined) return db.transaction(inside);
     const deadline = Date.now() + timeoutMs;

@@ -1,4 +1,4 @@
-import type { PrismaClient } from './sql.js';
+import type { PrismaClient, SqlQuery } from './sql.js';
 import { isUniqueViolation } from './unique-violation.js';
 
 /** A stored template version: the model's files as uploaded (src/passes/template-archive.ts). */
@@ -16,19 +16,38 @@ export interface TemplatesRepository {
   latestVersion(name: string): Promise<number | undefined>;
   /** Every stored name with its versions, ascending. */
   versions(): Promise<Map<string, number[]>>;
+  /** The stored versions of one name, ascending. */
+  versionsOf(name: string): Promise<number[]>;
   /** Stores the next version of the name (1 for a new one) and returns it. */
   publish(name: string, archive: Buffer, now: Date): Promise<number>;
   /** Removes the version unless passes are built from it: 'removed', 'in-use' or 'absent'. */
   remove(name: string, version: number): Promise<'removed' | 'in-use' | 'absent'>;
 }
 
-export function createTemplatesRepository(db: { prisma: PrismaClient }): TemplatesRepository {
-  const { prisma } = db;
+/** Reads a version on the given connection: a change's transaction reads on its own (PGlite has only one). */
+export type TemplateReader = Pick<TemplatesRepository, 'find'>;
+
+export function templateReaderOn(query: SqlQuery): TemplateReader {
   return {
     async find(name, version) {
-      const row = await prisma.templateVersion.findUnique({ where: { name_version: { name, version } } });
-      return row ? { ...row, archive: Buffer.from(row.archive) } : undefined;
+      const [row] = await query<{ name: string; version: number; archive: Uint8Array; created_at: Date }>(
+        'SELECT name, version, archive, created_at FROM template_versions WHERE name = $1 AND version = $2',
+        [name, version],
+      );
+      if (!row) return undefined;
+      const archive = Buffer.from(row.archive.buffer, row.archive.byteOffset, row.archive.byteLength);
+      return { name: row.name, version: row.version, archive, createdAt: row.created_at };
     },
+  };
+}
+
+export function createTemplatesRepository(db: {
+  prisma: PrismaClient;
+  query: SqlQuery;
+}): TemplatesRepository {
+  const { prisma } = db;
+  return {
+    ...templateReaderOn(db.query),
     async latestVersion(name) {
       const row = await prisma.templateVersion.findFirst({
         where: { name },
@@ -45,6 +64,14 @@ export function createTemplatesRepository(db: { prisma: PrismaClient }): Templat
       const byName = new Map<string, number[]>();
       for (const row of rows) byName.set(row.name, [...(byName.get(row.name) ?? []), row.version]);
       return byName;
+    },
+    async versionsOf(name) {
+      const rows = await prisma.templateVersion.findMany({
+        where: { name },
+        select: { version: true },
+        orderBy: { version: 'asc' },
+      });
+      return rows.map((row) => row.version);
     },
     async publish(name, archive, now) {
       // Two uploads of one name at once: the second's insert meets the first's primary key and takes the next number.

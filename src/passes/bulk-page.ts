@@ -7,7 +7,14 @@
  */
 import type { BulkJobError, JobLease } from '../db/bulk-jobs.js';
 import type { ImageFiles, PassContentRecord } from '../db/passes.js';
-import { contentOf, type PassChange, type PassesDeps, type SignedChange, signChange } from './passes.js';
+import {
+  contentOf,
+  type InTransaction,
+  type PassChange,
+  type PassesDeps,
+  type SignedChange,
+  signChange,
+} from './passes.js';
 
 export type { JobLease };
 
@@ -59,13 +66,14 @@ async function prepare(
   options: PageOptions,
   rows: readonly PassContentRecord[],
   images: ReadonlyMap<bigint, ImageFiles>,
+  within?: InTransaction,
 ): Promise<PagePass[]> {
   const prepared = new Array<PagePass>(rows.length);
   await forEachConcurrently(rows, options.concurrency, async (row, index) => {
     let outcome: PagePass['outcome'];
     try {
       const pass = { ...contentOf(row), images: images.get(row.id) ?? {} };
-      outcome = { ok: true, change: await signChange(options.deps, pass, options.change) };
+      outcome = { ok: true, change: await signChange(options.deps, pass, options.change, within) };
     } catch (error) {
       outcome = { ok: false, message: messageOf(error) };
     }
@@ -116,7 +124,8 @@ export async function commitPage(
       if (staleIds.length > 0) {
         const contents = await tx.passes.readContents(staleIds);
         const images = await tx.passes.readImages(staleIds);
-        const again = new Map((await prepare(options, contents, images)).map((pass) => [pass.id, pass]));
+        const prepared = await prepare(options, contents, images, tx);
+        const again = new Map(prepared.map((pass) => [pass.id, pass]));
         page.passes = page.passes.map((pass) => again.get(pass.id) ?? pass);
       }
 

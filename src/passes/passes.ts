@@ -9,7 +9,8 @@ import type {
   PassRecord,
   PassSummary,
 } from '../db/passes.js';
-import type { Repositories } from '../db/repositories.js';
+import type { Repositories, TransactionRepositories } from '../db/repositories.js';
+import type { TemplateReader } from '../db/templates.js';
 import { CertificateExpiredError, ConflictError, InvalidError, NotFoundError } from '../errors.js';
 import type { PassContent } from '../signing/bundle.js';
 import type { Identities, PassTypeIdentity } from '../signing/identities.js';
@@ -108,16 +109,22 @@ export function contentOf<R extends PassContentRecord>(record: R) {
 
 const toStoredPass = (record: PassRecord): StoredPass => contentOf(record);
 
-/** A template by name (its latest version when none is given); InvalidError names the ones there are. */
+/**
+ * A template by name (its latest version when none is given); InvalidError names the ones there are. `reader`: the
+ * transaction's, when called inside one.
+ */
 export async function findTemplate(
   deps: Pick<PassesDeps, 'templates'>,
   name: string,
   version?: number | null,
+  reader?: TemplateReader,
 ): Promise<Template> {
-  const template = await deps.templates.find(name, version);
+  const template = await deps.templates.find(name, version, reader);
   if (!template) {
-    const known = (await deps.templates.list()).map((entry) => entry.template.name).join(', ');
     const which = version === undefined || version === null ? `"${name}"` : `"${name}" version ${version}`;
+    // Inside a transaction nothing more is read (PGlite's one connection is the transaction's).
+    if (reader) throw new InvalidError(`Unknown template ${which}`);
+    const known = (await deps.templates.list()).map((entry) => entry.template.name).join(', ');
     throw new InvalidError(`Unknown template ${which}; known templates: ${known || 'none'}`);
   }
   return template;
@@ -141,8 +148,13 @@ function passContent(deps: PassesDeps, template: Template, pass: PassToSign): Pa
 async function identityOf(
   deps: Pick<PassesDeps, 'identities'>,
   passTypeIdentifier: string,
+  within: InTransaction | undefined,
 ): Promise<PassTypeIdentity> {
-  const identity = await deps.identities.find(passTypeIdentifier);
+  // Inside a transaction nothing else is read (PGlite's one connection is the transaction's); callers look the
+  // identity up before they start one.
+  const identity = within
+    ? deps.identities.get(passTypeIdentifier)
+    : await deps.identities.find(passTypeIdentifier);
   if (!identity) {
     const known = deps.identities.list().map((each) => each.signing.passTypeIdentifier);
     throw new InvalidError(
@@ -157,8 +169,9 @@ async function signBundle(
   deps: PassesDeps,
   content: PassContent,
   passTypeIdentifier: string,
+  within?: InTransaction,
 ): Promise<Buffer> {
-  const identity = (await identityOf(deps, passTypeIdentifier)).signing;
+  const identity = (await identityOf(deps, passTypeIdentifier, within)).signing;
   assertCanSign(identity, deps.clock.now());
   const started = performance.now();
   const bytes = await deps.signer.sign(content, identity);
@@ -260,12 +273,15 @@ const CHANGE_MAX_WAIT_MS = 30_000;
  */
 export async function updatePass(deps: PassesDeps, key: PassKey, change: PassChange): Promise<StoredPass> {
   const notFound = () => new NotFoundError(`No pass ${key.passTypeIdentifier}/${key.serialNumber}`);
+  // Read before the transaction, which reads nothing but its own statements.
+  await deps.identities.find(key.passTypeIdentifier);
   const updated = await deps.repositories.inTransaction(
     async (tx) => {
       const current = await tx.passes.lockForChange(key);
       if (!current) throw notFound();
       const pass = toStoredPass(current);
-      const next = await signChange(deps, { ...pass, images: await ownImages(tx.passes, pass.id) }, change);
+      const images = await ownImages(tx.passes, pass.id);
+      const next = await signChange(deps, { ...pass, images }, change, tx);
       const now = deps.clock.now();
       const [written] = await tx.passes.writeNewVersions([{ id: pass.id, ...next }], now);
       if (!written) throw notFound();
@@ -288,6 +304,12 @@ export async function updatePass(deps: PassesDeps, key: PassKey, change: PassCha
   return updated;
 }
 
+/**
+ * The transaction a change is signed in, if any: a template version this instance has not read yet is read on its
+ * connection, and nothing else is read (PGlite has one connection, the transaction's).
+ */
+export type InTransaction = Pick<TransactionRepositories, 'templates'>;
+
 /** What a change makes of a pass: its merged content and the signed bundle of it (not yet stored). */
 export interface SignedChange {
   templateVersion: number | null;
@@ -307,13 +329,15 @@ export async function signChange(
   deps: PassesDeps,
   pass: PassToSign,
   change: PassChange,
+  within?: InTransaction,
 ): Promise<SignedChange> {
-  const template = await findTemplate(deps, pass.template, change.templateVersion ?? pass.templateVersion);
-  if (change.templateVersion !== undefined && template.version === null) {
+  if (change.templateVersion !== undefined && pass.templateVersion === null) {
     throw new InvalidError(
       `templateVersion: template "${pass.template}" is a MODELS_DIR template, which has no versions`,
     );
   }
+  const version = change.templateVersion ?? pass.templateVersion;
+  const template = await findTemplate(deps, pass.template, version, within?.templates);
   checkFieldKeys(template, [
     ...Object.keys(change.fields ?? {}),
     ...Object.keys(change.changeMessages ?? {}),
@@ -327,7 +351,7 @@ export async function signChange(
     strings: mergeByLanguage(pass.strings, change.strings),
     images: changeImages(template, pass.images, change.images),
   };
-  const bytes = await signBundle(deps, passContent(deps, template, next), pass.passTypeIdentifier);
+  const bytes = await signBundle(deps, passContent(deps, template, next), pass.passTypeIdentifier, within);
   const { templateVersion, fields, overrides, changeMessages, strings } = next;
   return { templateVersion, fields, overrides, changeMessages, strings, bytes };
 }

@@ -4,7 +4,7 @@
  * it once and keeps it; which version is the latest is read from the database whenever a pass is created, so a
  * version published on another instance is used at once. A pass keeps the version it was built from.
  */
-import type { TemplatesRepository } from '../db/templates.js';
+import type { TemplateReader, TemplatesRepository } from '../db/templates.js';
 import { ConflictError, InvalidError, NotFoundError } from '../errors.js';
 import { type PassIdentifiers, templateProblem } from '../signing/bundle.js';
 import { readTemplateArchive, writeTemplateArchive } from './template-archive.js';
@@ -18,8 +18,13 @@ export interface CatalogEntry {
 }
 
 export interface TemplateCatalog {
-  /** A MODELS_DIR template, or a stored one at `version` (its latest when null or absent). */
-  find(name: string, version?: number | null): Promise<Template | undefined>;
+  /**
+   * A stored template at `version`; without one (null or absent), a MODELS_DIR template or a stored one's latest
+   * version. A pass made from a stored version keeps it even if a MODELS_DIR folder of its name appears later.
+   */
+  find(name: string, version?: number | null, reader?: TemplateReader): Promise<Template | undefined>;
+  /** One template with its versions. */
+  entry(name: string): Promise<CatalogEntry | undefined>;
   list(): Promise<CatalogEntry[]>;
   /** Stores the next version of a template from a zip of its .pass folder, checked as Wallet would check its passes. */
   publish(name: string, zip: Buffer): Promise<Template>;
@@ -43,11 +48,16 @@ export function createTemplateCatalog(o: TemplateCatalogOptions): TemplateCatalo
   /** Stored versions already read, by name and version: immutable, so never read twice. */
   const versions = new Map<string, Promise<Template | undefined>>();
 
-  const load = (name: string, version: number): Promise<Template | undefined> => {
+  /** A change's transaction passes its own reader (see TransactionRepositories.templates). */
+  const load = (
+    name: string,
+    version: number,
+    reader: TemplateReader = o.repository,
+  ): Promise<Template | undefined> => {
     const key = `${name}\u0000${version}`;
     let loading = versions.get(key);
     if (!loading) {
-      loading = o.repository
+      loading = reader
         .find(name, version)
         .then((record) => record && fromArchive(name, version, record.archive));
       // A failed read is not kept: the next find reads again.
@@ -58,11 +68,20 @@ export function createTemplateCatalog(o: TemplateCatalogOptions): TemplateCatalo
   };
 
   return {
-    async find(name, version) {
+    async find(name, version, reader) {
+      if (version !== undefined && version !== null) return load(name, version, reader);
       const file = o.files.get(name);
       if (file) return file;
-      const wanted = version ?? (await o.repository.latestVersion(name));
-      return wanted === undefined ? undefined : load(name, wanted);
+      const latest = await o.repository.latestVersion(name);
+      return latest === undefined ? undefined : load(name, latest);
+    },
+    async entry(name) {
+      const file = o.files.get(name);
+      if (file) return { template: file, versions: [] };
+      const numbers = await o.repository.versionsOf(name);
+      const latest = numbers.at(-1);
+      const template = latest === undefined ? undefined : await load(name, latest);
+      return template && { template, versions: numbers };
     },
     async list() {
       const stored = await o.repository.versions();

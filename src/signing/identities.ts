@@ -60,6 +60,8 @@ export interface Identities {
   list(): PassTypeIdentity[];
   /** The identity of a pass type identifier; one this instance does not know yet is looked for in the database. */
   find(passTypeIdentifier: string): Promise<PassTypeIdentity | undefined>;
+  /** The identity as this instance knows it now, without reading the database (inside a transaction). */
+  get(passTypeIdentifier: string): PassTypeIdentity | undefined;
   /** Adds an identity (`expect: 'new'`) or rotates the certificate of one (`expect: passTypeIdentifier`). */
   save(
     upload: IdentityUpload,
@@ -90,7 +92,7 @@ export interface IdentitiesOptions {
   refreshIntervalMs?: number;
 }
 
-export const REFRESH_INTERVAL_MS = 10_000;
+const REFRESH_INTERVAL_MS = 10_000;
 
 const PEM_LABELS: PemLabels = {
   signerCert: 'certificate',
@@ -247,6 +249,7 @@ export function createIdentities(o: IdentitiesOptions): Identities {
         .map((id) => current(id))
         .filter((identity) => identity !== undefined);
     },
+    get: current,
     async find(passTypeIdentifier) {
       const known = current(passTypeIdentifier);
       if (known) return known;

@@ -47,7 +47,7 @@ export const templateRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, dep
     };
   };
   const entry = async (name: string): Promise<CatalogEntry> => {
-    const found = (await deps.templates.list()).find((each) => each.template.name === name);
+    const found = await deps.templates.entry(name);
     if (!found) throw new NotFoundError(`No template "${name}"`);
     return found;
   };

@@ -6,7 +6,9 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBulkRunner } from '../../../src/passes/bulk.js';
+import { getSignedBundle, updatePass } from '../../../src/passes/passes.js';
 import { projectRoot } from '../../../src/paths.js';
+import { testTemplateCatalog } from '../../support/catalog.js';
 import { verifyPkpass } from '../../support/pkpass-verifier.js';
 import { adminToken, startTestServer, type TestServer } from '../../support/server.js';
 import { readPassJson, WalletDevice } from '../../support/wallet-device.js';
@@ -148,6 +150,29 @@ describe('template versions', () => {
     expect((await server.admin('DELETE', '/admin/templates/member/versions/1')).status).toBe(404);
     expect((await server.admin('GET', '/admin/templates/member')).body).toMatchObject({ versions: [2] });
     expect((await server.admin('DELETE', '/admin/templates/loyalty/versions/1')).status).toBe(409);
+  });
+
+  it('after a restart, reads a version it has not read yet inside the change that needs it (PGlite has one connection)', async () => {
+    const dir = await mkdtemp(join(work, 'restart-'));
+    await cp(join(modelsDir, 'coupon.pass'), join(dir, 'deal.pass'), { recursive: true });
+    expect((await upload('deal', zipOf(dir, 'deal.pass'))).status).toBe(201);
+    const created = await server.admin('POST', '/admin/passes', {
+      template: 'deal',
+      fields: { offer: '10%' },
+    });
+    const key = {
+      passTypeIdentifier: String(created.body.passTypeIdentifier),
+      serialNumber: String(created.body.serialNumber),
+    };
+    // A new catalog on the same database is what an instance has after a restart: no version read yet.
+    const restarted = {
+      ...passesDeps(server),
+      templates: testTemplateCatalog(new Map(), server.database.repositories, server.identities),
+    };
+    const changed = await updatePass(restarted, key, { fields: { offer: '20%' } });
+    expect(changed).toMatchObject({ templateVersion: 1, version: 2, fields: { offer: '20%' } });
+    const bundle = await getSignedBundle(restarted, changed);
+    await verifyPkpass(bundle, server.pki.wwdrPem);
   });
 
   it('moves every pass of a template to a new version: a dry run first, then a bulk job that re-signs them', async () => {
