@@ -6,6 +6,8 @@ export interface TemplateVersionRecord {
   name: string;
   version: number;
   archive: Buffer;
+  /** The identity its passes belong to; null for any. */
+  passTypeIdentifier: string | null;
   createdAt: Date;
 }
 
@@ -19,7 +21,7 @@ export interface TemplatesRepository {
   /** The stored versions of one name, ascending. */
   versionsOf(name: string): Promise<number[]>;
   /** Stores the next version of the name (1 for a new one) and returns it. */
-  publish(name: string, archive: Buffer, now: Date): Promise<number>;
+  publish(name: string, archive: Buffer, passTypeIdentifier: string | null, now: Date): Promise<number>;
   /** Removes the version unless passes are built from it: 'removed', 'in-use' or 'absent'. */
   remove(name: string, version: number): Promise<'removed' | 'in-use' | 'absent'>;
 }
@@ -30,13 +32,21 @@ export type TemplateReader = Pick<TemplatesRepository, 'find'>;
 export function templateReaderOn(query: SqlQuery): TemplateReader {
   return {
     async find(name, version) {
-      const [row] = await query<{ name: string; version: number; archive: Uint8Array; created_at: Date }>(
-        'SELECT name, version, archive, created_at FROM template_versions WHERE name = $1 AND version = $2',
+      const [row] = await query<{
+        name: string;
+        version: number;
+        archive: Uint8Array;
+        pass_type_identifier: string | null;
+        created_at: Date;
+      }>(
+        `SELECT name, version, archive, pass_type_identifier, created_at FROM template_versions
+        WHERE name = $1 AND version = $2`,
         [name, version],
       );
       if (!row) return undefined;
       const archive = Buffer.from(row.archive.buffer, row.archive.byteOffset, row.archive.byteLength);
-      return { name: row.name, version: row.version, archive, createdAt: row.created_at };
+      const { pass_type_identifier: passTypeIdentifier, created_at: createdAt } = row;
+      return { name: row.name, version: row.version, archive, passTypeIdentifier, createdAt };
     },
   };
 }
@@ -73,13 +83,13 @@ export function createTemplatesRepository(db: {
       });
       return rows.map((row) => row.version);
     },
-    async publish(name, archive, now) {
+    async publish(name, archive, passTypeIdentifier, now) {
       // Two uploads of one name at once: the second's insert meets the first's primary key and takes the next number.
       for (let attempt = 0; ; attempt++) {
         try {
           const rows = await prisma.$queryRaw<Array<{ version: number }>>`
-            INSERT INTO template_versions (name, version, archive, created_at)
-            SELECT ${name}, coalesce(max(version), 0) + 1, ${Uint8Array.from(archive)}, ${now}
+            INSERT INTO template_versions (name, version, archive, pass_type_identifier, created_at)
+            SELECT ${name}, coalesce(max(version), 0) + 1, ${Uint8Array.from(archive)}, ${passTypeIdentifier}, ${now}
             FROM template_versions WHERE name = ${name}
             RETURNING version`;
           const version = rows[0]?.version;

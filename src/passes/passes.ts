@@ -26,7 +26,7 @@ import {
 } from './pass-content.js';
 import { checkPassImage } from './pass-images.js';
 import type { TemplateCatalog } from './template-catalog.js';
-import type { Template } from './templates.js';
+import { imageConflict, type Template } from './templates.js';
 import { newAuthenticationToken } from './tokens.js';
 import { truncateToSecond } from './versions.js';
 
@@ -194,8 +194,21 @@ export async function createPass(deps: PassesDeps, input: NewPass): Promise<Stor
   const fields = input.fields ?? {};
   const changeMessages = input.changeMessages ?? {};
   checkFieldKeys(template, [...Object.keys(fields), ...Object.keys(changeMessages)]);
+  // A brand's template makes passes of its identity only.
+  if (
+    template.passTypeIdentifier &&
+    input.passTypeIdentifier &&
+    input.passTypeIdentifier !== template.passTypeIdentifier
+  ) {
+    throw new InvalidError(
+      `passTypeIdentifier: template "${template.name}" makes passes of ${template.passTypeIdentifier} only`,
+    );
+  }
   const identity = {
-    passTypeIdentifier: input.passTypeIdentifier ?? deps.identities.primary().signing.passTypeIdentifier,
+    passTypeIdentifier:
+      input.passTypeIdentifier ??
+      template.passTypeIdentifier ??
+      deps.identities.primary().signing.passTypeIdentifier,
     serialNumber: input.serialNumber ?? randomUUID(),
     authenticationToken: newAuthenticationToken(),
     template: template.name,
@@ -362,7 +375,8 @@ function changeImages(
   changes: ImageChanges | undefined,
 ): ImageFiles {
   const images = { ...current };
-  for (const [name, bytes] of Object.entries(changes ?? {})) {
+  if (changes === undefined) return images;
+  for (const [name, bytes] of Object.entries(changes)) {
     if (bytes === null) {
       if (!Object.hasOwn(images, name)) throw noOwnImage(name);
       delete images[name];
@@ -371,6 +385,8 @@ function changeImages(
       images[name] = bytes;
     }
   }
+  const conflict = imageConflict(template.style, [...Object.keys(template.files), ...Object.keys(images)]);
+  if (conflict !== undefined) throw new InvalidError(`images: ${conflict}`);
   return images;
 }
 

@@ -4,10 +4,10 @@
  * it once and keeps it; which version is the latest is read from the database whenever a pass is created, so a
  * version published on another instance is used at once. A pass keeps the version it was built from.
  */
-import type { TemplateReader, TemplatesRepository } from '../db/templates.js';
+import type { TemplateReader, TemplatesRepository, TemplateVersionRecord } from '../db/templates.js';
 import { ConflictError, InvalidError, NotFoundError } from '../errors.js';
 import { type PassIdentifiers, templateProblem } from '../signing/bundle.js';
-import { readTemplateArchive, writeTemplateArchive } from './template-archive.js';
+import { readTemplateArchive, type TemplateArchive, writeTemplateArchive } from './template-archive.js';
 import { parseOverride, type Template, TemplateReadError, templateFromFiles } from './templates.js';
 
 export interface CatalogEntry {
@@ -26,8 +26,11 @@ export interface TemplateCatalog {
   /** One template with its versions. */
   entry(name: string): Promise<CatalogEntry | undefined>;
   list(): Promise<CatalogEntry[]>;
-  /** Stores the next version of a template from a zip of its .pass folder, checked as Wallet would check its passes. */
-  publish(name: string, zip: Buffer): Promise<Template>;
+  /**
+   * Stores the next version of a template from a zip of its .pass folder, checked as Wallet would check its passes;
+   * `owner`: the identity its passes belong to (any when absent).
+   */
+  publish(name: string, zip: Buffer, owner?: PassIdentifiers): Promise<Template>;
   /** Removes a stored version that no pass is built from. */
   remove(name: string, version: number): Promise<void>;
 }
@@ -57,9 +60,7 @@ export function createTemplateCatalog(o: TemplateCatalogOptions): TemplateCatalo
     const key = `${name}\u0000${version}`;
     let loading = versions.get(key);
     if (!loading) {
-      loading = reader
-        .find(name, version)
-        .then((record) => record && fromArchive(name, version, record.archive));
+      loading = reader.find(name, version).then((record) => record && fromArchive(record));
       // A failed read is not kept: the next find reads again.
       loading.catch(() => versions.delete(key));
       versions.set(key, loading);
@@ -93,7 +94,7 @@ export function createTemplateCatalog(o: TemplateCatalogOptions): TemplateCatalo
       }
       return entries.sort((a, b) => a.template.name.localeCompare(b.template.name));
     },
-    async publish(name, zip) {
+    async publish(name, zip, owner) {
       if (!TEMPLATE_NAME.test(name)) {
         throw new InvalidError(
           `Template name "${name}": letters, digits, ".", "_" and "-" only, starting with a letter or digit, up to 100`,
@@ -104,10 +105,12 @@ export function createTemplateCatalog(o: TemplateCatalogOptions): TemplateCatalo
       }
       const archive = readTemplateArchive(zip);
       // Checked before it is stored: a version Wallet would refuse is never published.
-      const candidate = fromArchiveFiles(name, 0, archive.files, archive.override);
-      const problem = templateProblem(candidate, o.identifiers());
+      const passTypeIdentifier = owner?.passTypeIdentifier ?? null;
+      const candidate = fromArchiveFiles({ name, version: 0, passTypeIdentifier }, archive);
+      const problem = templateProblem(candidate, owner ?? o.identifiers());
       if (problem !== undefined) throw new InvalidError(`Template "${name}": ${problem}`);
-      const version = await o.repository.publish(name, writeTemplateArchive(archive), o.clock.now());
+      const stored = writeTemplateArchive(archive);
+      const version = await o.repository.publish(name, stored, passTypeIdentifier, o.clock.now());
       const template = { ...candidate, version, dir: uploadedDir(name, version) };
       versions.set(`${name}\u0000${version}`, Promise.resolve(template));
       return template;
@@ -130,23 +133,22 @@ export function createTemplateCatalog(o: TemplateCatalogOptions): TemplateCatalo
 
 const uploadedDir = (name: string, version: number) => `admin API: template "${name}" version ${version}`;
 
-function fromArchive(name: string, version: number, zip: Buffer): Template {
-  const archive = readTemplateArchive(zip);
-  return fromArchiveFiles(name, version, archive.files, archive.override);
+function fromArchive(record: TemplateVersionRecord): Template {
+  return fromArchiveFiles(record, readTemplateArchive(record.archive));
 }
 
 /** The template of an uploaded archive; what is wrong with it is an InvalidError naming the file. */
 function fromArchiveFiles(
-  name: string,
-  version: number,
-  files: ReadonlyMap<string, Buffer>,
-  override: Buffer | undefined,
+  stored: Pick<TemplateVersionRecord, 'name' | 'version' | 'passTypeIdentifier'>,
+  { files, override }: TemplateArchive,
 ): Template {
+  const { name, version, passTypeIdentifier } = stored;
   try {
     return templateFromFiles({
       name,
       dir: uploadedDir(name, version),
       version,
+      passTypeIdentifier,
       files,
       override: override === undefined ? {} : parseOverride(override, 'override.json'),
     });

@@ -37,6 +37,8 @@ export interface Template {
   dir: string;
   /** Stored through the admin API: its version (1, 2, …); a MODELS_DIR template has none. */
   version: number | null;
+  /** The identity its passes belong to (an uploaded brand's template); null: any, the primary one by default. */
+  passTypeIdentifier: string | null;
   style: PassStyle;
   /** Every field key of the style, in the order they appear. */
   fieldKeys: string[];
@@ -95,7 +97,8 @@ export async function loadTemplates(
 }
 
 async function loadTemplate(name: string, dir: string, override: Record<string, unknown>): Promise<Template> {
-  return templateFromFiles({ name, dir, version: null, files: await readModelFiles(dir), override });
+  const files = await readModelFiles(dir);
+  return templateFromFiles({ name, dir, version: null, passTypeIdentifier: null, files, override });
 }
 
 /**
@@ -106,10 +109,11 @@ export function templateFromFiles(model: {
   name: string;
   dir: string;
   version: number | null;
+  passTypeIdentifier: string | null;
   files: ReadonlyMap<string, Buffer>;
   override: Record<string, unknown>;
 }): Template {
-  const { name, dir, version, files, override } = model;
+  const { name, dir, version, passTypeIdentifier, files, override } = model;
   const overridden = applyOverride(parsePassJson(files.get('pass.json'), 'pass.json'), override);
   const converted = convertModel(overridden.passJson);
   const passJson = converted.passJson;
@@ -118,11 +122,23 @@ export function templateFromFiles(model: {
   if (!files.has('icon.png')) throw new TemplateReadError('icon.png is missing (Wallet requires an icon)');
   const style = findStyle(passJson);
   const fieldKeys = collectFieldKeys(passJson, style);
+  const conflict = imageConflict(style, [...files.keys()]);
+  if (conflict !== undefined) throw new TemplateReadError(conflict);
   const otherFiles: Record<string, Buffer> = {};
   for (const [path, content] of files) {
     if (!GENERATED_FILES.has(path)) otherFiles[path] = content;
   }
-  return { name, dir, version, style, fieldKeys, passJson, conversions, files: Object.freeze(otherFiles) };
+  return {
+    name,
+    dir,
+    version,
+    passTypeIdentifier,
+    style,
+    fieldKeys,
+    passJson,
+    conversions,
+    files: Object.freeze(otherFiles),
+  };
 }
 
 /** Root files and files one level down in `<lang>.lproj/` folders, the only places Wallet looks. Hidden files are skipped. */
@@ -167,6 +183,25 @@ function parsePassJson(content: Buffer | undefined, file: string): Record<string
   }
   if (!isRecord(value)) throw new TemplateReadError(`${file} is not a JSON object`);
   return value;
+}
+
+/**
+ * Apple, for event tickets: "If you specify a strip image, do not specify a background image or a thumbnail." What
+ * is wrong with this set of bundle files (`strip@2x.png`, `de.lproj/thumbnail.png`), or undefined.
+ */
+export function imageConflict(style: PassStyle, paths: readonly string[]): string | undefined {
+  if (style !== 'eventTicket') return undefined;
+  const kinds = new Set(
+    paths.map(
+      (path) => /^(strip|background|thumbnail)(?:@[23]x)?\.png$/.exec(path.split('/').at(-1) ?? '')?.[1],
+    ),
+  );
+  const besideStrip = ['background', 'thumbnail'].filter((kind) => kinds.has(kind));
+  if (!kinds.has('strip') || besideStrip.length === 0) return undefined;
+  return (
+    `an event ticket with a strip image must not have a ${besideStrip.join(' or ')} image (Apple: a strip, or a ` +
+    'background and a thumbnail); remove one of them'
+  );
 }
 
 /** Apple: a pass has exactly one style key, whose dictionary holds the fields. */

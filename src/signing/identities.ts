@@ -22,6 +22,7 @@ import {
   logExpiry,
   type PemLabels,
   pemsFromP12,
+  RENEWAL_WARNING_MS,
   type SigningIdentity,
   type SigningPems,
 } from './identity.js';
@@ -93,6 +94,7 @@ export interface IdentitiesOptions {
 }
 
 const REFRESH_INTERVAL_MS = 10_000;
+const DAY_MS = 86_400_000;
 
 const PEM_LABELS: PemLabels = {
   signerCert: 'certificate',
@@ -196,7 +198,8 @@ export function createIdentities(o: IdentitiesOptions): Identities {
         if (known) next.set(record.passTypeIdentifier, known);
         continue;
       }
-      logExpiry(identity.signing, `The certificate of ${record.passTypeIdentifier}`, log);
+      logExpiry(identity.signing, `The certificate of ${record.passTypeIdentifier}`, log, o.clock.now());
+      expiryLogged.set(record.passTypeIdentifier, o.clock.now().getTime());
       next.set(record.passTypeIdentifier, { identity, version });
     }
     stored = next;
@@ -213,9 +216,28 @@ export function createIdentities(o: IdentitiesOptions): Identities {
 
   const current = (id: string): PassTypeIdentity | undefined =>
     stored.get(id)?.identity ?? configured.get(id);
+  const list = (): PassTypeIdentity[] =>
+    [...new Set([...configured.keys(), ...stored.keys()])]
+      .sort()
+      .map((id) => current(id))
+      .filter((identity) => identity !== undefined);
 
   let starting = true;
   let timer: NodeJS.Timeout | undefined;
+  /** When each identity's expiry was last logged: a certificate about to expire is warned of once a day. */
+  const expiryLogged = new Map<string, number>(
+    o.configured.map((each) => [each.passTypeIdentifier, o.clock.now().getTime()]),
+  );
+  const warnOfExpiry = () => {
+    const now = o.clock.now();
+    for (const { signing } of list()) {
+      const last = expiryLogged.get(signing.passTypeIdentifier) ?? 0;
+      if (now.getTime() - last < DAY_MS || signing.notAfter.getTime() - now.getTime() >= RENEWAL_WARNING_MS)
+        continue;
+      logExpiry(signing, `The certificate of ${signing.passTypeIdentifier}`, log, now);
+      expiryLogged.set(signing.passTypeIdentifier, now.getTime());
+    }
+  };
 
   const checkUpload = (upload: IdentityUpload): PassTypeIdentity => {
     const { pems, labels } = uploadedPems(upload);
@@ -242,13 +264,7 @@ export function createIdentities(o: IdentitiesOptions): Identities {
 
   return {
     primary: () => current(primaryId) ?? primaryConfigured,
-    list() {
-      const ids = new Set([...configured.keys(), ...stored.keys()]);
-      return [...ids]
-        .sort()
-        .map((id) => current(id))
-        .filter((identity) => identity !== undefined);
-    },
+    list,
     get: current,
     async find(passTypeIdentifier) {
       const known = current(passTypeIdentifier);
@@ -331,9 +347,11 @@ export function createIdentities(o: IdentitiesOptions): Identities {
       await refreshOnce();
       starting = false;
       timer ??= setInterval(() => {
-        refreshOnce().catch((error: unknown) =>
-          log.error({ err: error }, 'identities not refreshed; the ones read before stay in use'),
-        );
+        refreshOnce()
+          .catch((error: unknown) =>
+            log.error({ err: error }, 'identities not refreshed; the ones read before stay in use'),
+          )
+          .finally(warnOfExpiry);
       }, o.refreshIntervalMs ?? REFRESH_INTERVAL_MS);
       timer.unref();
     },

@@ -179,16 +179,16 @@ function accepted(
  * An expired identity does not stop the server: its passes are still served from the bundles signed before, and
  * only what needs a new signature is refused (src/passes/passes.ts). Said at every load, and warned of a month ahead.
  */
-export function logExpiry(identity: SigningIdentity, label: string, log: Logger): void {
+export function logExpiry(identity: SigningIdentity, label: string, log: Logger, now = new Date()): void {
   const notAfter = identity.notAfter.toISOString();
   const { passTypeIdentifier } = identity;
-  if (isExpired(identity, new Date())) {
+  if (isExpired(identity, now)) {
     log.error(
       { passTypeIdentifier, notAfter },
       `${label} has expired: Wallet rejects passes signed with it, so passes are served from their ` +
         `last signed bundles and creating or changing one is refused. Create a new certificate for the Pass Type ID. ${HELP}`,
     );
-  } else if (identity.notAfter.getTime() - Date.now() < RENEWAL_WARNING_MS) {
+  } else if (identity.notAfter.getTime() - now.getTime() < RENEWAL_WARNING_MS) {
     log.warn({ passTypeIdentifier, notAfter }, `${label} expires soon: renew it at Apple`);
   }
 }

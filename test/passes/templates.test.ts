@@ -102,6 +102,12 @@ describe('loadTemplates with broken templates', () => {
       }),
       'icon.png': icon,
     });
+    await model('strip-and-thumbnail.pass', {
+      'pass.json': passJson({ eventTicket: {} }),
+      'icon.png': icon,
+      'strip@2x.png': icon,
+      'de.lproj/thumbnail.png': icon,
+    });
     await model('not-a-template', { 'pass.json': '{', 'icon.png': icon });
     await model('bad-override.pass', { 'pass.json': passJson(generic), 'icon.png': icon });
     await writeFile(join(dir, 'bad-override.override.json'), '{ "logoText": ');
@@ -126,6 +132,9 @@ describe('loadTemplates with broken templates', () => {
       [join(dir, 'invalid-json.pass')]: expect.stringMatching(/pass\.json is not valid JSON/),
       [join(dir, 'no-icon.pass')]: expect.stringMatching(/icon\.png is missing/),
       [join(dir, 'no-style.pass')]: expect.stringMatching(/exactly one style key .* found none/),
+      [join(dir, 'strip-and-thumbnail.pass')]: expect.stringMatching(
+        /an event ticket with a strip image must not have a thumbnail image/,
+      ),
       [join(dir, 'two-styles.pass')]: expect.stringMatching(
         /exactly one style key .* found coupon and generic/,
       ),

@@ -8,6 +8,7 @@ CREATE TABLE "template_versions" (
     "name" TEXT NOT NULL,
     "version" INTEGER NOT NULL,
     "archive" BYTEA NOT NULL,
+    "pass_type_identifier" TEXT,
     "created_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
 
     CONSTRAINT "template_versions_pkey" PRIMARY KEY ("name","version")

@@ -212,6 +212,10 @@ export const templateView = z.looseObject({
   }),
   versions: z.array(z.number().int()).meta({ description: "An uploaded template's versions, ascending" }),
   source: z.enum(['models', 'api']).meta({ description: 'models: a MODELS_DIR folder; api: uploaded here' }),
+  passTypeIdentifier: z.string().nullable().meta({
+    description:
+      'The identity its passes belong to; null: any (the primary one unless the pass names another)',
+  }),
   style: z.string(),
   fieldKeys: z.array(z.string()),
   images: z
@@ -232,6 +236,13 @@ export const templateView = z.looseObject({
 export const templatesAnswer = z.looseObject({ templates: z.array(templateView) });
 
 export const templateParams = z.object({ name: templateName }).strict();
+export const publishTemplateQuery = z
+  .object({
+    passTypeIdentifier: identifier('passTypeIdentifier')
+      .optional()
+      .meta({ description: "The identity its passes belong to (a brand's template); any when absent" }),
+  })
+  .strict();
 export const templateVersionParams = z
   .object({ name: templateName, version: z.coerce.number().int().min(1).max(2_147_483_647) })
   .strict();

@@ -1,13 +1,20 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { NotFoundError } from '../../errors.js';
+import { InvalidError, NotFoundError } from '../../errors.js';
 import { ARCHIVE_LIMITS } from '../../passes/template-archive.js';
 import type { CatalogEntry } from '../../passes/template-catalog.js';
 import type { Template } from '../../passes/templates.js';
 import { templateProblem } from '../../signing/bundle.js';
 import { adminDoc, bodyErrors, commonErrors, errorResponses, noBody } from '../route-docs.js';
 import type { AdminDeps } from './deps.js';
-import { templateParams, templatesAnswer, templateVersionParams, templateView, zipBody } from './schemas.js';
+import {
+  publishTemplateQuery,
+  templateParams,
+  templatesAnswer,
+  templateVersionParams,
+  templateView,
+  zipBody,
+} from './schemas.js';
 
 /** A zip of a model compresses little (its images are PNGs): its limit is the files' own. */
 const MAX_ZIP_BYTES = ARCHIVE_LIMITS.totalBytes;
@@ -36,6 +43,7 @@ export const templateRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, dep
       version: template.version,
       versions,
       source: template.version === null ? ('models' as const) : ('api' as const),
+      passTypeIdentifier: template.passTypeIdentifier,
       style: template.style,
       fieldKeys: template.fieldKeys,
       images: Object.keys(template.files)
@@ -102,6 +110,7 @@ export const templateRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, dep
           ),
           consumes: ['application/zip'],
           params: templateParams,
+          querystring: publishTemplateQuery,
           body: zipBody,
           response: {
             201: templateView.meta({ description: 'The published version' }),
@@ -110,7 +119,12 @@ export const templateRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, dep
         },
       },
       async (request, reply) => {
-        const published = await deps.templates.publish(request.params.name, request.body);
+        const owner = request.query.passTypeIdentifier;
+        const identity = owner === undefined ? undefined : await deps.identities.find(owner);
+        if (owner !== undefined && !identity) {
+          throw new InvalidError(`passTypeIdentifier: no identity ${owner} (GET /admin/identities)`);
+        }
+        const published = await deps.templates.publish(request.params.name, request.body, identity?.signing);
         const { versions } = await entry(published.name);
         return reply.code(201).send(view({ template: published, versions }));
       },

@@ -5,11 +5,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApnsConfig } from '../../../src/config.js';
 import { StartupError } from '../../../src/errors.js';
+import { projectRoot } from '../../../src/paths.js';
 import { type Pushes, startPushes } from '../../../src/push/pushes.js';
 import { loadTestIdentities } from '../../support/identities.js';
 import { capturingLogger } from '../../support/log-lines.js';
 import { generateProviderKey, type MockApns, startMockApns } from '../../support/mock-apns.js';
-import { createTestPki, type TestPki } from '../../support/pki.js';
+import { createTestPki, identityFromPki, type TestPki } from '../../support/pki.js';
 import { verifyPkpass } from '../../support/pkpass-verifier.js';
 import { adminToken, startTestServer, type TestServer } from '../../support/server.js';
 import { WalletDevice } from '../../support/wallet-device.js';
@@ -236,18 +237,32 @@ describe('pass type identities through the admin API', () => {
     expect(refused.body.message).toContain('certificate expired on');
   });
 
-  it('signs each pass with its own identity, and pushes each under its own topic with its own certificate', async () => {
+  it("signs each pass of a brand's template with its identity, and pushes each under its own topic with its own certificate", async () => {
     for (const [brand, pki, serialNumber] of [
       ['a', brandA, serials.a],
       ['b', brandB, serials.b],
     ] as const) {
+      // Each brand's template, uploaded as a zip (Info-ZIP's) for its identity.
+      const zip = execFileSync('zip', ['-q', '-r', '-', 'loyalty.pass'], {
+        cwd: join(projectRoot, 'models'),
+      });
+      const uploaded = await fetch(
+        `${server.baseUrl}/admin/templates/brand-${brand}-card/versions?passTypeIdentifier=${pki.passTypeIdentifier}`,
+        {
+          method: 'POST',
+          headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/zip' },
+          body: new Uint8Array(zip),
+        },
+      );
+      expect(uploaded.status).toBe(201);
+      expect(await uploaded.json()).toMatchObject({ passTypeIdentifier: pki.passTypeIdentifier, version: 1 });
       const created = await server.admin('POST', '/admin/passes', {
-        passTypeIdentifier: pki.passTypeIdentifier,
         serialNumber,
-        template: 'loyalty',
+        template: `brand-${brand}-card`,
         fields: { points: brand === 'a' ? 1 : 2 },
       });
       expect(created.status).toBe(201);
+      expect(created.body.passTypeIdentifier).toBe(pki.passTypeIdentifier);
       const bundle = await download(pki.passTypeIdentifier, serialNumber);
       // verifyPkpass checks the signature chains to this brand's CA with openssl, and pass.json names its ids.
       const verified = await verifyPkpass(bundle, pki.wwdrPem);
@@ -258,6 +273,12 @@ describe('pass type identities through the admin API', () => {
       expect(await signerOf(bundle, pki.wwdrPem)).toContain(sha256(pki.signerCertPem));
       expect((await device.add(bundle)).status).toBe(201);
     }
+    const otherBrand = await server.admin('POST', '/admin/passes', {
+      passTypeIdentifier: brandB.passTypeIdentifier,
+      template: 'brand-a-card',
+    });
+    expect(otherBrand.status).toBe(400);
+    expect(otherBrand.body.message).toContain('makes passes of pass.test.brand-a only');
     const unknown = await server.admin('POST', '/admin/passes', {
       passTypeIdentifier: 'pass.test.nobody',
       template: 'loyalty',
@@ -513,6 +534,36 @@ describe('an identity with an APNs .p8 key of its own', () => {
       await tokenPushes.close();
       await tokenMock.close();
       await own.close();
+    }
+  });
+});
+
+describe('a certificate about to expire', () => {
+  it('is warned of once a day while the server runs, not only at start', async () => {
+    const soon = await createTestPki({ passTypeIdentifier: 'pass.test.expires-soon', validDays: 10 });
+    const logged = capturingLogger();
+    let aheadMs = 0;
+    const configured = {
+      ...identityFromPki(soon),
+      notAfter: new Date(new X509Certificate(soon.signerCertPem).validTo),
+    };
+    const identities = await loadTestIdentities(configured, server.database.repositories, {
+      clock: { now: () => new Date(Date.now() + aheadMs) },
+      log: logged.log,
+      refreshIntervalMs: 20,
+    });
+    try {
+      const warnings = () => logged.lines.filter((line) => String(line.msg).includes('expires soon')).length;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(warnings()).toBe(0);
+      aheadMs = 25 * 3600 * 1000;
+      await expect.poll(warnings).toBe(1);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(warnings()).toBe(1);
+      aheadMs = 50 * 3600 * 1000;
+      await expect.poll(warnings).toBe(2);
+    } finally {
+      identities.close();
     }
   });
 });

@@ -1,7 +1,12 @@
+import { execFileSync } from 'node:child_process';
+import { cp, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pino from 'pino';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BulkRunner, startBulkRunner } from '../../../src/passes/bulk.js';
+import { projectRoot } from '../../../src/paths.js';
 import { verifyPkpass } from '../../support/pkpass-verifier.js';
 import { adminToken, startTestServer, type TestServer } from '../../support/server.js';
 import { WalletDevice } from '../../support/wallet-device.js';
@@ -121,13 +126,36 @@ describe("a pass's own images", () => {
   });
 
   it("adds an image the template lacks, when the pass's style shows it", async () => {
-    const created = await server.admin('POST', '/admin/passes', { template: 'event' });
+    // The event template without its strip, uploaded (Info-ZIP): its tickets may show a background and a thumbnail.
+    const folder = await mkdtemp(join(tmpdir(), 'pks-stripless-'));
+    await cp(join(projectRoot, 'models', 'event.pass'), join(folder, 'event.pass'), { recursive: true });
+    for (const name of await readdir(join(folder, 'event.pass'))) {
+      if (name.startsWith('strip')) await rm(join(folder, 'event.pass', name));
+    }
+    const zip = execFileSync('zip', ['-q', '-r', '-', 'event.pass'], { cwd: folder });
+    await server.templates.publish('stripless-event', zip);
+    const created = await server.admin('POST', '/admin/passes', { template: 'stripless-event' });
     const path = `/admin/passes/${created.body.passTypeIdentifier}/${created.body.serialNumber}`;
     const photo = png(180, 180);
     expect((await imageRequest(`${path}/images/thumbnail@2x.png`, 'PUT', photo)).status).toBe(200);
     const { files, manifest } = await bundleOf(path);
     expect(files.get('thumbnail@2x.png')?.equals(photo)).toBe(true);
     expect(Object.keys(manifest)).toContain('thumbnail@2x.png');
+    // A strip now would sit beside the thumbnail, which Apple rules out for event tickets.
+    const strip = await imageRequest(`${path}/images/strip.png`, 'PUT', png(375, 98));
+    expect(strip.status).toBe(400);
+    expect(await messageOf(strip)).toContain(
+      'an event ticket with a strip image must not have a thumbnail image',
+    );
+    await rm(folder, { recursive: true, force: true });
+  });
+
+  it('refuses a thumbnail for an event ticket whose template has a strip (Apple: one or the other)', async () => {
+    const created = await server.admin('POST', '/admin/passes', { template: 'event' });
+    const path = `/admin/passes/${created.body.passTypeIdentifier}/${created.body.serialNumber}`;
+    const refused = await imageRequest(`${path}/images/thumbnail@2x.png`, 'PUT', png(180, 180));
+    expect(refused.status).toBe(400);
+    expect(await messageOf(refused)).toContain('must not have a thumbnail image');
   });
 
   it('refuses, with a message naming the problem, what Wallet would not show and what is no PNG', async () => {
