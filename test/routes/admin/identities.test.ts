@@ -7,6 +7,7 @@ import type { ApnsConfig } from '../../../src/config.js';
 import { StartupError } from '../../../src/errors.js';
 import { projectRoot } from '../../../src/paths.js';
 import { type Pushes, startPushes } from '../../../src/push/pushes.js';
+import { sample, scrape } from '../../ops/metrics-text.js';
 import { loadTestIdentities } from '../../support/identities.js';
 import { capturingLogger } from '../../support/log-lines.js';
 import { generateProviderKey, type MockApns, startMockApns } from '../../support/mock-apns.js';
@@ -390,6 +391,12 @@ describe('pass type identities through the admin API', () => {
     expect((await pushed()).map((push) => [push.topic, push.status])).toEqual([['pass.test.brand-a', 200]]);
     const listed = await server.admin('GET', '/admin/identities/pass.test.brand-b');
     expect(listed.body).toMatchObject({ expired: true, daysLeft: -2 });
+    // /metrics has the days left of each identity.
+    const metrics = await scrape(`${server.baseUrl}/metrics`);
+    const daysLeft = (id: string) =>
+      sample(metrics, 'passkit_signing_certificate_days_left', { pass_type_identifier: id });
+    expect(daysLeft('pass.test.brand-b')).toBe(-2);
+    expect(daysLeft('pass.test.brand-a')).toBe(361);
     clockAheadMs = 0;
   });
 
