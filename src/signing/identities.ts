@@ -169,6 +169,13 @@ export function createIdentities(o: IdentitiesOptions): Identities {
   }
   /** The stored identities, with the row version each was read at. */
   let stored = new Map<string, { identity: PassTypeIdentity; version: number }>();
+  /** True until load() has read them: a stored identity that cannot be opened then stops the start. */
+  let starting = true;
+  let timer: NodeJS.Timeout | undefined;
+  /** When each identity's expiry was last logged: a certificate about to expire is warned of once a day. */
+  const expiryLogged = new Map<string, number>(
+    o.configured.map((each) => [each.passTypeIdentifier, o.clock.now().getTime()]),
+  );
 
   /** Re-reads the stored identities whose row changed since this instance read it. */
   const refresh = async (): Promise<void> => {
@@ -222,12 +229,6 @@ export function createIdentities(o: IdentitiesOptions): Identities {
       .map((id) => current(id))
       .filter((identity) => identity !== undefined);
 
-  let starting = true;
-  let timer: NodeJS.Timeout | undefined;
-  /** When each identity's expiry was last logged: a certificate about to expire is warned of once a day. */
-  const expiryLogged = new Map<string, number>(
-    o.configured.map((each) => [each.passTypeIdentifier, o.clock.now().getTime()]),
-  );
   const warnOfExpiry = () => {
     const now = o.clock.now();
     for (const { signing } of list()) {
