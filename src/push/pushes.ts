@@ -74,7 +74,11 @@ export function startPushes(options: {
   /** The credentials each pass type identifier was last sent with: a rotation leaves the old client unused. */
   const topics = new Map<string, string>();
   const retiring = new Set<Promise<void>>();
+  /** Per identity object (a rotation makes a new one): no digest of its credentials on every send. */
+  const chosen = new WeakMap<PassTypeIdentity, ApnsClient>();
   const clientFor = (identity: PassTypeIdentity): ApnsClient => {
+    const known = chosen.get(identity);
+    if (known) return known;
     const auth = apnsAuth(options.config, identity);
     const key = credentialsKey(auth);
     let client = clients.get(key);
@@ -95,6 +99,7 @@ export function startPushes(options: {
     const previous = topics.get(topic);
     topics.set(topic, key);
     if (previous !== undefined && previous !== key) retireIfUnused(previous);
+    chosen.set(identity, client);
     return client;
   };
   const retireIfUnused = (key: string) => {
