@@ -197,7 +197,13 @@ async function main() {
   const metricsServer =
     config.metricsPort === undefined
       ? undefined
-      : await startMetricsServer({ metrics, port: config.metricsPort, host: config.host, log });
+      : await startMetricsServer({
+          metrics,
+          port: config.metricsPort,
+          host: config.host,
+          log,
+          connections: config.connections,
+        });
   log.info(
     {
       database: database.kind,

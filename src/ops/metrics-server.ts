@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { ConnectionLimits } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from './metrics.js';
 
@@ -17,8 +18,18 @@ export async function startMetricsServer(options: {
   port: number;
   host: string;
   log: Logger;
+  /** The main port's timeouts and connection cap (HTTP_*): a slow or idle client is cut off here too. */
+  connections: ConnectionLimits;
 }): Promise<MetricsServer> {
-  const server: Server = createServer((request, response) => {
+  const { connections } = options;
+  const serverOptions = {
+    requestTimeout: connections.requestTimeoutMs,
+    headersTimeout: connections.headersTimeoutMs,
+    keepAliveTimeout: connections.keepAliveTimeoutMs,
+    // As the main port (src/app.ts): look for overdue requests often enough that none overstays by much.
+    connectionsCheckingInterval: connections.headersTimeoutMs / 4,
+  };
+  const server: Server = createServer(serverOptions, (request, response) => {
     const path = (request.url ?? '').split('?')[0];
     if (path !== '/metrics' || (request.method !== 'GET' && request.method !== 'HEAD')) {
       response.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('Not found\n');
@@ -35,6 +46,9 @@ export async function startMetricsServer(options: {
       },
     );
   });
+  server.maxConnections = connections.maxConnections;
+  // Idle sockets (no request, or a request that stalls mid-body) are closed as on the main port.
+  server.setTimeout(connections.idleTimeoutMs, (socket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => {

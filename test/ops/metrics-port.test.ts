@@ -1,6 +1,7 @@
+import { connect } from 'node:net';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
+import { defaultConnectionLimits, loadConfig } from '../../src/config.js';
 import { createMetrics } from '../../src/ops/metrics.js';
 import { startMetricsServer } from '../../src/ops/metrics-server.js';
 import { openTestDatabase, serverDataEnv } from '../support/database.js';
@@ -87,8 +88,23 @@ describe('metrics registries', () => {
     });
     const app = await startTestServer({ database, ops: { metrics, metricsOnMainPort: false } });
     cleanups.push(() => app.close());
-    const metricsServer = await startMetricsServer({ metrics, port: 0, host: '127.0.0.1', log });
+    // The main port's limits, small: a client that sends half its headers and then nothing is answered 408.
+    const connections = { ...defaultConnectionLimits, headersTimeoutMs: 1_000, requestTimeoutMs: 2_000 };
+    const metricsServer = await startMetricsServer({ metrics, port: 0, host: '127.0.0.1', log, connections });
     cleanups.push(() => metricsServer.close());
+    const slow = connect(metricsServer.port, '127.0.0.1');
+    let answered = '';
+    slow.setEncoding('utf8').on('data', (chunk: string) => {
+      answered += chunk;
+    });
+    slow.on('error', () => undefined);
+    const closedAfter = new Promise<number>((resolve) => {
+      const started = Date.now();
+      slow.on('close', () => resolve(Date.now() - started));
+    });
+    slow.write('GET /metrics HTTP/1.1\r\nHost: x\r\n');
+    expect(await closedAfter).toBeLessThan(5_000);
+    expect(answered).toMatch(/^HTTP\/1\.1 408 /);
 
     expect((await fetch(`${app.baseUrl}/metrics`)).status).toBe(404);
     await app.admin('GET', '/admin/templates');
