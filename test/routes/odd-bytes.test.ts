@@ -218,6 +218,8 @@ describe('odd bytes and shapes are 4xx answers naming the field', () => {
     const text = await response.text();
     expect(response.status, text).toBe(status);
     expect(response.headers.get('content-type')).toMatch(/^application\/json/);
+    // The router's own answers (bad percent-encoding, an over-long segment) too: no hook runs for them.
+    expect(response.headers.get('x-content-type-options')).toBe('nosniff');
     const body = JSON.parse(text) as Record<string, unknown>;
     expect(Object.keys(body).sort()).toEqual(['error', 'message', 'statusCode']);
     expect(body.statusCode).toBe(status);

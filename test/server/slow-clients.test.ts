@@ -117,6 +117,7 @@ describe('slow and idle clients', { timeout: 90_000 }, () => {
     // The one error body shape, also for what Node's parser answers before there is a request.
     for (const client of [...idle, ...slowHeaders, ...slowBodies]) {
       expect(errorBodyOf(client.received())).toMatchObject({ statusCode: 408, error: 'request_timeout' });
+      expect(client.received()).toMatch(/\r\nX-Content-Type-Options: nosniff\r\n/);
     }
     expect((await fetch(`${test.baseUrl}/healthz`)).status).toBe(200);
   });

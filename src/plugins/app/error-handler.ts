@@ -4,6 +4,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { InvalidError, ServiceError, ServiceUnavailableError } from '../../errors.js';
+import { securityHeaders } from './security-headers.js';
 
 /** The JSON body of every error answer: a stable code and a message that names the problem. */
 export interface ErrorBody {
@@ -53,7 +54,8 @@ function errorBody(error: FastifyError): ErrorBody {
  * Fastify's frameworkErrors option: the errors its router raises before any route, hook or the error handler runs
  * (a path that is not percent-encoded UTF-8, a path segment over maxParamLength), answered as ErrorBodies too
  * instead of Fastify's own {error, code, message, statusCode}. The messages name the path without echoing it. No
- * hook runs for these answers, so the request id is echoed here (src/plugins/app/request-id.ts does it otherwise).
+ * hook runs for these answers, so the request id is echoed and the security headers are set here (their plugins do it
+ * otherwise).
  */
 export function frameworkErrors(options: { maxParamLength: number }) {
   const frameworkErrorBody = (error: FastifyError): ErrorBody => {
@@ -70,7 +72,7 @@ export function frameworkErrors(options: { maxParamLength: number }) {
   return (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const body = frameworkErrorBody(error);
     if (body.statusCode >= 500) request.log.error({ err: error }, 'request failed');
-    return reply.code(body.statusCode).header('x-request-id', request.id).send(body);
+    return reply.code(body.statusCode).headers(securityHeaders).header('x-request-id', request.id).send(body);
   };
 }
 
@@ -87,7 +89,8 @@ export function clientErrors(error: NodeJS.ErrnoException, socket: Duplex): void
     const json = JSON.stringify(body);
     socket.write(
       `HTTP/1.1 ${body.statusCode} ${STATUS_CODES[body.statusCode]}\r\nConnection: close\r\n` +
-        `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(json)}\r\n\r\n${json}`,
+        `Content-Type: application/json; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n` +
+        `Content-Length: ${Buffer.byteLength(json)}\r\n\r\n${json}`,
     );
   }
   socket.destroy(error);

@@ -6,7 +6,7 @@ import fp from 'fastify-plugin';
  * URLs carry a signature) must not leak through a Referer. Fastify sends no x-powered-by, so there is none to
  * remove. Cache-Control is per route: no-store on the admin API, no-cache on passes.
  */
-const securityHeaders = {
+export const securityHeaders = {
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
 } as const;
