@@ -105,6 +105,8 @@ export async function buildApp(appDeps: AppDeps) {
   // Connections beyond the cap are closed as they arrive, so that idle ones cannot use up the process's file
   // descriptors (which its database connections and files need too) before the timeouts above close them.
   app.server.maxConnections = connections.maxConnections;
+  // Node's 'drop' event: each connection closed that way is counted, so an operator sees the cap being reached.
+  app.server.on('drop', () => deps.ops.metrics.observeDroppedConnection());
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   // Every body this API takes is JSON: anything else is 415, not a string handed to validation.

@@ -34,6 +34,8 @@ export interface Metrics {
   observeRequest(route: string, method: string, statusCode: number, seconds: number): void;
   observeSigning(seconds: number): void;
   observeBundleCache(result: 'hit' | 'miss'): void;
+  /** The HTTP server closed a connection as it arrived: HTTP_MAX_CONNECTIONS were open. */
+  observeDroppedConnection(): void;
   /** The push worker's onOutcome: one call per send. */
   observePush(outcome: ApnsOutcome): void;
   /** Reads the database-backed gauges, then renders every metric in Prometheus' text format. */
@@ -98,6 +100,11 @@ export function createMetrics(options: MetricsOptions): Metrics {
     name: 'passkit_bundle_cache_total',
     help: 'Bundle requests answered from the stored bundle of the current version (hit) or signed anew (miss).',
     labelNames: ['result'] as const,
+    registers,
+  });
+  const droppedConnections = new Counter({
+    name: 'passkit_http_connections_dropped_total',
+    help: 'Connections closed as they arrived because HTTP_MAX_CONNECTIONS were open (idle clients, or too few allowed).',
     registers,
   });
   const pushesSent = new Counter({
@@ -220,6 +227,9 @@ export function createMetrics(options: MetricsOptions): Metrics {
     },
     observeBundleCache(result) {
       bundleCache.inc({ result });
+    },
+    observeDroppedConnection() {
+      droppedConnections.inc();
     },
     observePush(outcome) {
       if (outcome.kind === 'delivered') pushesSent.inc();

@@ -1,6 +1,7 @@
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type ConnectionLimits, defaultConnectionLimits, loadConfig } from '../../src/config.js';
+import { sample, scrape } from '../ops/metrics-text.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { WalletDevice } from '../support/wallet-device.js';
 
@@ -161,6 +162,9 @@ describe('slow and idle clients', { timeout: 90_000 }, () => {
 
     for (const client of held) await client.closed;
     expect((await fetch(`${test.baseUrl}/healthz`)).status).toBe(200);
+    // Counted, so that an operator sees the cap being reached.
+    const metrics = await scrape(`${test.baseUrl}/metrics`);
+    expect(sample(metrics, 'passkit_http_connections_dropped_total')).toBe(1);
   });
 });
 
