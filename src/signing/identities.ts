@@ -221,6 +221,12 @@ export function createIdentities(o: IdentitiesOptions): Identities {
     return refreshing;
   };
 
+  /** After this instance's own change: a refresh already under way may have read the rows before it. */
+  const refreshAfterChange = async (): Promise<void> => {
+    await refreshing?.catch(() => undefined);
+    await refreshOnce();
+  };
+
   const current = (id: string): PassTypeIdentity | undefined =>
     stored.get(id)?.identity ?? configured.get(id);
   const list = (): PassTypeIdentity[] =>
@@ -318,7 +324,7 @@ export function createIdentities(o: IdentitiesOptions): Identities {
         },
         o.clock.now(),
       );
-      await refreshOnce();
+      await refreshAfterChange();
       log.info(
         { passTypeIdentifier: id, notAfter: identity.signing.notAfter.toISOString(), added },
         added ? 'identity added' : 'identity certificate rotated',
@@ -341,7 +347,7 @@ export function createIdentities(o: IdentitiesOptions): Identities {
             )
           : new NotFoundError(`No identity ${passTypeIdentifier}`);
       }
-      await refreshOnce();
+      await refreshAfterChange();
       log.info({ passTypeIdentifier }, 'identity removed');
     },
     async load() {
