@@ -61,8 +61,9 @@ export function createTemplateCatalog(o: TemplateCatalogOptions): TemplateCatalo
     let loading = versions.get(key);
     if (!loading) {
       loading = reader.find(name, version).then((record) => record && fromArchive(record));
-      // A failed read is not kept: the next find reads again.
-      loading.catch(() => versions.delete(key));
+      // Neither a failed read nor a version not there (yet: another instance may publish it next) is kept.
+      const forget = () => versions.delete(key);
+      loading.then((template) => template ?? forget(), forget);
       versions.set(key, loading);
     }
     return loading;

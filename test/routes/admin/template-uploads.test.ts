@@ -169,6 +169,10 @@ describe('template versions', () => {
       ...passesDeps(server),
       templates: testTemplateCatalog(new Map(), server.database.repositories, server.identities),
     };
+    // Asked for a version before it exists (published meanwhile elsewhere), it still finds it once it does.
+    expect(await restarted.templates.find('deal', 2)).toBeUndefined();
+    expect((await upload('deal', zipOf(dir, 'deal.pass'))).body.version).toBe(2);
+    expect((await restarted.templates.find('deal', 2))?.version).toBe(2);
     const changed = await updatePass(restarted, key, { fields: { offer: '20%' } });
     expect(changed).toMatchObject({ templateVersion: 1, version: 2, fields: { offer: '20%' } });
     const bundle = await getSignedBundle(restarted, changed);
