@@ -1,3 +1,4 @@
+import { Prisma } from './generated/client.js';
 import type { PrismaClient } from './sql.js';
 
 /** A stored identity as the database holds it: certificates in PEM, keys sealed (src/signing/sealed-keys.ts). */
@@ -18,8 +19,11 @@ export interface IdentitiesRepository {
   list(): Promise<IdentityRecord[]>;
   /** When each stored identity last changed: a cheap read to tell whether list() is needed again. */
   versions(): Promise<Map<string, number>>;
-  /** Adds the identity, or replaces the stored one of its pass type identifier; true when it was added. */
-  save(record: Omit<IdentityRecord, 'updatedAt'>, now: Date): Promise<boolean>;
+  /**
+   * Stores the identity: `add` only when none of its pass type identifier is stored (false then), `replace` in any
+   * case (a rotation). True when a row was added.
+   */
+  save(record: Omit<IdentityRecord, 'updatedAt'>, now: Date, mode: 'add' | 'replace'): Promise<boolean>;
   /**
    * Removes it, unless passes of its pass type identifier remain and evenWithPasses is false (they would have
    * nothing to be signed with): 'removed', 'in-use' or 'absent'.
@@ -49,6 +53,13 @@ function toRecord(row: Row): IdentityRecord {
   };
 }
 
+const replaceRow = Prisma.sql`DO UPDATE SET team_identifier = EXCLUDED.team_identifier,
+  signer_cert = EXCLUDED.signer_cert, sealed_signer_key = EXCLUDED.sealed_signer_key, wwdr = EXCLUDED.wwdr,
+  not_after = EXCLUDED.not_after, apns_key_id = EXCLUDED.apns_key_id, apns_team_id = EXCLUDED.apns_team_id,
+  sealed_apns_key = EXCLUDED.sealed_apns_key,
+  -- Strictly later than the version another instance read, so that it reads the row again.
+  updated_at = GREATEST(EXCLUDED.updated_at, i.updated_at + interval '1 millisecond')`;
+
 export function createIdentitiesRepository(db: { prisma: PrismaClient }): IdentitiesRepository {
   const { prisma } = db;
   return {
@@ -62,7 +73,7 @@ export function createIdentitiesRepository(db: { prisma: PrismaClient }): Identi
       });
       return new Map(rows.map((row) => [row.passTypeIdentifier, row.updatedAt.getTime()]));
     },
-    async save(record, now) {
+    async save(record, now, mode) {
       const columns = {
         teamIdentifier: record.teamIdentifier,
         signerCert: record.signerCert,
@@ -80,12 +91,7 @@ export function createIdentitiesRepository(db: { prisma: PrismaClient }): Identi
         VALUES (${record.passTypeIdentifier}, ${columns.teamIdentifier}, ${columns.signerCert},
           ${columns.sealedSignerKey}, ${columns.wwdr}, ${columns.notAfter}, ${columns.apnsKeyId},
           ${columns.apnsTeamId}, ${columns.sealedApnsKey}, ${now}, ${now})
-        ON CONFLICT (pass_type_identifier) DO UPDATE SET team_identifier = EXCLUDED.team_identifier,
-          signer_cert = EXCLUDED.signer_cert, sealed_signer_key = EXCLUDED.sealed_signer_key, wwdr = EXCLUDED.wwdr,
-          not_after = EXCLUDED.not_after, apns_key_id = EXCLUDED.apns_key_id, apns_team_id = EXCLUDED.apns_team_id,
-          sealed_apns_key = EXCLUDED.sealed_apns_key,
-          -- Strictly later than the version another instance read, so that it reads the row again.
-          updated_at = GREATEST(EXCLUDED.updated_at, i.updated_at + interval '1 millisecond')
+        ON CONFLICT (pass_type_identifier) ${mode === 'add' ? Prisma.sql`DO NOTHING` : replaceRow}
         RETURNING (xmax = 0) AS added`;
       return rows[0]?.added === true;
     },

@@ -291,11 +291,7 @@ export function createIdentities(o: IdentitiesOptions): Identities {
       const { passTypeIdentifier: id, teamIdentifier } = identity.signing;
       await refreshOnce();
       const existing = current(id);
-      if (expect === 'new' && existing) {
-        throw new ConflictError(
-          `The identity ${id} exists: rotate its certificate with PUT /admin/identities/${id}`,
-        );
-      }
+      if (expect === 'new' && existing) throw exists(id);
       if (expect !== 'new') {
         if (expect !== id) {
           throw new InvalidError(`The certificate is for ${id} (its subject UID), not ${expect}`);
@@ -323,7 +319,10 @@ export function createIdentities(o: IdentitiesOptions): Identities {
           },
         },
         o.clock.now(),
+        expect === 'new' ? 'add' : 'replace',
       );
+      // Another request added it since the check above.
+      if (expect === 'new' && !added) throw exists(id);
       await refreshAfterChange();
       log.info(
         { passTypeIdentifier: id, notAfter: identity.signing.notAfter.toISOString(), added },
@@ -365,6 +364,9 @@ export function createIdentities(o: IdentitiesOptions): Identities {
     close: () => clearInterval(timer),
   };
 }
+
+const exists = (id: string) =>
+  new ConflictError(`The identity ${id} exists: rotate its certificate with PUT /admin/identities/${id}`);
 
 function uploadedPems(upload: IdentityUpload): { pems: SigningPems; labels: PemLabels } {
   if ('p12' in upload.signer) {

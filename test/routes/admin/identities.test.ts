@@ -228,6 +228,17 @@ describe('pass type identities through the admin API', () => {
         message: expect.stringContaining(message),
       });
     }
+    // Two adds of one new identity at once: one is added, the other is told it exists.
+    const racing = await createTestPki({ passTypeIdentifier: 'pass.test.racing' });
+    const add = () =>
+      server.admin('POST', '/admin/identities', {
+        certificate: racing.signerCertPem,
+        privateKey: racing.signerKeyPem,
+        wwdr: racing.wwdrPem,
+      });
+    const statuses = (await Promise.all([add(), add()])).map((answer) => answer.status).sort();
+    expect(statuses).toEqual([201, 409]);
+    expect((await server.admin('DELETE', '/admin/identities/pass.test.racing')).status).toBe(204);
     const expired = await createTestPki({ passTypeIdentifier: 'pass.test.expired', expired: true });
     const refused = await server.admin('POST', '/admin/identities', {
       certificate: expired.signerCertPem,
