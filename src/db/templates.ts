@@ -1,3 +1,4 @@
+import { Prisma } from './generated/client.js';
 import type { PrismaClient, SqlQuery } from './sql.js';
 import { isUniqueViolation } from './unique-violation.js';
 
@@ -22,8 +23,11 @@ export interface TemplatesRepository {
   versionsOf(name: string): Promise<number[]>;
   /** Stores the next version of the name (1 for a new one) and returns it. */
   publish(name: string, archive: Buffer, passTypeIdentifier: string | null, now: Date): Promise<number>;
-  /** Removes the version unless passes are built from it: 'removed', 'in-use' or 'absent'. */
-  remove(name: string, version: number): Promise<'removed' | 'in-use' | 'absent'>;
+  /**
+   * Removes the version (every version when none is given) unless passes are built from it: 'removed', 'in-use'
+   * or 'absent'.
+   */
+  remove(name: string, version?: number): Promise<'removed' | 'in-use' | 'absent'>;
 }
 
 /** Reads a version on the given connection: a change's transaction reads on its own (PGlite has only one). */
@@ -101,11 +105,16 @@ export function createTemplatesRepository(db: {
       }
     },
     async remove(name, version) {
+      // One statement, so that a pass made from the template meanwhile is either seen here or fails to find it.
+      const which = version === undefined ? Prisma.empty : Prisma.sql`AND version = ${version}`;
+      const usedBy = version === undefined ? Prisma.empty : Prisma.sql`AND template_version = ${version}`;
       const removed = await prisma.$executeRaw`
-        DELETE FROM template_versions WHERE name = ${name} AND version = ${version}
-          AND NOT EXISTS (SELECT 1 FROM passes WHERE template = ${name} AND template_version = ${version})`;
+        DELETE FROM template_versions WHERE name = ${name} ${which}
+          AND NOT EXISTS (SELECT 1 FROM passes WHERE template = ${name} AND template_version IS NOT NULL ${usedBy})`;
       if (removed > 0) return 'removed';
-      const exists = await prisma.templateVersion.count({ where: { name, version } });
+      const exists = await prisma.templateVersion.count({
+        where: { name, ...(version === undefined ? {} : { version }) },
+      });
       return exists > 0 ? 'in-use' : 'absent';
     },
   };

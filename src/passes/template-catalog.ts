@@ -31,8 +31,8 @@ export interface TemplateCatalog {
    * `owner`: the identity its passes belong to (any when absent).
    */
   publish(name: string, zip: Buffer, owner?: PassIdentifiers): Promise<Template>;
-  /** Removes a stored version that no pass is built from. */
-  remove(name: string, version: number): Promise<void>;
+  /** Removes a stored version (every version when none is given) that no pass is built from. */
+  remove(name: string, version?: number): Promise<void>;
 }
 
 export interface TemplateCatalogOptions {
@@ -121,13 +121,18 @@ export function createTemplateCatalog(o: TemplateCatalogOptions): TemplateCatalo
         throw new ConflictError(`"${name}" is a template of MODELS_DIR: remove its folder and restart`);
       }
       const outcome = await o.repository.remove(name, version);
-      if (outcome === 'absent') throw new NotFoundError(`No template "${name}" version ${version}`);
+      const which = version === undefined ? `template "${name}"` : `template "${name}" version ${version}`;
+      if (outcome === 'absent') throw new NotFoundError(`No ${which}`);
       if (outcome === 'in-use') {
         throw new ConflictError(
-          `Passes are built from template "${name}" version ${version}: delete them, or move them to another version`,
+          `Passes are built from ${which}: delete them, or move them to another version`,
         );
       }
-      versions.delete(`${name}\u0000${version}`);
+      for (const key of versions.keys()) {
+        if (key === `${name}\u0000${version}` || (version === undefined && key.startsWith(`${name}\u0000`))) {
+          versions.delete(key);
+        }
+      }
     },
   };
 }

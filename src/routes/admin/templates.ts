@@ -132,6 +132,25 @@ export const templateRoutes: FastifyPluginAsync<AdminDeps> = async (fastify, dep
   });
 
   app.delete(
+    '/admin/templates/:name',
+    {
+      schema: {
+        ...adminDoc(
+          'deleteTemplate',
+          'Delete an uploaded template, every version of it',
+          '409 while passes are made from any of its versions, and for a MODELS_DIR template.',
+        ),
+        params: templateParams,
+        response: { 204: noBody('Deleted'), ...errorResponses(400, 401, 404, 409, ...commonErrors) },
+      },
+    },
+    async (request, reply) => {
+      await deps.templates.remove(request.params.name);
+      return reply.code(204).send();
+    },
+  );
+
+  app.delete(
     '/admin/templates/:name/versions/:version',
     {
       schema: {

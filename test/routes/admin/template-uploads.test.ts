@@ -149,6 +149,14 @@ describe('template versions', () => {
     expect((await server.admin('DELETE', '/admin/templates/member/versions/1')).status).toBe(204);
     expect((await server.admin('DELETE', '/admin/templates/member/versions/1')).status).toBe(404);
     expect((await server.admin('GET', '/admin/templates/member')).body).toMatchObject({ versions: [2] });
+    // The whole template: refused while a pass is made from a version of it, then gone.
+    expect((await server.admin('DELETE', '/admin/templates/member')).status).toBe(409);
+    const freshPath = `/admin/passes/${fresh.body.passTypeIdentifier}/${fresh.body.serialNumber}`;
+    expect((await server.admin('DELETE', freshPath)).status).toBe(204);
+    expect((await server.admin('DELETE', '/admin/templates/member')).status).toBe(204);
+    expect((await server.admin('GET', '/admin/templates/member')).status).toBe(404);
+    expect((await server.admin('DELETE', '/admin/templates/member')).status).toBe(404);
+    expect((await server.admin('DELETE', '/admin/templates/loyalty')).status).toBe(409);
     expect((await server.admin('DELETE', '/admin/templates/loyalty/versions/1')).status).toBe(409);
   });
 
